@@ -1,0 +1,152 @@
+"""A private tracefs instance: the kernel's trace events, without touching the global buffer.
+
+The kernel is shared.  Everything here works in ``instances/<name>`` of a mounted tracefs,
+created on entry and removed on exit (after disabling every event that was enabled through
+it), and never writes the global ``tracing_on``, ``current_tracer`` or ``set_event``.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import secrets
+from pathlib import Path
+
+TRACEFS_CANDIDATES = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
+
+
+class TracefsError(Exception):
+    """A tracefs operation failed; the message names the file and the kernel's answer."""
+
+
+def find_tracefs() -> Path | None:
+    """The mount point of a readable tracefs, or None."""
+    for cand in TRACEFS_CANDIDATES:
+        p = Path(cand)
+        if (p / "events" / "header_page").exists():
+            return p
+    return None
+
+
+def why_no_tracefs() -> str | None:
+    """None when a private instance can be made here, else the reason why not."""
+    if os.geteuid() != 0:
+        return "needs root for tracefs"
+    root = find_tracefs()
+    if root is None:
+        return "no tracefs mounted (mount -t tracefs nodev /sys/kernel/tracing)"
+    if not (root / "instances").is_dir():
+        return f"{root} has no instances directory"
+    return None
+
+
+class Instance:
+    """A private tracefs instance, a context manager.
+
+    >>> with Instance() as inst:                      # doctest: +SKIP
+    ...     inst.enable("syscalls", "sys_enter_getppid")
+    ...     os.getppid()
+    ...     print(inst.read("trace"))
+    """
+
+    def __init__(self, name: str | None = None, root: Path | None = None):
+        self.root = root or find_tracefs()
+        if self.root is None:
+            raise TracefsError("no tracefs mounted")
+        self.name = name or f"usertrace-{os.getpid()}-{secrets.token_hex(3)}"
+        self.path = self.root / "instances" / self.name
+        self._enabled: list[Path] = []
+        self._filtered: list[Path] = []
+        self._created = False
+
+    # -- lifetime -------------------------------------------------------------------------
+    def create(self) -> "Instance":
+        try:
+            self.path.mkdir()
+        except OSError as exc:
+            raise TracefsError(f"cannot create instance {self.path}: {exc.strerror}") from None
+        self._created = True
+        return self
+
+    def remove(self) -> None:
+        if not self._created:
+            return
+        for p in reversed(self._enabled):
+            try:
+                p.write_text("0")
+            except OSError:
+                pass
+        for p in self._filtered:
+            try:
+                p.write_text("0")
+            except OSError:
+                pass
+        self._enabled.clear()
+        self._filtered.clear()
+        try:
+            (self.path / "tracing_on").write_text("0")
+        except OSError:
+            pass
+        # rmdir can answer EBUSY for a moment while a reader still holds a file.
+        for _ in range(50):
+            try:
+                self.path.rmdir()
+                break
+            except OSError as exc:
+                if exc.errno != errno.EBUSY:
+                    raise TracefsError(f"cannot remove {self.path}: {exc.strerror}") from None
+                import time
+
+                time.sleep(0.02)
+        self._created = False
+
+    def __enter__(self) -> "Instance":
+        return self.create()
+
+    def __exit__(self, *exc) -> None:
+        self.remove()
+
+    # -- files ----------------------------------------------------------------------------
+    def file(self, rel: str) -> Path:
+        return self.path / rel
+
+    def read(self, rel: str) -> str:
+        return (self.path / rel).read_text()
+
+    def read_bytes(self, rel: str) -> bytes:
+        return (self.path / rel).read_bytes()
+
+    def write(self, rel: str, text: str) -> None:
+        """Write ``text`` to a file of the instance; a refusal raises TracefsError with errno."""
+        fd = os.open(self.path / rel, os.O_WRONLY | os.O_TRUNC)
+        try:
+            os.write(fd, text.encode())
+        except OSError as exc:
+            err = TracefsError(f"{rel}: {exc.strerror}")
+            err.errno = exc.errno  # type: ignore[attr-defined]
+            raise err from None
+        finally:
+            os.close(fd)
+
+    def event_dir(self, system: str, event: str | None = None) -> str:
+        return f"events/{system}" if event is None else f"events/{system}/{event}"
+
+    def enable(self, system: str, event: str | None = None) -> None:
+        rel = self.event_dir(system, event) + "/enable"
+        self.write(rel, "1")
+        self._enabled.append(self.path / rel)
+
+    def disable(self, system: str, event: str | None = None) -> None:
+        self.write(self.event_dir(system, event) + "/enable", "0")
+
+    def set_filter(self, system: str, event: str | None, expr: str) -> None:
+        rel = self.event_dir(system, event) + "/filter"
+        self._filtered.append(self.path / rel)
+        self.write(rel, expr)
+
+    def clear(self) -> None:
+        """Empty the instance's buffer (echo > trace)."""
+        self.write("trace", "")
+
+    def num_cpus(self) -> int:
+        return len([d for d in (self.path / "per_cpu").iterdir() if d.name.startswith("cpu")])

@@ -1,0 +1,47 @@
+"""Shared fixtures: the kernel as oracle (a private tracefs instance), target programs."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from usertrace.kernel.tracefs import Instance, why_no_tracefs
+
+TESTS = Path(__file__).resolve().parent
+TARGETS_SRC = TESTS / "targets"
+TARGETS_BIN = TARGETS_SRC / "bin"
+
+
+@pytest.fixture
+def tracefs_instance():
+    """A private tracefs instance, removed afterwards; skips with the reason where none can be made."""
+    reason = why_no_tracefs()
+    if reason:
+        pytest.skip(reason)
+    with Instance() as inst:
+        yield inst
+
+
+def build_target(name: str) -> Path:
+    """Compile tests/targets/NAME.c into tests/targets/bin/NAME (once), skip if no C compiler."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler (apt-get install gcc)")
+    src = TARGETS_SRC / f"{name}.c"
+    out = TARGETS_BIN / name
+    TARGETS_BIN.mkdir(exist_ok=True)
+    if not out.exists() or out.stat().st_mtime < src.stat().st_mtime:
+        tmp = out.with_suffix(f".tmp{os.getpid()}")
+        subprocess.run([cc, "-O1", "-g", "-pthread", "-o", str(tmp), str(src)], check=True)
+        os.replace(tmp, out)
+    return out
+
+
+@pytest.fixture
+def target():
+    """target('name') -> path of the compiled tests/targets/name.c."""
+    return build_target
