@@ -1,0 +1,144 @@
+"""The registry: systems, events and their ids; enabling with reference counts per consumer.
+
+Each event has a *status*: a bit per kind of consumer that listens, as the seed's user_events
+``reg``/``unreg`` keep it (bit 0 the trace buffer, bit 1 a live stream, bit 7 anything else,
+e.g. a counter).  A consumer kind may enable one event several times (two filters, two
+streams): the bit stays set until the last one disables it.  Sources watch status changes
+(:meth:`Registry.watch`) to start or stop paying for an event: the syscall engine rebuilds its
+seccomp filter, the user-events server sets status bytes, probes insert or remove breakpoints.
+"""
+
+from __future__ import annotations
+
+import fnmatch
+from enum import IntFlag
+from typing import Callable, Iterable
+
+from .format import EventFormat
+
+
+class Consumer(IntFlag):
+    TRACE = 0x01    # the trace buffer (record)
+    STREAM = 0x02   # a live stream
+    OTHER = 0x80    # counters, statistics, anything else
+
+
+class RegistryError(LookupError):
+    pass
+
+
+FIRST_DYNAMIC_ID = 1000  # ids we hand out; kernel formats read from files keep theirs
+
+
+class Registry:
+    def __init__(self):
+        self._by_key: dict[tuple[str, str], EventFormat] = {}
+        self._by_id: dict[int, EventFormat] = {}
+        self._refs: dict[int, dict[Consumer, int]] = {}
+        self._watchers: list[Callable[[EventFormat, int], None]] = []
+        self._next_id = FIRST_DYNAMIC_ID
+
+    # -- events ---------------------------------------------------------------------------
+    def add(self, fmt: EventFormat) -> EventFormat:
+        """Register an event; an id of 0 gets the next free one. Adding twice is an error."""
+        key = (fmt.system, fmt.name)
+        if key in self._by_key:
+            raise RegistryError(f"event {fmt.full_name} already exists")
+        if not fmt.id:
+            while self._next_id in self._by_id:
+                self._next_id += 1
+            fmt.id = self._next_id
+            self._next_id += 1
+        elif fmt.id in self._by_id:
+            raise RegistryError(f"event id {fmt.id} of {fmt.full_name} is taken by "
+                                f"{self._by_id[fmt.id].full_name}")
+        self._by_key[key] = fmt
+        self._by_id[fmt.id] = fmt
+        self._refs[fmt.id] = {}
+        return fmt
+
+    def remove(self, fmt: EventFormat) -> None:
+        """Delete an event; refused while any consumer has it enabled (busy)."""
+        if self.status(fmt):
+            raise RegistryError(f"event {fmt.full_name} is busy")
+        del self._by_key[(fmt.system, fmt.name)]
+        del self._by_id[fmt.id]
+        del self._refs[fmt.id]
+
+    def get(self, system: str, name: str) -> EventFormat | None:
+        return self._by_key.get((system, name))
+
+    def by_id(self, event_id: int) -> EventFormat | None:
+        return self._by_id.get(event_id)
+
+    def __iter__(self):
+        return iter(sorted(self._by_key.values(), key=lambda f: (f.system, f.name)))
+
+    def __len__(self) -> int:
+        return len(self._by_key)
+
+    def systems(self) -> list[str]:
+        return sorted({s for s, _ in self._by_key})
+
+    def match(self, pattern: str) -> list[EventFormat]:
+        """Events named by a trace-cmd ``-e`` argument.
+
+        ``SYSTEM:EVENT`` with globs in either part; a bare word matches a system of that name
+        or, failing that, events of that name in any system (``sched``, ``sys_enter_open*``).
+        """
+        if ":" in pattern:
+            sys_pat, ev_pat = pattern.split(":", 1)
+            ev_pat = ev_pat or "*"
+            return [f for f in self if fnmatch.fnmatchcase(f.system, sys_pat)
+                    and fnmatch.fnmatchcase(f.name, ev_pat)]
+        by_system = [f for f in self if fnmatch.fnmatchcase(f.system, pattern)]
+        if by_system:
+            return by_system
+        return [f for f in self if fnmatch.fnmatchcase(f.name, pattern)]
+
+    # -- enabling -------------------------------------------------------------------------
+    def enable(self, fmt: EventFormat, consumer: Consumer = Consumer.TRACE) -> int:
+        refs = self._refs[fmt.id]
+        before = self.status(fmt)
+        refs[consumer] = refs.get(consumer, 0) + 1
+        return self._changed(fmt, before)
+
+    def disable(self, fmt: EventFormat, consumer: Consumer = Consumer.TRACE) -> int:
+        refs = self._refs[fmt.id]
+        before = self.status(fmt)
+        n = refs.get(consumer, 0)
+        if n <= 0:
+            raise RegistryError(f"event {fmt.full_name} is not enabled for {consumer.name}")
+        if n == 1:
+            del refs[consumer]
+        else:
+            refs[consumer] = n - 1
+        return self._changed(fmt, before)
+
+    def status(self, fmt: EventFormat) -> int:
+        """The consumer bits of who listens to ``fmt`` (0: nobody)."""
+        status = 0
+        for consumer in self._refs.get(fmt.id, ()):
+            status |= consumer
+        return status
+
+    def refcount(self, fmt: EventFormat, consumer: Consumer) -> int:
+        return self._refs.get(fmt.id, {}).get(consumer, 0)
+
+    def enabled(self) -> list[EventFormat]:
+        return [f for f in self if self.status(f)]
+
+    def watch(self, callback: Callable[[EventFormat, int], None]) -> None:
+        """Call ``callback(fmt, status)`` whenever an event's status changes."""
+        self._watchers.append(callback)
+
+    def _changed(self, fmt: EventFormat, before: int) -> int:
+        after = self.status(fmt)
+        if after != before:
+            for cb in self._watchers:
+                cb(fmt, after)
+        return after
+
+    def add_all(self, formats: Iterable[EventFormat]) -> None:
+        for f in formats:
+            self.add(f)
