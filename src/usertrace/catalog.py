@@ -1,0 +1,20 @@
+"""The events usertrace knows before anything is traced: one registry built from every source.
+
+Syscall events come from the generated syscall table; user events and probe events join a
+session's registry as they are registered or defined.
+"""
+
+from __future__ import annotations
+
+from .events.registry import Registry
+
+
+def known_events() -> Registry:
+    """A fresh registry holding every event the sources define up front."""
+    reg = Registry()
+    try:
+        from .sources.syscalls.events import syscall_formats
+    except ImportError:  # the syscall source is not built on this platform
+        return reg
+    reg.add_all(syscall_formats())
+    return reg

@@ -1,0 +1,68 @@
+"""``usertrace list`` and ``usertrace format``."""
+
+from __future__ import annotations
+
+import argparse
+import os
+
+from ..catalog import known_events
+from ..events.format import EventFormat, FormatError
+from .context import CliError, Context, ExitStatus
+
+
+def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
+    if name == "list":
+        p.add_argument("-e", "--event", metavar="GLOB", action="append",
+                       help="only events matching SYSTEM:EVENT globs (as record -e); repeatable")
+        p.epilog = "examples:\n  usertrace list\n  usertrace list -e 'syscalls:*open*'\n"
+    else:
+        p.add_argument("what", metavar="SYSTEM:EVENT|FILE",
+                       help="an event name, or a format file to parse and render again")
+        p.epilog = ("examples:\n  usertrace format syscalls:sys_enter_openat\n"
+                    "  usertrace format /sys/kernel/tracing/events/sched/sched_switch/format\n")
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    if args._name == "list":
+        return run_list(args, ctx)
+    return run_format(args, ctx)
+
+
+def run_list(args, ctx: Context) -> int:
+    reg = known_events()
+    patterns = args.event or ["*:*"]
+    seen = set()
+    for pat in patterns:
+        matched = reg.match(pat)
+        if not matched and args.event:
+            raise CliError(f"no event matches {pat!r}")
+        for fmt in matched:
+            if fmt.full_name not in seen:
+                seen.add(fmt.full_name)
+                ctx.stdout.write(fmt.full_name + "\n")
+    return ExitStatus.OK
+
+
+def run_format(args, ctx: Context) -> int:
+    what = args.what
+    if os.path.exists(what) or "/" in what:
+        try:
+            with open(what) as f:
+                text = f.read()
+        except OSError as exc:
+            raise CliError(f"cannot read {what}: {exc.strerror}") from None
+        except UnicodeDecodeError:
+            raise CliError(f"{what} is not a format file (not text)") from None
+        try:
+            fmt = EventFormat.parse(text)
+        except FormatError as exc:
+            raise CliError(f"{what}: {exc.render()}") from None
+        ctx.stdout.write(fmt.render())
+        return ExitStatus.OK
+    reg = known_events()
+    system, _, name = what.rpartition(":")
+    matched = [f for f in reg.match(what if system else f"*:{name}") if "*" not in what]
+    if not matched:
+        raise CliError(f"unknown event {what!r} (usertrace list shows the known ones)")
+    ctx.stdout.write(matched[0].render())
+    return ExitStatus.OK

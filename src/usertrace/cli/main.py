@@ -1,0 +1,72 @@
+"""The ``usertrace`` command: a table of subcommands, each its own module (as trace-cmd's
+``commands[]``).  Every subcommand calls only the public library."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .. import __version__
+from .context import CliError, Context, ExitStatus
+
+# name -> (module, one-line help)
+COMMANDS = {
+    "record": ("record", "trace a command or processes into a trace.dat file"),
+    "stream": ("record", "trace and print the events live as text"),
+    "stat": ("record", "count syscalls, errors and time per syscall, like strace -c"),
+    "report": ("report", "print a trace.dat file as the kernel's trace text or JSON"),
+    "list": ("listing", "list the events that can be traced"),
+    "format": ("listing", "print the format of an event or of a format file"),
+}
+
+EPILOG = """\
+examples:
+  usertrace record -e syscalls -- ls /tmp          # every syscall of ls into trace.dat
+  usertrace record -e 'syscalls:sys_*_openat' -f 'ret < 0' -o open.dat -- make
+  usertrace stream -e sys_enter_openat -s -P 1234  # attach, print openat calls live
+  usertrace report -i open.dat --json
+  usertrace stat -- python3 app.py                 # like strace -c
+  usertrace list -e 'syscalls:*open*'
+  usertrace format syscalls:sys_enter_openat
+"""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="usertrace", description="The Linux kernel's trace events for any process you may trace.",
+        epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"usertrace {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in COMMANDS.items():
+        mod = importlib.import_module(f".{module}", __package__)
+        sp = sub.add_parser(name, help=help_text, description=help_text,
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+        mod.add_arguments(name, sp)
+        sp.set_defaults(_run=getattr(mod, "run"), _name=name)
+    return parser
+
+
+def main(argv: list[str] | None = None, ctx: Context | None = None) -> int:
+    ctx = ctx or Context()
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # argparse: --help or a usage error
+        return int(exc.code or 0)
+    if not getattr(args, "command", None):
+        parser.print_help(ctx.stdout)
+        return ExitStatus.USAGE
+    try:
+        return int(args._run(args, ctx) or 0)
+    except CliError as exc:
+        ctx.error(str(exc))
+        return exc.status
+    except KeyboardInterrupt:
+        return ExitStatus.INTERRUPTED
+    except BrokenPipeError:
+        return ExitStatus.OK
+
+
+if __name__ == "__main__":
+    sys.exit(main())
