@@ -16,8 +16,8 @@ def test_layout_matches_strace():
     for i in range(40):
         s.add("openat", 257, 599_200 // 40, -2 if i < 19 else 3)
     s.add("mmap", 9, 2_528_000 - 599_200, 0)
-    for _ in range(116):
-        s.add("close", 3, 0, 0)
+    for i in range(116):
+        s.add("close", 3, 0, -9 if i < 8 else 0)
     lines = s.render().splitlines()
     assert lines[0] == STRACE_LINES[0] and lines[1] == STRACE_LINES[1]
     assert lines[3] == STRACE_LINES[2]
