@@ -1,0 +1,47 @@
+#!/usr/bin/env bash
+# Install usertrace from this checkout so that `usertrace` is on the PATH.
+#
+# Where pip may install into the running Python (a pyenv or a virtual environment), it does
+# just that.  Where the system Python refuses (Debian's "externally managed environment"), it
+# makes a virtual environment (/opt/usertrace as root, ~/.local/share/usertrace otherwise) and
+# links its `usertrace` into /usr/local/bin or ~/.local/bin.
+set -euo pipefail
+here="$(cd "$(dirname "$0")" && pwd)"
+py="${PYTHON:-python3}"
+
+if ! command -v "$py" >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && apt-get install -y -qq python3 python3-venv python3-pip >/dev/null
+  else
+    echo "install: python3 is missing (apt-get install python3 python3-venv)" >&2; exit 1
+  fi
+fi
+"$py" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
+  || { echo "install: usertrace needs Python 3.11 or newer" >&2; exit 1; }
+
+if "$py" -m pip install -q --disable-pip-version-check "$here" 2>/tmp/usertrace-pip.$$; then
+  rm -f /tmp/usertrace-pip.$$
+  bin="$("$py" -c 'import sysconfig; print(sysconfig.get_path("scripts"))')"
+  command -v usertrace >/dev/null || echo "install: done; add $bin to your PATH"
+  exit 0
+fi
+if ! grep -q -i "externally.managed\|No module named pip" /tmp/usertrace-pip.$$; then
+  cat /tmp/usertrace-pip.$$ >&2; rm -f /tmp/usertrace-pip.$$; exit 1
+fi
+rm -f /tmp/usertrace-pip.$$
+
+if [ "$(id -u)" = 0 ]; then venv=/opt/usertrace; link=/usr/local/bin; else
+  venv="$HOME/.local/share/usertrace"; link="$HOME/.local/bin"; fi
+if ! "$py" -m venv "$venv" 2>/dev/null; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    apt-get update -qq && apt-get install -y -qq python3-venv >/dev/null
+    "$py" -m venv "$venv"
+  else
+    echo "install: cannot make a virtual environment (apt-get install python3-venv)" >&2; exit 1
+  fi
+fi
+"$venv/bin/pip" install -q --disable-pip-version-check "$here"
+mkdir -p "$link"
+ln -sf "$venv/bin/usertrace" "$link/usertrace"
+echo "install: usertrace installed in $venv, linked from $link/usertrace"
+case ":$PATH:" in *":$link:"*) ;; *) echo "install: add $link to your PATH" ;; esac
