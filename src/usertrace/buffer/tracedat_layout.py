@@ -217,7 +217,12 @@ class ZstdCodec(Codec):
         return self._z.ZstdCompressor(compression_params=params).compress(data)
 
     def decompress(self, data: bytes, size: int) -> bytes:
-        return self._z.ZstdDecompressor().decompress(data, max_output_size=size)
+        # a stream object: it grows its output as needed instead of reserving ``size`` bytes
+        # that a damaged header may overstate
+        out = self._z.ZstdDecompressor().decompressobj().decompress(data)
+        if len(out) != size:
+            raise ValueError(f"zstd data gave {len(out)} bytes, {size} expected")
+        return out
 
 
 def get_codec(name: str, version: str = "") -> Codec | None:

@@ -167,7 +167,7 @@ class TraceDatBuffer:
 
     def num_pages(self, cpu: int) -> int:
         """Pages of a cpu (for a compressed buffer this reads the chunk headers)."""
-        return sum(1 for _ in self._reader._iter_pages(self, self.cpu(cpu), headers_only=True))
+        return self._reader._num_pages(self, self.cpu(cpu))
 
     def iter_pages(self, cpu: int) -> Iterator[bytes]:
         """The pages of one cpu in file order, ``page_size`` bytes each."""
@@ -312,6 +312,8 @@ class TraceDatReader:
                     good.setdefault(system, []).append(EventFormat.parse(text, system))
                 except FormatError as exc:
                     bad.append((system, text, exc))
+                except Exception as exc:  # a parser fault must not make the file unreadable
+                    bad.append((system, text, FormatError(f"{type(exc).__name__}: {exc}")))
         self._parsed_formats = (good, bad)
 
     # -- parsing -------------------------------------------------------------------------
@@ -619,7 +621,27 @@ class TraceDatReader:
         return TraceDatBuffer(name, clock, page_size, cpus, compressed=sec.compressed, _reader=self)
 
     # -- pages ---------------------------------------------------------------------------
-    def _iter_pages(self, buf: TraceDatBuffer, cd: CpuData, headers_only: bool = False) -> Iterator[bytes]:
+    def _chunks(self, buf: TraceDatBuffer, cd: CpuData) -> Iterator[tuple[int, int, int, int]]:
+        """(index, header offset, compressed size, size) of a compressed cpu's chunks."""
+        what = f"buffer {buf.name!r} cpu {cd.cpu}"
+        c = self._cursor(cd.offset)
+        count = c.u32(f"the number of compressed chunks of {what}")
+        for i in range(count):
+            at = c.pos
+            csize = c.u32(f"chunk {i} of {what}")
+            size = c.u32(f"chunk {i} of {what}")
+            if csize > c.left():
+                raise c.error(f"truncated: chunk {i} of {what} needs {csize} bytes, only {c.left()} left", at)
+            yield i, at, csize, size
+            c.pos += csize
+
+    def _num_pages(self, buf: TraceDatBuffer, cd: CpuData) -> int:
+        ps = buf.page_size
+        if not buf.compressed:
+            return -(-cd.size // ps)
+        return sum(-(-size // ps) for _, _, _, size in self._chunks(buf, cd)) if cd.size else 0
+
+    def _iter_pages(self, buf: TraceDatBuffer, cd: CpuData) -> Iterator[bytes]:
         if self._mm is None:
             raise TraceDatError("the reader is closed", None, self.path)
         ps = buf.page_size
@@ -631,22 +653,9 @@ class TraceDatReader:
                 page = mm[off:min(off + ps, cd.offset + cd.size)]
                 yield page if len(page) == ps else page + bytes(ps - len(page))
             return
-        what = f"buffer {buf.name!r} cpu {cd.cpu}"
-        c = self._cursor(cd.offset)
-        count = c.u32(f"the number of compressed chunks of {what}")
-        for i in range(count):
-            at = c.pos
-            csize = c.u32(f"chunk {i} of {what}")
-            size = c.u32(f"chunk {i} of {what}")
-            if csize > c.left():
-                raise c.error(f"truncated: chunk {i} of {what} needs {csize} bytes, "
-                              f"only {c.left()} left", at)
-            if headers_only:
-                c.pos += csize
-                yield from (b"" for _ in range(0, size, ps))
-                continue
-            z = c.take(csize, f"chunk {i} of {what}")
-            data = self._decompress(z, size, f"chunk {i} of {what}", at)
+        for i, at, csize, size in self._chunks(buf, cd):
+            z = self._mm[at + 8:at + 8 + csize]
+            data = self._decompress(z, size, f"chunk {i} of buffer {buf.name!r} cpu {cd.cpu}", at)
             for off in range(0, size, ps):
                 page = data[off:off + ps]
                 yield page if len(page) == ps else page + bytes(ps - len(page))
