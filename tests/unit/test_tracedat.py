@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 import struct
 from pathlib import Path
@@ -400,6 +401,20 @@ def test_latency_file(tmp_path, v6):
 def test_missing_file(tmp_path):
     with pytest.raises(TraceDatError, match="cannot open: No such file"):
         TraceDatReader(tmp_path / "nope.dat")
+
+
+def test_not_a_regular_file(tmp_path):
+    os.mkfifo(tmp_path / "fifo")  # opening a FIFO for reading must not wait for a writer
+    for path in (tmp_path, tmp_path / "fifo", "/dev/zero"):
+        with pytest.raises(TraceDatError, match="not a regular file"):
+            TraceDatReader(path)
+
+
+def test_unwritable_temporary_directory_is_a_clear_error(tmp_path):
+    w = TraceDatWriter(tmp_path / "t.dat", cpus=1, tmpdir=tmp_path / "missing")
+    with pytest.raises(TraceDatError, match="cannot keep pages in a temporary file in .*missing"):
+        w.write_page(0, bytes(4096))
+    w.abort()
 
 
 @pytest.mark.parametrize("version", [6, 7])

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import mmap
 import os
+import stat
 import struct
 import zlib
 from dataclasses import dataclass, field
@@ -199,11 +200,14 @@ class TraceDatReader:
         self._codec: Codec | None = None
         self._parsed_formats = None
         try:
-            fd = os.open(self.path, os.O_RDONLY)
+            fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)  # a FIFO must not block us
         except OSError as exc:
             raise TraceDatError(f"cannot open: {exc.strerror}", None, self.path) from None
         try:
-            size = os.fstat(fd).st_size
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode):
+                raise TraceDatError("not a regular file", None, self.path)
+            size = st.st_size
             if size == 0:
                 raise TraceDatError("empty file, not a trace.dat", 0, self.path)
             self._mm = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)

@@ -222,10 +222,13 @@ class TraceDatWriter:
         n = len(data)
         if n == 0 or n % self.page_size:
             raise TraceDatError(f"{n} bytes are not whole pages of {self.page_size} bytes")
-        f = buf.files.get(cpu)
-        if f is None:
-            f = buf.files[cpu] = tempfile.TemporaryFile(dir=self.tmpdir, prefix=".usertrace-cpu")
-        f.write(data)
+        try:
+            f = buf.files.get(cpu)
+            if f is None:
+                f = buf.files[cpu] = tempfile.TemporaryFile(dir=self.tmpdir, prefix=".usertrace-cpu")
+            f.write(data)
+        except OSError as exc:
+            raise TraceDatError(f"cannot keep pages in a temporary file in {self.tmpdir}: {exc.strerror}") from None
         buf.sizes[cpu] += n
 
     def num_bytes(self, cpu: int, buffer: str = "") -> int:
