@@ -142,7 +142,11 @@ class Section:
 
 @dataclass
 class TraceDatBuffer:
-    """One trace instance of the file (``name`` "" is the top buffer)."""
+    """One trace instance of the file (``name`` "" is the top buffer).
+
+    ``cpus`` are the cpus the file lists: our writer lists every cpu, trace-cmd's version 7
+    files only those with data (so ``cpu_ids`` may skip some).
+    """
 
     name: str
     clock: str | None
