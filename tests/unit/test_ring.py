@@ -276,6 +276,19 @@ def test_force_8byte_alignment():
     assert events_of([raw], layout) == [(1, b"abc" + bytes(5)), (2, b"defghijkl" + bytes(7))]
 
 
+def test_payload_of_any_buffer_type():
+    import array
+    rb = RingBuffer(nr_pages=2)
+    rb.write(1, b"abcd")
+    rb.write(2, bytearray(b"efgh"))
+    rb.write(3, memoryview(b"xxijklxx")[2:6])
+    rb.write(4, array.array("I", [1, 2]))       # 8 bytes, not 2
+    rb.write(5, memoryview(b"m-n-o-p-")[::2])   # not contiguous
+    assert events_of(rb.iter_pages()) == [(1, b"abcd"), (2, b"efgh"), (3, b"ijkl"),
+                                          (4, struct.pack("=II", 1, 2) + bytes(4)),
+                                          (5, b"mnop")]
+
+
 @pytest.mark.parametrize("args, message", [
     ((-1, b"x"), "not a u64"),
     ((2**64, b"x"), "not a u64"),

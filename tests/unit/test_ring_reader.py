@@ -119,7 +119,7 @@ CORRUPT = [
     ("truncated data", page(1, GOOD, commit=200)[:100], "commit 200 needs 216", 100),
     ("length past the commit", page(1, hdr(4, 0) + bytes(16), commit=12),
      "runs past the commit at 28", 16),
-    ("half a header", page(1, GOOD, commit=10), "header runs past the commit", 24),
+    ("commit in the middle of a header", page(1, GOOD, commit=10), "not a multiple of 4", 8),
     ("type_len 0, array[0]==0", page(1, hdr(0, 0) + u32(0) + GOOD), "array[0]=0", 16),
     ("zeroed data", page(1, bytes(64)), "array[0]=0", 16),
     ("type_len 0, array[0] too large", page(1, hdr(0, 0) + u32(400) + bytes(8)),

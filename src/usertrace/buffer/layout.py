@@ -55,7 +55,8 @@ TS_MSB = 0xF8 << 56             # the 5 bits an absolute time stamp cannot hold
 
 EVENT_HEADER_SIZE = 4           # RB_EVNT_HDR_SIZE
 RB_ALIGNMENT = 4
-MAX_SMALL_DATA = RB_ALIGNMENT * TYPE_DATA_MAX     # 112: longer payloads put their length in array[0]
+MAX_SMALL_DATA = RB_ALIGNMENT * TYPE_DATA_MAX     # 112: longer payloads keep their length
+                                                  # in array[0]
 EVENT_MIN_SIZE = 8              # RB_EVNT_MIN_SIZE: the smallest padding with a length
 LEN_TIME_EXTEND = 8             # RB_LEN_TIME_EXTEND == RB_LEN_TIME_STAMP
 

@@ -40,6 +40,7 @@ __all__ = ["RingBuffer", "RingStats", "RingBufferError", "PageLayout", "PageRead
            "DecodedPage", "decode_page", "iter_events", "merge_events"]
 
 _ABS_MASK = TS_LIMIT - 1
+_BYTES_TYPES = frozenset((bytes, bytearray))
 _U64_LIMIT = 1 << 64
 
 
@@ -139,7 +140,7 @@ class RingBuffer:
         try:
             n = len(payload)
             w = self._write
-            if n <= MAX_SMALL_DATA and w and self._fast:
+            if n <= MAX_SMALL_DATA and w and self._fast and type(payload) in _BYTES_TYPES:
                 delta = ts_ns - self._last_ts
                 if 0 <= delta <= TS_MASK:
                     size = self._small[n]
@@ -152,13 +153,17 @@ class RingBuffer:
                         self._last_ts = ts_ns
                         self._cur_entries += 1
                         return True
-            return self._write_slow(ts_ns, payload, n)
+            return self._write_slow(ts_ns, payload)
         except TypeError as exc:
             raise RingBufferError(f"write() needs an int time stamp and a bytes-like payload: "
                                   f"{exc}") from None
 
-    def _write_slow(self, ts: int, payload, n: int) -> bool:
+    def _write_slow(self, ts: int, payload) -> bool:
         ts = operator.index(ts)
+        if type(payload) not in _BYTES_TYPES:
+            view = memoryview(payload)          # (a str is refused here)
+            payload = view.cast("B") if view.c_contiguous else view.tobytes()
+        n = len(payload)
         if not 0 <= ts < _U64_LIMIT:
             raise RingBufferError(f"time stamp {ts} is not a u64")
         layout = self.layout
