@@ -77,6 +77,17 @@ def line_prefix(comm: str, pid: int, cpu: int, ts_ns: int, flags: int = 0, preem
 # A printer renders the part after the prefix for one event: (format, values) -> text.
 Printer = Callable[[EventFormat, dict], str]
 _SYSTEM_PRINTERS: dict[str, Callable[[EventFormat], Printer | None]] = {}
+# Systems whose printers live with their source, imported when first needed.
+_LAZY_PRINTERS = {"syscalls": ("usertrace.sources.syscalls.events", "syscall_printer")}
+
+
+def _factory(system: str):
+    factory = _SYSTEM_PRINTERS.get(system)
+    if factory is None and system in _LAZY_PRINTERS:
+        import importlib
+        module, name = _LAZY_PRINTERS[system]
+        factory = _SYSTEM_PRINTERS[system] = getattr(importlib.import_module(module), name)
+    return factory
 
 
 def register_printer(system: str, factory: Callable[[EventFormat], Printer | None]) -> None:
@@ -94,7 +105,7 @@ class TextFormatter:
         key = id(fmt)
         p = self._printers.get(key)
         if p is None:
-            factory = _SYSTEM_PRINTERS.get(fmt.system)
+            factory = _factory(fmt.system)
             p = factory(fmt) if factory else None
             if p is None:
                 compiled = PrintFmt(fmt)
