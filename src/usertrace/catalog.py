@@ -13,8 +13,10 @@ def known_events() -> Registry:
     """A fresh registry holding every event the sources define up front."""
     reg = Registry()
     try:
-        from .sources.syscalls.events import syscall_formats
+        from .sources.syscalls.events import build_events
     except ImportError:  # the syscall source is not built on this platform
         return reg
-    reg.add_all(syscall_formats())
+    for sc in build_events():
+        reg.add(sc.enter)
+        reg.add(sc.exit)
     return reg

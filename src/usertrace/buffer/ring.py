@@ -294,6 +294,11 @@ class RingBuffer:
         self._pending_dropped = 0
         return True
 
+    @property
+    def full_pages(self) -> int:
+        """Complete pages waiting for a reader (the page the writer is on not counted)."""
+        return (self._tail - self._head) % self.nr_pages
+
     # -- reading --------------------------------------------------------------------------
     def read_page(self) -> bytes | None:
         """Consume the oldest unread page: ``page_size`` bytes as trace_pipe_raw gives them.

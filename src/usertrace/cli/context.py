@@ -22,6 +22,8 @@ class Context:
     stderr: TextIO = field(default_factory=lambda: sys.stderr)
     env: dict = field(default_factory=lambda: dict(os.environ))
     cwd: str = field(default_factory=os.getcwd)
+    # A traced command killed by a signal: the console entry point ends the same way (strace).
+    kill_with: object = None
 
     @property
     def color(self) -> bool:

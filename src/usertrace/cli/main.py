@@ -37,7 +37,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="usertrace", description="The Linux kernel's trace events for any process you may trace.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--version", action="version", version=f"usertrace {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="subcommand", metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():
         mod = importlib.import_module(f".{module}", __package__)
         sp = sub.add_parser(name, help=help_text, description=help_text,
@@ -54,7 +54,7 @@ def main(argv: list[str] | None = None, ctx: Context | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: --help or a usage error
         return int(exc.code or 0)
-    if not getattr(args, "command", None):
+    if not getattr(args, "subcommand", None):
         parser.print_help(ctx.stdout)
         return ExitStatus.USAGE
     try:
@@ -68,5 +68,19 @@ def main(argv: list[str] | None = None, ctx: Context | None = None) -> int:
         return ExitStatus.OK
 
 
+def console_main() -> None:
+    """The ``usertrace`` script: main(), then end as the traced command ended (strace does)."""
+    ctx = Context()
+    status = main(None, ctx)
+    for stream in (ctx.stdout, ctx.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    if ctx.kill_with is not None:
+        ctx.kill_with.exit_like()
+    sys.exit(status)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    console_main()

@@ -1,11 +1,160 @@
-"""Placeholder until the subcommand lands."""
+"""``usertrace record``, ``stream`` and ``stat``: trace a command or running processes.
 
-from .context import CliError
+In trace-cmd's words: ``-e EVENT`` enables events (``syscalls``, ``syscalls:sys_enter_open*``,
+``sys_exit_read``), ``-f FILTER`` filters the ``-e`` before it, ``-o FILE`` names the
+trace.dat; the processes come from ``-P PID[,PID...]`` or from the command after ``--``.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from ..events.registry import Consumer
+from ..filter import FilterError
+from ..output.stats import SyscallStats
+from ..ptrace.errors import TraceError
+from ..session import EventSpec, Session, SessionError, SyscallSource
+from .context import CliError, Context, ExitStatus
 
 
-def add_arguments(name, p):
-    p.add_argument("rest", nargs="*")
+class _EventAction(argparse.Action):
+    """-e appends an event spec; -f sets the filter of the last one (as trace-cmd)."""
+
+    def __call__(self, parser, namespace, value, option_string=None):
+        specs = getattr(namespace, "events", None) or []
+        if option_string in ("-e", "--event"):
+            specs.append(EventSpec(value))
+        else:
+            if not specs:
+                parser.error(f"{option_string} {value!r}: a filter applies to the -e before it, "
+                             "and there is none")
+            if specs[-1].filter is not None:
+                parser.error(f"{option_string} {value!r}: -e {specs[-1].pattern} has a filter already")
+            specs[-1].filter = value
+        namespace.events = specs
 
 
-def run(args, ctx):
-    raise CliError(f"{args._name} is not implemented yet")
+EXAMPLES = {
+    "record": """examples:
+  usertrace record -- ls /tmp                      # every syscall of ls into trace.dat
+  usertrace record -e 'syscalls:sys_*_openat' -f 'ret < 0' -o fails.dat -- make
+  usertrace record -e syscalls:sys_enter_write -f 'fd == 1' -P 1234,1240
+  usertrace record --summary -- python3 app.py     # and a strace -c table at the end
+""",
+    "stream": """examples:
+  usertrace stream -- ls /tmp
+  usertrace stream -s -e sys_enter_openat -e sys_exit_openat -- cat /etc/hostname
+  usertrace stream -e 'syscalls:sys_enter_*' -f 'common_pid == 1234' -P 1234
+""",
+    "stat": """examples:
+  usertrace stat -- python3 -c 'print(1)'
+  usertrace stat -e 'syscalls:sys_*_read*' -P 1234     # Ctrl-C to stop and print
+""",
+}
+
+
+def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
+    p.add_argument("-e", "--event", dest="events", metavar="EVENT", action=_EventAction,
+                   help="events to enable: SYSTEM, SYSTEM:EVENT, EVENT, with globs; repeatable "
+                        "(default: syscalls)")
+    p.add_argument("-f", "--filter", dest="events", metavar="FILTER", action=_EventAction,
+                   help="filter for the -e before it, in the kernel's filter language")
+    p.add_argument("-P", "--pid", dest="pids", metavar="PID[,PID...]", action="append",
+                   help="attach to running processes (every thread); repeatable")
+    if name == "record":
+        p.add_argument("-o", "--output", metavar="FILE", default="trace.dat",
+                       help="the trace.dat to write (default: trace.dat)")
+        p.add_argument("--file-version", type=int, choices=(6, 7), default=7,
+                       help="trace.dat version (default 7)")
+        p.add_argument("-b", "--buffer-size", metavar="KB", type=int, default=1024,
+                       help="ring buffer per cpu in KiB before pages go to the file (default 1024)")
+        p.add_argument("--summary", action="store_true",
+                       help="also print a strace -c table of the syscalls at the end")
+    if name == "stream":
+        p.add_argument("-s", "--strings", action="store_true",
+                       help="show const char * arguments as strings too (read from the tracee "
+                            "at the syscall's entry; the records stay the kernel's)")
+    p.add_argument("--no-seccomp", action="store_true",
+                   help="stop the launched command at every syscall, as when attaching "
+                        "(slower; for comparison)")
+    p.add_argument("command", nargs=argparse.REMAINDER, metavar="-- COMMAND [ARG...]",
+                   help="the command to launch and trace")
+    p.epilog = EXAMPLES[name]
+
+
+def run(args: argparse.Namespace, ctx: Context) -> int:
+    name = args._name
+    pids = _parse_pids(args.pids or [])
+    command = list(args.command or [])
+    if command[:1] == ["--"]:
+        command = command[1:]
+    if pids and command:
+        raise CliError("give either -P PID or a command after --, not both", ExitStatus.USAGE)
+    if not pids and not command:
+        raise CliError(f"nothing to trace: usertrace {name} [-e EVENT]... -- COMMAND, "
+                       f"or -P PID", ExitStatus.USAGE)
+    specs = args.events or [EventSpec("syscalls")]
+
+    session = Session()
+    consumers = {"record": Consumer.TRACE, "stream": Consumer.STREAM, "stat": Consumer.OTHER}[name]
+    for spec in specs:
+        try:
+            session.enable(spec, consumers)
+        except FilterError as exc:
+            raise CliError(f"bad filter for -e {spec.pattern}:\n{exc.render()}") from None
+        except SessionError as exc:
+            raise CliError(str(exc)) from None
+
+    stats = SyscallStats() if name == "stat" or getattr(args, "summary", False) else None
+    if name == "record":
+        nr_pages = max(args.buffer_size * 1024 // 4096, 2)
+        try:
+            session.record_to(args.output, version=args.file_version, nr_pages=nr_pages)
+        except SessionError as exc:
+            raise CliError(str(exc)) from None
+    elif name == "stream":
+        session.stream_to(ctx.stdout, flush_each=True)
+    source = SyscallSource(session, strings=getattr(args, "strings", False), stats=stats)
+
+    tracer = source.make_tracer()
+    try:
+        if command:
+            filt = None if args.no_seccomp else source.seccomp_filter()
+            tracer.launch(command, seccomp_filter=filt)
+        else:
+            tracer.attach(pids)
+        status = tracer.run()
+    except TraceError as exc:
+        session.abort()
+        raise CliError(str(exc)) from None
+    except BaseException:
+        session.abort()
+        raise
+    try:
+        session.finish()
+    except SessionError as exc:
+        raise CliError(str(exc)) from None
+
+    if name == "record":
+        t = session.trace
+        ctx.stderr.write(f"usertrace: {t.entries} events recorded in {args.output}"
+                         + (f", {t.lost} lost (buffer full)" if t.lost else "") + "\n")
+    if stats is not None:
+        ctx.stderr.write(stats.render())      # as strace -c: on stderr
+    if status.detached:
+        return ExitStatus.OK if pids else status.returncode
+    if status.signal is not None:
+        ctx.kill_with = status
+    return status.returncode
+
+
+def _parse_pids(values: list[str]) -> list[int]:
+    pids: list[int] = []
+    for value in values:
+        for part in value.split(","):
+            part = part.strip()
+            if not part.isdigit() or int(part) <= 0:
+                raise CliError(f"-P {value}: {part!r} is not a process id", ExitStatus.USAGE)
+            pids.append(int(part))
+    return pids
+

@@ -10,6 +10,7 @@ from __future__ import annotations
 import errno
 import os
 import secrets
+import time
 from pathlib import Path
 
 TRACEFS_CANDIDATES = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
@@ -88,15 +89,14 @@ class Instance:
         except OSError:
             pass
         # rmdir can answer EBUSY for a moment while a reader still holds a file.
-        for _ in range(50):
+        for attempt in range(100):
             try:
                 self.path.rmdir()
                 break
             except OSError as exc:
-                if exc.errno != errno.EBUSY:
-                    raise TracefsError(f"cannot remove {self.path}: {exc.strerror}") from None
-                import time
-
+                if exc.errno != errno.EBUSY or attempt == 99:
+                    raise TracefsError(f"cannot remove {self.path}: {exc.strerror} "
+                                       "(a file of the instance is still open?)") from None
                 time.sleep(0.02)
         self._created = False
 

@@ -1,0 +1,139 @@
+"""The syscall source of a session: the ptrace engine's stops become syscall events.
+
+For each stop the engine reports, the source looks the event up by number (two lists indexed
+by syscall number, None where nothing is enabled), builds the record the kernel would (one
+``struct.pack``), and hands it to the session.  The field values are built as a dict only
+when something reads them (a filter, the live stream); recording alone skips that.
+"""
+
+from __future__ import annotations
+
+from ..output.stats import SyscallStats
+from ..ptrace.engine import ENTER, Tracer
+from ..sources.syscalls.events import encode_enter, encode_exit, event_base, render_enter
+from ..sources.syscalls.seccomp import build_filter
+from ..sources.syscalls.table import SyscallTable
+from .core import EventState, Session
+from .memory import MemoryReader, quote
+
+
+class _Slot:
+    """One enabled syscall event, ready for the hot path."""
+
+    __slots__ = ("state", "id", "nargs", "names", "event", "strings", "needs_values")
+
+    def __init__(self, state: EventState, event: str, needs_values: bool, strings: bool):
+        fmt = state.format
+        self.state = state
+        self.id = fmt.id
+        own = [f for f in fmt.fields if f.name != "__syscall_nr"]
+        self.nargs = len(own)
+        self.names = tuple(f.name for f in own)
+        self.event = event
+        # indexes of the ``const char *`` arguments, shown as strings in text
+        self.strings = tuple(i for i, f in enumerate(own) if f.type == "const char *") if strings else ()
+        self.needs_values = needs_values or state.filter is not None
+
+
+class SyscallSource:
+    """Connects a :class:`~usertrace.ptrace.engine.Tracer` to a :class:`Session`.
+
+    ``strings``: show ``const char *`` arguments as strings in the live stream (read from the
+    tracee at the syscall's entry); the records stay the kernel's.  ``stats``: count calls,
+    errors and time from entry to exit per syscall (``strace -c``).
+    """
+
+    def __init__(self, session: Session, *, strings: bool = False,
+                 stats: SyscallStats | None = None, arch: str = "x86_64"):
+        self.session = session
+        self.table = SyscallTable.for_arch(arch)
+        size = self.table.max_nr + 1
+        self.enter: list[_Slot | None] = [None] * size
+        self.exit: list[_Slot | None] = [None] * size
+        needs_values = session.stream is not None
+        for state in session.states.values():
+            fmt = state.format
+            if fmt.system != "syscalls":
+                continue
+            base = event_base(fmt.name)
+            sc = self.table.by_event.get(base[0]) if base else None
+            if sc is None:
+                continue
+            slot = _Slot(state, base[0], needs_values, strings and base[1])
+            (self.enter if base[1] else self.exit)[sc.nr] = slot
+        self.stats = stats
+        self._names = {s.nr: s.name for s in self.table}
+        self._entered: dict[int, int] = {}
+        self.memory = MemoryReader() if strings else None
+
+    @property
+    def numbers(self) -> set[int]:
+        """The syscall numbers the tracee must stop for."""
+        nrs = {nr for nr, s in enumerate(self.enter) if s is not None}
+        nrs |= {nr for nr, s in enumerate(self.exit) if s is not None}
+        if self.stats is not None:
+            nrs = set(range(len(self.enter))) if not nrs else nrs
+        return nrs
+
+    def seccomp_filter(self) -> bytes:
+        return build_filter(sorted(self.numbers), self.table.max_nr)
+
+    def make_tracer(self, **kwargs) -> Tracer:
+        return Tracer(self.on_syscall, sorted(self.numbers), on_task=self.on_task, **kwargs)
+
+    # -- the engine's callbacks -----------------------------------------------------------
+    def on_task(self, what: str, task) -> None:
+        if task.comm:
+            self.session.note_comm(task.tid, task.comm)
+
+    def on_syscall(self, kind: int, task, nr: int, args: tuple, ret: int, ts: int) -> None:
+        if kind == ENTER:
+            if self.stats is not None:
+                self._entered[task.tid] = ts
+            slot = self.enter[nr]
+            if slot is None:
+                return
+            tid = task.tid
+            record = encode_enter(slot.id, tid, nr, args, slot.nargs)
+            if not slot.needs_values:
+                self.session.emit(slot.state, None, ts, task.cpu, task.comm, record)
+                return
+            values = {"common_type": slot.id, "common_flags": 0, "common_preempt_count": 0,
+                      "common_pid": tid, "__syscall_nr": nr}
+            values.update(zip(slot.names, args))
+            body = None
+            if slot.strings and self.session.stream is not None:
+                body = lambda: self._enter_text(slot, task.tid, args)  # noqa: E731
+            self.session.emit(slot.state, values, ts, task.cpu, task.comm, record, body)
+            return
+        if self.stats is not None:
+            start = self._entered.pop(task.tid, None)
+            if start is not None:
+                self.stats.add(self._names.get(nr, str(nr)), nr, ts - start, ret)
+        slot = self.exit[nr]
+        if slot is None:
+            return
+        tid = task.tid
+        record = encode_exit(slot.id, tid, nr, ret)
+        if not slot.needs_values:
+            self.session.emit(slot.state, None, ts, task.cpu, task.comm, record)
+            return
+        values = {"common_type": slot.id, "common_flags": 0, "common_preempt_count": 0,
+                  "common_pid": tid, "__syscall_nr": nr, "ret": ret}
+        self.session.emit(slot.state, values, ts, task.cpu, task.comm, record)
+
+    def _enter_text(self, slot: _Slot, tid: int, args: tuple) -> str:
+        text = render_enter(slot.event, slot.names, args[: slot.nargs])
+        if not slot.strings:
+            return text
+        # insert each string after its pointer value: 'filename: 0x7ffd... "/etc/passwd"'
+        parts = []
+        for i, name in enumerate(slot.names):
+            v = args[i] & 0xFFFF_FFFF_FFFF_FFFF
+            piece = f"{name}: {v if v < 10 else hex(v)}"
+            if i in slot.strings:
+                got = self.memory.read_string(tid, v)
+                if got is not None:
+                    piece += " " + quote(*got)
+            parts.append(piece)
+        return f"sys_{slot.event}({', '.join(parts)})"
