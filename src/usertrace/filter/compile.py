@@ -14,11 +14,12 @@ read with the field's signedness (``==`` on a u32 field with ``0x100000001`` is 
 signed int field ``< 4294967296`` is ``< 0``).  ``&`` is "any bit in common".  The ``cpu``
 field takes ``==``, ``!=``, ``<``, ``<=``, ``>``, ``>=``; ``cpu & N`` never matches.
 
-Strings on pointer fields (``char *``): the kernel dereferences the pointer; for the user
-pointers of syscall events it cannot (no match, with ``==`` and ``!=`` alike) unless the
-predicate says ``field.ustring``.  Here a pointer field matches only where the record holds
-a str for it: a tracer that wants ``.ustring`` predicates puts the string it read from the
-traced process in its place (:attr:`Filter.ustring_fields`).
+Strings on pointer fields (``char *``): the kernel reads the string the pointer points to as
+kernel memory; for the user pointers of syscall events that fails, and the predicate is
+false with ``==`` and ``!=`` alike, unless it says ``field.ustring`` (read user memory).  Here
+the same: without ``.ustring`` such a predicate is always false; with it, it compares the str
+the record holds for the field, which a tracer puts there after reading it from the traced
+process (:attr:`Filter.ustring_fields` names those fields); an int there (not read) fails.
 """
 
 from __future__ import annotations
@@ -139,7 +140,12 @@ def _string(p: Predicate) -> Test:
     test = compile_match(p.match, p.pattern, buflen)
     neg = p.negate
     if ref.kind == PTR_STRING:
-        # The kernel cannot read the string: no match, whatever the operator.
+        if not p.ustring:
+            # The kernel reads the pointer as a kernel address; a user pointer (every
+            # pointer our events hold) fails to read, and the predicate fails, != included.
+            return _FALSE
+        # field.ustring: the caller puts the string it read from the process in the record;
+        # where it could not (an int is still there), the kernel's read failed too.
         if neg:
             return lambda r: isinstance(v := r[key], str) and not test(v)
         return lambda r: isinstance(v := r[key], str) and test(v)
