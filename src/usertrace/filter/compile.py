@@ -284,7 +284,7 @@ class Filter:
 
     def match(self, values: Mapping) -> bool:
         try:
-            return bool(self.test(values))
+            return self.test(values)        # every closure answers a bool
         except KeyError as exc:
             raise FilterMatchError(
                 f"filter {self.text!r}: the record has no value for {exc.args[0]!r}") from None
