@@ -63,9 +63,11 @@ def test_metadata(golden):
 
 def test_buffers(golden):
     names = [b.name for b in golden.buffers]
-    assert names == ["", INSTANCE]
-    top, inst = golden.buffers
-    assert all(c.size == 0 for c in top.cpus)
+    # extract keeps the empty top buffer; trace-cmd convert (the zstd file) leaves it out
+    assert names == ([INSTANCE] if "zstd" in golden.path else ["", INSTANCE])
+    inst = golden.buffers[-1]
+    if len(golden.buffers) == 2:
+        assert all(c.size == 0 for c in golden.buffers[0].cpus)
     assert inst.clock == "local" and inst.page_size == 4096
     assert [inst.num_pages(cpu) for cpu in inst.cpu_ids] == [1, 1]
     for cpu in inst.cpu_ids:
