@@ -32,7 +32,7 @@ from typing import Callable, Iterable, Mapping
 from ..events.format import EventFormat
 from .errors import FilterError, FilterMatchError
 from .lexer import to_kernel_bytes, from_kernel_bytes
-from .parser import And, Node, Not, Or, Pred, parse
+from .parser import And, Node, Not, Pred, parse
 from .predicate import (COMM, CPU, CPUMASK, PTR_STRING, STACKTRACE, STATIC_STRING,
                         STRING_KINDS, TASK_COMM_LEN, FieldResolver, Predicate)
 from .strings import compile_match
