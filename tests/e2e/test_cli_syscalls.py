@@ -224,3 +224,13 @@ def test_report_of_a_truncated_or_foreign_file(basic, tmp_path):
     foreign.write_bytes(b"\x7fELF" + bytes(100))
     status, out, err, _ = run("report", "-i", str(foreign))
     assert status == 1 and "trace.dat" in err
+
+
+def test_ustring_filter_reads_the_string_from_the_process(basic, tmp_path):
+    dat = tmp_path / "t.dat"
+    status, out, err, _ = run("record", "-e", "sys_enter_openat", "-f", 'filename.ustring ~ "/nonexistent/*"',
+                              "-o", str(dat), "--", basic, "0")
+    assert status == 0, err
+    evs = events_of(dat)
+    assert len(evs) == 1          # of every openat (ld.so's, libc's, /dev/null) only this one
+    assert evs[0]["fields"]["flags"] == 0 and evs[0]["fields"]["filename"] > 0xFFFF

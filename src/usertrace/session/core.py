@@ -188,15 +188,20 @@ class Session:
 
     # -- the path of one event ------------------------------------------------------------
     def emit(self, state: EventState, values: dict, ts_ns: int, cpu: int, comm: str,
-             record: bytes | None = None, body: Callable[[], str] | None = None) -> bool:
-        """Filter one event and hand it to every consumer; False when the filter drops it."""
+             record: bytes | None = None, body: Callable[[], str] | None = None,
+             filter_values: dict | None = None) -> bool:
+        """Filter one event and hand it to every consumer; False when the filter drops it.
+
+        ``filter_values`` (default ``values``) is what the filter reads, when it needs more
+        than the record holds (strings read from the process for ``.ustring``)."""
         f = state.filter
         if f is not None:
-            if f.needs_comm and f.comm_key not in values:
-                values[f.comm_key] = comm
-            if f.needs_cpu and f.cpu_key not in values:
-                values[f.cpu_key] = cpu
-            if not f.test(values):
+            fv = values if filter_values is None else filter_values
+            if f.needs_comm and f.comm_key not in fv:
+                fv[f.comm_key] = comm
+            if f.needs_cpu and f.cpu_key not in fv:
+                fv[f.cpu_key] = cpu
+            if not f.test(fv):
                 self.filtered_out += 1
                 return False
         if self.trace is not None:

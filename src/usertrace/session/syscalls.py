@@ -20,7 +20,7 @@ from .memory import MemoryReader, quote
 class _Slot:
     """One enabled syscall event, ready for the hot path."""
 
-    __slots__ = ("state", "id", "nargs", "names", "event", "strings", "needs_values")
+    __slots__ = ("state", "id", "nargs", "names", "event", "strings", "needs_values", "ustrings")
 
     def __init__(self, state: EventState, event: str, needs_values: bool, strings: bool):
         fmt = state.format
@@ -33,6 +33,9 @@ class _Slot:
         # indexes of the ``const char *`` arguments, shown as strings in text
         self.strings = tuple(i for i, f in enumerate(own) if f.type == "const char *") if strings else ()
         self.needs_values = needs_values or state.filter is not None
+        # arguments whose strings the filter compares (``filename.ustring ~ "/etc/*"``)
+        wanted = state.filter.ustring_fields if state.filter is not None else ()
+        self.ustrings = tuple((i, n) for i, n in enumerate(self.names) if n in wanted)
 
 
 class SyscallSource:
@@ -64,7 +67,7 @@ class SyscallSource:
         self.stats = stats
         self._names = {s.nr: s.name for s in self.table}
         self._entered: dict[int, int] = {}
-        self.memory = MemoryReader() if strings else None
+        self.memory = MemoryReader()
 
     @property
     def numbers(self) -> set[int]:
@@ -101,10 +104,16 @@ class SyscallSource:
             values = {"common_type": slot.id, "common_flags": 0, "common_preempt_count": 0,
                       "common_pid": tid, "__syscall_nr": nr}
             values.update(zip(slot.names, args))
-            body = None
+            body = fvalues = None
             if slot.strings and self.session.stream is not None:
                 body = lambda: self._enter_text(slot, task.tid, args)  # noqa: E731
-            self.session.emit(slot.state, values, ts, task.cpu, task.comm, record, body)
+            if slot.ustrings:
+                fvalues = dict(values)
+                for i, name in slot.ustrings:
+                    got = self.memory.read_string(tid, args[i])
+                    if got is not None:
+                        fvalues[name] = got[0].decode("utf-8", "backslashreplace")
+            self.session.emit(slot.state, values, ts, task.cpu, task.comm, record, body, fvalues)
             return
         if self.stats is not None:
             start = self._entered.pop(task.tid, None)
