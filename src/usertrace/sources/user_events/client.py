@@ -229,6 +229,7 @@ def _after_fork_in_child() -> None:
         sess.tlock = threading.RLock()
         sess._depth = 0
         sess.ring_seq = 0
+        sess.tracer = None           # the tracer is the parent, not this child
         w = sess.tls.__dict__.pop("w", None)
         if isinstance(w, RingWriter):
             w.pid = -1               # the parent's ring: unmap it here, never mark it closed

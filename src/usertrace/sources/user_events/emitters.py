@@ -72,11 +72,11 @@ def _fixed0(ev, new_writer, general):
     pack = _fixed_pack(ev)
     defn = ev.definition
 
-    def emit(**kw):
+    def emit(*more, **kw):
         if not status[index]:
             return False
-        if kw:
-            return general(**kw)
+        if kw or more:
+            return general(*more, **kw)
         try:
             w = tls.w
         except AttributeError:
@@ -104,11 +104,11 @@ def _fixed1(ev, new_writer, general):
     pack = _fixed_pack(ev)
     defn = ev.definition
 
-    def emit(v0=_M, /, **kw):
+    def emit(v0=_M, /, *more, **kw):
         if not status[index]:
             return False
-        if kw or v0 is _M:
-            return general(*(v for v in (v0,) if v is not _M), **kw)
+        if kw or more or v0 is _M:
+            return general(*(v for v in (v0,) if v is not _M), *more, **kw)
         try:
             w = tls.w
         except AttributeError:
@@ -136,11 +136,11 @@ def _fixed2(ev, new_writer, general):
     pack = _fixed_pack(ev)
     defn = ev.definition
 
-    def emit(v0=_M, v1=_M, /, **kw):
+    def emit(v0=_M, v1=_M, /, *more, **kw):
         if not status[index]:
             return False
-        if kw or v1 is _M:
-            return general(*(v for v in (v0, v1) if v is not _M), **kw)
+        if kw or more or v1 is _M:
+            return general(*(v for v in (v0, v1) if v is not _M), *more, **kw)
         try:
             w = tls.w
         except AttributeError:
@@ -168,11 +168,11 @@ def _fixed3(ev, new_writer, general):
     pack = _fixed_pack(ev)
     defn = ev.definition
 
-    def emit(v0=_M, v1=_M, v2=_M, /, **kw):
+    def emit(v0=_M, v1=_M, v2=_M, /, *more, **kw):
         if not status[index]:
             return False
-        if kw or v2 is _M:
-            return general(*(v for v in (v0, v1, v2) if v is not _M), **kw)
+        if kw or more or v2 is _M:
+            return general(*(v for v in (v0, v1, v2) if v is not _M), *more, **kw)
         try:
             w = tls.w
         except AttributeError:
@@ -200,11 +200,11 @@ def _fixed4(ev, new_writer, general):
     pack = _fixed_pack(ev)
     defn = ev.definition
 
-    def emit(v0=_M, v1=_M, v2=_M, v3=_M, /, **kw):
+    def emit(v0=_M, v1=_M, v2=_M, v3=_M, /, *more, **kw):
         if not status[index]:
             return False
-        if kw or v3 is _M:
-            return general(*(v for v in (v0, v1, v2, v3) if v is not _M), **kw)
+        if kw or more or v3 is _M:
+            return general(*(v for v in (v0, v1, v2, v3) if v is not _M), *more, **kw)
         try:
             w = tls.w
         except AttributeError:
@@ -269,8 +269,11 @@ def _str_consts(ev):
 
 
 def _encoded(v):
+    """The bytes of a string value, without a NUL at the end (the writer adds one)."""
     if v.__class__ is str:
         return v.encode()
+    if not isinstance(v, (bytes, bytearray, memoryview)):
+        raise TypeError(f"a string field takes str or bytes, not {type(v).__name__}")
     raw = bytes(v)
     return raw[:-1] if raw.endswith(b"\0") else raw
 
@@ -280,11 +283,11 @@ def _str1(ev, new_writer, general):
     cache, make = packers.cache, packers.make
     defn = ev.definition
 
-    def emit(s=_M, /, **kw):
+    def emit(s=_M, /, *more, **kw):
         if not status[index]:
             return False
-        if kw or s is _M:
-            return general(*(v for v in (s,) if v is not _M), **kw)
+        if kw or more or s is _M:
+            return general(*(v for v in (s,) if v is not _M), *more, **kw)
         try:
             w = tls.w
         except AttributeError:
@@ -321,11 +324,11 @@ def _str2(ev, new_writer, general):
     cache, make = packers.cache, packers.make
     defn = ev.definition
 
-    def emit(v0=_M, s=_M, /, **kw):
+    def emit(v0=_M, s=_M, /, *more, **kw):
         if not status[index]:
             return False
-        if kw or s is _M:
-            return general(*(v for v in (v0, s) if v is not _M), **kw)
+        if kw or more or s is _M:
+            return general(*(v for v in (v0, s) if v is not _M), *more, **kw)
         try:
             w = tls.w
         except AttributeError:
@@ -362,11 +365,11 @@ def _str3(ev, new_writer, general):
     cache, make = packers.cache, packers.make
     defn = ev.definition
 
-    def emit(v0=_M, v1=_M, s=_M, /, **kw):
+    def emit(v0=_M, v1=_M, s=_M, /, *more, **kw):
         if not status[index]:
             return False
-        if kw or s is _M:
-            return general(*(v for v in (v0, v1, s) if v is not _M), **kw)
+        if kw or more or s is _M:
+            return general(*(v for v in (v0, v1, s) if v is not _M), *more, **kw)
         try:
             w = tls.w
         except AttributeError:
@@ -403,11 +406,11 @@ def _str4(ev, new_writer, general):
     cache, make = packers.cache, packers.make
     defn = ev.definition
 
-    def emit(v0=_M, v1=_M, v2=_M, s=_M, /, **kw):
+    def emit(v0=_M, v1=_M, v2=_M, s=_M, /, *more, **kw):
         if not status[index]:
             return False
-        if kw or s is _M:
-            return general(*(v for v in (v0, v1, v2, s) if v is not _M), **kw)
+        if kw or more or s is _M:
+            return general(*(v for v in (v0, v1, v2, s) if v is not _M), *more, **kw)
         try:
             w = tls.w
         except AttributeError:
@@ -500,6 +503,8 @@ def _general(ev, new_writer):
                     b = _encoded(v) + b"\0"
                 elif isinstance(v, (bytes, bytearray, memoryview)):
                     b = bytes(v)
+                elif isinstance(v, (str, int)):
+                    raise TypeError(f"{names[i]} takes bytes or a sequence of integers")
                 else:
                     b = struct.pack(arr % len(v), *v)
                 if len(b) > 0xFFFF:

@@ -145,6 +145,9 @@ class UserEventsServer:
     # -- lifetime --------------------------------------------------------------------------
     def open(self) -> "UserEventsServer":
         sess = open_session(self.session_dir, create=True)
+        if getattr(sess, "tracer", None) is not None:      # our own process is the tracer
+            close_session(sess)
+            raise UserEventError("SESSION_BUSY", f"{sess.path}: tracer pid {os.getpid()}")
         try:
             fcntl.lockf(sess.ctl_fd, fcntl.LOCK_EX | fcntl.LOCK_NB, 1, abi.TRACER_LOCK_OFFSET)
         except OSError:
@@ -152,6 +155,7 @@ class UserEventsServer:
             close_session(sess)
             raise UserEventError("SESSION_BUSY", f"{sess.path}: tracer pid {pid}") from None
         self.session = sess
+        sess.tracer = self
         with sess.locked():
             sess.set_patterns([])             # whatever a dead tracer left enabled
             abi.U32.pack_into(sess.control, abi.CTL_TRACER_PID, os.getpid())
@@ -187,6 +191,7 @@ class UserEventsServer:
             except OSError:
                 pass
             self.session = None
+            sess.tracer = None
             close_session(sess)
 
     def __enter__(self) -> "UserEventsServer":
@@ -367,7 +372,7 @@ class UserEventsServer:
         """Check and deliver the records of one chunk; ``sink`` is a list or a callback."""
         n = len(chunk)
         off = 0
-        last = n - _RECORD_HEADER_SIZE
+        last = n - _RECORD_SPAN             # a record has its header and common fields
         unpack = _unpack_record_header
         events = self._events
         pid, tid, comm = r.pid, r.tid, r.comm

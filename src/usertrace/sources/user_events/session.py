@@ -211,6 +211,7 @@ class Session:
         self.ctl_q = memoryview(self.control).cast("Q")
         self.tls = threading.local()       # the calling thread's ring writer (client side)
         self.holder = None                 # this process's holder file (client side)
+        self.tracer = None                 # the UserEventsServer of this process, if any
         self.ring_seq = 0
 
     # -- files -----------------------------------------------------------------------------
