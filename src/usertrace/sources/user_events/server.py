@@ -183,9 +183,10 @@ class UserEventsServer:
                 self.drain(drain_into, on_lost=on_lost)
         finally:
             for r in self._rings.values():
-                self._account(r)
+                self._retired.append(self._account(r))    # the figures stay for stats()
                 r.close()
             self._rings.clear()
+            self._stats.clear()
             try:
                 fcntl.lockf(sess.ctl_fd, fcntl.LOCK_UN, 1, abi.TRACER_LOCK_OFFSET)
             except OSError:
@@ -221,7 +222,8 @@ class UserEventsServer:
             else:
                 pats.append((glob, consumer))
             sess.set_patterns(pats)
-        self.refresh(force=True)
+        with self._lock:
+            self.refresh(force=True)
         return self.formats(pattern)
 
     def disable(self, pattern: str | None = None, consumer: int = abi.CONSUMER_TRACE) -> None:
