@@ -119,7 +119,9 @@ def syscall_printer(fmt: EventFormat, verbose: bool = False):
 
 # Hand-tuned layouts: common_type, common_flags, common_preempt_count, common_pid,
 # __syscall_nr, padding, then the arguments or ret.  They equal what RecordCodec makes of the
-# formats above (tests check it), in one pack call.
+# formats above (tests check it), in one pack call.  The kernel reserves
+# sizeof(struct syscall_trace_enter) + 8 * nargs: an enter record without arguments is 16
+# bytes, though its format's fields end at 12.
 _ENTER_STRUCTS = tuple(struct.Struct(f"<HBBii4x{n}Q") for n in range(MAX_ARGS + 1))
 _EXIT_STRUCT = struct.Struct("<HBBii4xq")
 

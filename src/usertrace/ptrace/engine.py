@@ -1,0 +1,692 @@
+"""The ptrace engine: launch or attach, follow every thread and child, report system calls.
+
+One :class:`Tracer` owns its tracees; every ptrace request comes from the thread that calls
+:meth:`Tracer.launch`, :meth:`Tracer.attach` and :meth:`Tracer.run` (ptrace demands it).
+
+What it does, as strace does it:
+
+* tracees are seized (``PTRACE_SEIZE``) with TRACESYSGOOD, TRACEFORK, TRACEVFORK, TRACECLONE
+  and TRACEEXEC; TRACESECCOMP and EXITKILL as well for a command launched under a seccomp
+  filter (a filter left behind without its tracer would fail the traced calls with ENOSYS);
+* enter and exit come from ``PTRACE_GET_SYSCALL_INFO``, which tells an entry, an exit and a
+  seccomp stop apart; the number is kept per task between enter and exit (an exit stop does
+  not carry it) and read from ``orig_rax`` when the entry was not seen (attaching mid-call);
+* group-stops (SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU) are left in force with ``PTRACE_LISTEN``;
+  every other signal is delivered as it came; restarts happen as the kernel does them;
+* an exec by a thread that is not the leader takes the leader's tid: its state moves along;
+* a new child or thread is reported as the kernel reports it, by a ``sys_exit_<clone>``
+  with ret 0 at its first stop (the kernel's tracepoint fires before ptrace sees it);
+* no exit is reported for ``rt_sigreturn`` (the kernel has none: ``orig_ax`` is -1 then).
+
+What a consumer gets: ``on_syscall(kind, task, nr, args, ret, ts_ns)``, with ``kind``
+:data:`ENTER` or :data:`EXIT`, ``task`` the :class:`~usertrace.ptrace.task.Task` (``tid``,
+``pid`` = thread group, ``comm``, ``cpu``), ``args`` the six argument registers as unsigned
+64-bit ints (at the exit, those of the enter), ``ret`` the signed return value (0 at
+enter) and ``ts_ns`` ``CLOCK_MONOTONIC`` in ns, read right after the stop was collected.
+
+The cpu and comm of a task come from /proc/TID/stat (field 39, ``processor``, and field 2).
+Reading it costs about 5 µs here, as much as the rest of a stop, so by default
+(``cpu="cached"``) it is read when a task appears, at exec, after ``prctl(PR_SET_NAME)`` (when
+seen) and every ``cpu_refresh``-th reported event; ``cpu="exact"`` reads it at every reported
+event through a descriptor kept open (one pread).  A stopped task does not run, so the value
+read at a stop is where the task last ran.
+
+Speed: a stop wakes the tracer, and waking a process on another CPU costs several times what
+it costs on the same one.  With ``follow_cpu`` (default) the tracer moves *itself* (never the
+tracee) to the CPU where the last task it refreshed runs; the scheduler then keeps both on
+that CPU and each stop is a local switch.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import errno as errno_mod
+import os
+import signal
+import struct
+import threading
+import time
+from typing import Callable, Iterable
+
+from . import libc as L
+from .errors import TraceError
+from .launch import read_child_error, resolve_command, spawn_stopped
+from .procfs import list_threads, original_environ, parse_stat, read_stat, read_tgid
+from .status import ExitStatus
+from .task import Task
+
+ENTER, EXIT = 0, 1
+
+AUDIT_ARCH_X86_64 = 0xC000003E
+NR_RT_SIGRETURN = 15
+NR_PRCTL, PR_SET_NAME = 157, 15
+NR_EXECVE, NR_EXECVEAT = 59, 322
+STOP_SIGNALS = frozenset({signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU})
+
+_SYSCALL_STOP = signal.SIGTRAP | 0x80                                  # status >> 8
+_SECCOMP_STOP = signal.SIGTRAP | (L.PTRACE_EVENT_SECCOMP << 8)
+_BASE_OPTIONS = (L.PTRACE_O_TRACESYSGOOD | L.PTRACE_O_TRACEEXEC)
+_FORK_OPTIONS = (L.PTRACE_O_TRACEFORK | L.PTRACE_O_TRACEVFORK | L.PTRACE_O_TRACECLONE)
+
+# struct ptrace_syscall_info: op u8, pad[3], arch u32, ip u64, sp u64, then the union.
+_INFO_SIZE = 88
+_ENTRY = struct.Struct("<4xI16x7Q")    # arch, nr, args[6]   (entry and seccomp stops)
+_EXIT = struct.Struct("<4xI16xq")      # arch, rval
+
+# A second handle on ptrace without argtypes: ctypes converts ints and buffers directly,
+# twice as fast as with argtypes.  Only small ints and ctypes objects are passed to it.
+_fast_ptrace = ctypes.CDLL(L._libc._name, use_errno=True).ptrace
+_peek = ctypes.CDLL(L._libc._name, use_errno=True).ptrace
+_peek.restype = ctypes.c_long
+
+OnSyscall = Callable[[int, Task, int, tuple, int, int], None]
+
+
+def _no_consumer(kind, task, nr, args, ret, ts):
+    return None
+
+
+def _mask_of(numbers: Iterable[int] | None, max_nr: int) -> bytearray:
+    mask = bytearray(max_nr + 1)
+    if numbers is None:
+        mask[:] = b"\1" * (max_nr + 1)
+    else:
+        for nr in numbers:
+            if 0 <= nr <= max_nr:
+                mask[nr] = 1
+    return mask
+
+
+class Tracer:
+    """Trace system calls of launched commands and attached processes.
+
+    ``syscalls``: the numbers whose enters are reported (None: all); ``exit_syscalls`` those
+    whose exits are (default: the same).  ``on_task(what, task)`` hears of
+    ``"new"``, ``"exec"`` and ``"exit"`` of tasks.  ``follow_forks`` False traces only the
+    threads launched or attached, not children or new threads.
+    """
+
+    def __init__(self, on_syscall: OnSyscall | None = None,
+                 syscalls: Iterable[int] | None = None, *,
+                 exit_syscalls: Iterable[int] | None = None,
+                 follow_forks: bool = True, cpu: str = "cached", cpu_refresh: int = 64,
+                 follow_cpu: bool = True, max_nr: int = 511,
+                 on_task: Callable[[str, Task], None] | None = None):
+        if cpu not in ("cached", "exact"):
+            raise ValueError(f"cpu must be 'cached' or 'exact', not {cpu!r}")
+        self._on_syscall = on_syscall or _no_consumer
+        self._on_task = on_task
+        self._mask = _mask_of(syscalls, max_nr)
+        self._xmask = self._mask if exit_syscalls is None else _mask_of(exit_syscalls, max_nr)
+        self._xmask = bytearray(self._xmask)
+        self._xmask[NR_RT_SIGRETURN] = 0
+        self._options = _BASE_OPTIONS | (_FORK_OPTIONS if follow_forks else 0)
+        self._exact_cpu = cpu == "exact"
+        self._cpu_refresh = max(int(cpu_refresh), 1)
+        self._follow_cpu = follow_cpu
+        self.tasks: dict[int, Task] = {}
+        self._hidden: dict[int, Task] = {}
+        self._idle_req = L.PTRACE_SYSCALL      # PTRACE_CONT under a seccomp filter
+        self._exitkill = False
+        self._launched: int | None = None
+        self._launch_path = ""
+        self._errfd = -1
+        self._exec_seen = False
+        self._status: ExitStatus | None = None
+        self._stop_sig = 0
+        self._held: tuple[int, int] | None = None
+        self._attached = False
+        self._orig_affinity = os.sched_getaffinity(0)
+        self._pinned: int | None = None
+        self._buf = bytearray(_INFO_SIZE)
+        self._cbuf = (ctypes.c_char * _INFO_SIZE).from_buffer(self._buf)
+        self._msg = ctypes.c_ulong(0)
+
+    # -- starting ---------------------------------------------------------------------------
+    def launch(self, argv: list[str], env=None, cwd: str | None = None,
+               seccomp_filter: bytes | None = None) -> int:
+        """Start ``argv`` under the tracer and return its pid once it has exec'd.
+
+        ``env`` None hands the command the environment this process was started with.
+        ``seccomp_filter`` (struct sock_filter bytes, see
+        :func:`usertrace.sources.syscalls.seccomp.build_filter`) makes the command stop only
+        at the calls it returns TRACE for.  Raises TraceError when the command cannot run.
+        """
+        if not argv:
+            raise TraceError("no command to run")
+        if self._launched is not None:
+            raise TraceError("a tracer launches one command")
+        if seccomp_filter is not None and self.tasks:
+            raise TraceError("a seccomp filter needs a tracer of its own: "
+                             "launch before attaching, or without a filter")
+        if env is None:
+            env = original_environ()
+        path = resolve_command(argv[0], env)
+        pid, errfd = spawn_stopped(path, list(argv), env, cwd, seccomp_filter,
+                                   self._orig_affinity)
+        options = self._options
+        if seccomp_filter is not None:
+            options |= L.PTRACE_O_TRACESECCOMP | L.PTRACE_O_EXITKILL
+        if L.ptrace(L.PTRACE_SEIZE, pid, None, options) != 0:
+            err = L.get_errno()
+            os.kill(pid, signal.SIGKILL)
+            os.waitpid(pid, 0)
+            os.close(errfd)
+            raise TraceError(f"cannot trace '{path}': ptrace(PTRACE_SEIZE): {os.strerror(err)}",
+                             err)
+        if seccomp_filter is not None:
+            self._idle_req = L.PTRACE_CONT
+            self._exitkill = True
+        task = Task(pid, pid)
+        task.hidden = True
+        self._hidden[pid] = task
+        self._launched = pid
+        self._launch_path = path
+        self._errfd = errfd
+        os.kill(pid, signal.SIGCONT)
+        try:
+            self._loop(launching=True)
+        except BaseException:
+            self._kill_all()
+            raise
+        finally:
+            os.set_blocking(errfd, False)
+            message = read_child_error(errfd)
+            os.close(errfd)
+            self._errfd = -1
+        if not self._exec_seen:
+            self._kill_all()
+            raise TraceError(f"cannot run '{path}': {message or 'it ended before its exec'}")
+        self._pin_to(self.tasks.get(pid))
+        return pid
+
+    def attach(self, pids: Iterable[int]) -> list[int]:
+        """Seize every thread of each process; return the thread ids now traced.
+
+        Raises TraceError (and lets go of what it took) for a pid that does not exist or
+        may not be traced.
+        """
+        if self._exitkill:
+            raise TraceError("cannot attach in a session whose command runs under a seccomp filter")
+        taken: list[int] = []
+        try:
+            for pid in pids:
+                taken += self._attach_process(int(pid))
+        except BaseException:
+            self._release(taken)
+            raise
+        self._attached = True
+        if taken:
+            self._pin_to(self.tasks.get(taken[0]))
+        return taken
+
+    def _attach_process(self, pid: int) -> list[int]:
+        if pid <= 0:
+            raise TraceError(f"invalid process id {pid}")
+        if pid == os.getpid():
+            raise TraceError(f"process {pid} is the tracer itself", errno_mod.EPERM)
+        tgid = read_tgid(pid)
+        if tgid is None:
+            raise TraceError(f"process {pid}: no such process", errno_mod.ESRCH)
+        taken: list[int] = []
+        seen: set[int] = set()
+        options = self._options
+        while True:
+            fresh = [t for t in list_threads(tgid) if t not in seen]
+            if not fresh:
+                break
+            for tid in fresh:
+                seen.add(tid)
+                if tid in self.tasks:
+                    continue
+                if L.ptrace(L.PTRACE_SEIZE, tid, None, options) != 0:
+                    err = L.get_errno()
+                    if err == errno_mod.ESRCH:
+                        continue          # the thread ended meanwhile
+                    self._release(taken)
+                    why = os.strerror(err)
+                    if err == errno_mod.EPERM:
+                        why += (" (another tracer, a different user, or "
+                                "/proc/sys/kernel/yama/ptrace_scope)")
+                    raise TraceError(f"cannot attach to process {pid}: {why}", err)
+                L.ptrace(L.PTRACE_INTERRUPT, tid, None, None)
+                task = Task(tid, tgid)
+                self._refresh(task)
+                self.tasks[tid] = task
+                taken.append(tid)
+                if self._on_task:
+                    self._on_task("new", task)
+        if not taken and not seen:
+            raise TraceError(f"process {pid}: no such process", errno_mod.ESRCH)
+        return taken
+
+    # -- running ----------------------------------------------------------------------------
+    def run(self, handle_signals: bool = True) -> ExitStatus:
+        """Trace until every tracee is gone (or a stop is requested); how it ended.
+
+        With ``handle_signals`` (main thread only), SIGINT, SIGTERM, SIGHUP, SIGQUIT and
+        SIGPIPE to the tracer let go of the tracees as strace does: attached processes are
+        detached and keep running; a launched command gets the signal (after SIGCONT) and is
+        detached, or, under a seccomp filter, is killed with its children.  The status then
+        says ``detached`` and carries that signal (strace then re-raises it on itself:
+        :meth:`ExitStatus.exit_like`).
+        """
+        saved = {}
+        if handle_signals and threading.current_thread() is threading.main_thread():
+            for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
+                        signal.SIGPIPE):
+                saved[sig] = signal.signal(sig, self._on_signal)
+        try:
+            self._loop()
+            if self._stop_sig:
+                self._let_go()
+        except BaseException:
+            self._let_go()
+            raise
+        finally:
+            for sig, handler in saved.items():
+                signal.signal(sig, handler)
+            self._unpin()
+        if self._stop_sig:
+            return ExitStatus(None, self._stop_sig, False, detached=True)
+        if self._status is not None:
+            return self._status
+        return ExitStatus(0)
+
+    def request_stop(self, sig: int = signal.SIGTERM) -> None:
+        """Let go of every tracee as soon as possible (from the tracer's thread, e.g. a
+        signal handler): run() returns with a status that carries ``sig``."""
+        if self._stop_sig:
+            return
+        self._stop_sig = sig
+        for tid in list(self.tasks) + list(self._hidden):
+            _fast_ptrace(L.PTRACE_INTERRUPT, tid, 0, 0)
+
+    def _on_signal(self, sig, frame):
+        self.request_stop(sig)
+
+    # -- the loop ---------------------------------------------------------------------------
+    def _loop(self, launching: bool = False) -> None:
+        tasks = self.tasks
+        hidden = self._hidden
+        waitpid = os.waitpid
+        now = time.monotonic_ns
+        ptrace = _fast_ptrace
+        cbuf = self._cbuf
+        buf = self._buf
+        unpack_entry = _ENTRY.unpack_from
+        unpack_exit = _EXIT.unpack_from
+        mask = self._mask
+        xmask = self._xmask
+        maxnr = len(mask)
+        on_syscall = self._on_syscall
+        refresh = self._refresh
+        idle = self._idle_req
+        SYSCALL = L.PTRACE_SYSCALL
+        GSI = L.PTRACE_GET_SYSCALL_INFO
+        WALL = L.WALL
+        native = AUDIT_ARCH_X86_64
+        held = 0          # a task whose stop is collected and not yet resumed
+        status = 0
+        try:
+            while tasks or hidden:
+                if self._stop_sig:
+                    return
+                try:
+                    tid, status = waitpid(-1, WALL)
+                except ChildProcessError:
+                    tasks.clear()
+                    hidden.clear()
+                    return
+                held = tid
+                ts = now()
+                t = tasks.get(tid)
+                if t is not None and status & 0xFF == 0x7F:
+                    hi = status >> 8
+                    if (hi == _SYSCALL_STOP or hi == _SECCOMP_STOP) and ptrace(GSI, tid, _INFO_SIZE, cbuf) > 0:
+                        op = buf[0]
+                        if op == 2:                                  # syscall exit
+                            arch, ret = unpack_exit(buf)
+                            nr = t.nr
+                            t.nr = -1
+                            if nr == -1:
+                                nr = self._orig_nr(tid) if arch == native else -2
+                            if nr == NR_PRCTL and t.args and t.args[0] == PR_SET_NAME:
+                                refresh(t)
+                            if 0 <= nr < maxnr and xmask[nr]:
+                                if t.countdown:
+                                    t.countdown -= 1
+                                else:
+                                    refresh(t)
+                                on_syscall(EXIT, t, nr, t.args, ret, ts)
+                            ptrace(idle, tid, 0, 0)
+                            held = 0
+                            continue
+                        if op == 1 or op == 3:                       # entry, seccomp
+                            v = unpack_entry(buf)
+                            nr = v[1]
+                            args = v[2:]
+                            t.args = args
+                            if v[0] == native:
+                                t.nr = nr
+                                if nr < maxnr and mask[nr]:
+                                    if t.countdown:
+                                        t.countdown -= 1
+                                    else:
+                                        refresh(t)
+                                    on_syscall(ENTER, t, nr, args, 0, ts)
+                            else:
+                                t.nr = -2
+                            ptrace(SYSCALL, tid, 0, 0)
+                            held = 0
+                            continue
+                stop = self._slow_stop(tid, status, ts, t, launching)
+                held = 0
+                if stop:
+                    return
+        except BaseException:
+            self._held = (held, status) if held else None
+            raise
+
+    def _slow_stop(self, tid: int, status: int, ts: int, t: Task | None, launching: bool) -> bool:
+        """Everything but a plain syscall stop of a known task; True ends the loop."""
+        if t is None:
+            t = self._hidden.get(tid)
+            if t is not None:
+                return self._hidden_stop(t, status, ts, launching)
+            if status & 0xFF != 0x7F:
+                return False                  # an end we had no task for (already gone)
+            t = self._adopt(tid, None)
+            if t is None:
+                return False
+        if status & 0xFF != 0x7F:
+            self._task_gone(t, status)
+            return launching and self._launched not in self.tasks
+        sig = (status >> 8) & 0xFF
+        event = status >> 16
+        if t.new_child:
+            self._first_stop_of_child(t, ts)
+        if event == 0:
+            if sig == _SYSCALL_STOP:          # no syscall info (the task went away meanwhile)
+                self._resume(t, 0)
+            else:                             # signal-delivery-stop: deliver it
+                self._resume(t, sig)
+            return False
+        if event == L.PTRACE_EVENT_STOP:
+            if sig in STOP_SIGNALS:           # group-stop: stay stopped until SIGCONT
+                t.listening = True
+                _fast_ptrace(L.PTRACE_LISTEN, tid, 0, 0)
+            else:                             # interrupt, first stop, end of a group-stop
+                t.listening = False
+                self._resume(t, 0)
+            return False
+        if event in (L.PTRACE_EVENT_FORK, L.PTRACE_EVENT_VFORK, L.PTRACE_EVENT_CLONE):
+            child = self._event_msg(tid)
+            if child and child not in self.tasks:
+                self._adopt(child, t)
+            self._resume(t, 0)
+            return False
+        if event == L.PTRACE_EVENT_EXEC:
+            t = self._exec(t, tid)
+            self._resume(t, 0)
+            return launching and tid == self._launched
+        # PTRACE_EVENT_SECCOMP without syscall info, or an event we did not ask for.
+        _fast_ptrace(L.PTRACE_SYSCALL if event == L.PTRACE_EVENT_SECCOMP else self._resume_req(t),
+                     tid, 0, 0)
+        return False
+
+    def _resume_req(self, t: Task) -> int:
+        # Under a seccomp filter a task runs with PTRACE_CONT, except inside a traced call
+        # (between its seccomp stop and its exit stop).
+        return L.PTRACE_SYSCALL if self._idle_req == L.PTRACE_SYSCALL or t.nr != -1 else L.PTRACE_CONT
+
+    def _resume(self, t: Task, sig: int) -> None:
+        _fast_ptrace(self._resume_req(t), t.tid, 0, sig)
+
+    def _hidden_stop(self, t: Task, status: int, ts: int, launching: bool) -> bool:
+        """The launched child between its fork and its exec: nothing is reported, but its
+        execve enter (the first record the kernel would have for it under the tracer)."""
+        tid = t.tid
+        if status & 0xFF != 0x7F:
+            del self._hidden[tid]
+            self._status = ExitStatus.from_wait(status)
+            return True
+        sig = (status >> 8) & 0xFF
+        event = status >> 16
+        hi = status >> 8
+        if hi in (_SYSCALL_STOP, _SECCOMP_STOP) and \
+                _fast_ptrace(L.PTRACE_GET_SYSCALL_INFO, tid, _INFO_SIZE, self._cbuf) > 0:
+            op = self._buf[0]
+            if op in (1, 3):
+                v = _ENTRY.unpack_from(self._buf)
+                t.nr, t.args = v[1], v[2:]
+                if v[0] == AUDIT_ARCH_X86_64 and v[1] in (NR_EXECVE, NR_EXECVEAT):
+                    self._unhide(t)
+                    if self._mask[v[1]]:
+                        self._refresh(t)
+                        self._on_syscall(ENTER, t, v[1], t.args, 0, ts)
+                _fast_ptrace(L.PTRACE_SYSCALL, tid, 0, 0)
+            else:
+                t.nr = -1
+                _fast_ptrace(self._idle_req, tid, 0, 0)
+            return False
+        if event == L.PTRACE_EVENT_EXEC:
+            self._unhide(t)
+            t = self._exec(t, tid)
+            self._resume(t, 0)
+            return launching
+        if event == L.PTRACE_EVENT_STOP and sig in STOP_SIGNALS:
+            t.listening = True
+            _fast_ptrace(L.PTRACE_LISTEN, tid, 0, 0)
+            return False
+        self._resume(t, sig if event == 0 else 0)
+        return False
+
+    def _unhide(self, t: Task) -> None:
+        if self._hidden.pop(t.tid, None) is not None:
+            t.hidden = False
+            self.tasks[t.tid] = t
+            if self._on_task:
+                self._on_task("new", t)
+
+    # -- tasks ------------------------------------------------------------------------------
+    def _adopt(self, tid: int, parent: Task | None) -> Task | None:
+        """A task the kernel attached for us (a fork, vfork or clone of a tracee)."""
+        tgid = read_tgid(tid)
+        if tgid is None:
+            return None
+        t = Task(tid, tgid)
+        if parent is not None:
+            t.comm, t.cpu = parent.comm, parent.cpu
+        t.new_child = True
+        self.tasks[tid] = t
+        if self._on_task:
+            self._on_task("new", t)
+        return t
+
+    def _first_stop_of_child(self, t: Task, ts: int) -> None:
+        """Report the child's return from fork/clone (ret 0), as the kernel's first record."""
+        t.new_child = False
+        self._refresh(t)
+        nr = self._orig_nr(t.tid)
+        if 0 <= nr < len(self._xmask) and self._xmask[nr]:
+            self._on_syscall(EXIT, t, nr, (), 0, ts)
+
+    def _exec(self, t: Task, tid: int) -> Task:
+        """PTRACE_EVENT_EXEC: the execing thread may have taken the leader's tid."""
+        former = self._event_msg(tid)
+        if former and former != tid:
+            execer = self.tasks.pop(former, None)
+            if execer is not None:
+                execer.tid = tid
+                self.tasks[tid] = execer
+                t = execer
+        if t.tid == self._launched:
+            self._exec_seen = True
+        self._refresh(t)
+        if self._on_task:
+            self._on_task("exec", t)
+        return t
+
+    def _task_gone(self, t: Task, status: int) -> None:
+        self.tasks.pop(t.tid, None)
+        if t.stat_fd >= 0:
+            os.close(t.stat_fd)
+            t.stat_fd = -1
+        if t.tid == self._launched:
+            self._status = ExitStatus.from_wait(status)
+        if self._on_task:
+            self._on_task("exit", t)
+
+    def _refresh(self, t: Task) -> None:
+        """Read comm and cpu of a task; move the tracer to that cpu (follow_cpu)."""
+        if self._exact_cpu:
+            if t.stat_fd < 0:
+                try:
+                    t.stat_fd = os.open(f"/proc/{t.tid}/stat", os.O_RDONLY)
+                except OSError:
+                    return
+            try:
+                got = parse_stat(os.pread(t.stat_fd, 1024, 0))
+            except OSError:
+                got = None
+        else:
+            t.countdown = self._cpu_refresh
+            got = read_stat(t.tid)
+        if got is None:
+            return
+        t.comm, t.cpu = got
+        if self._follow_cpu and t.cpu != self._pinned:
+            self._pin_to(t)
+
+    def _pin_to(self, t: Task | None) -> None:
+        if not self._follow_cpu or t is None or t.cpu not in self._orig_affinity:
+            return
+        try:
+            os.sched_setaffinity(0, {t.cpu})
+            self._pinned = t.cpu
+        except OSError:
+            self._follow_cpu = False
+
+    def _unpin(self) -> None:
+        if self._pinned is not None:
+            try:
+                os.sched_setaffinity(0, self._orig_affinity)
+            except OSError:
+                pass
+            self._pinned = None
+
+    def _orig_nr(self, tid: int) -> int:
+        nr = _peek(L.PTRACE_PEEKUSER, tid, L.USER_REGS_ORIG_RAX, 0)
+        return nr if 0 <= nr < (1 << 31) else -2
+
+    def _event_msg(self, tid: int) -> int:
+        self._msg.value = 0
+        if _fast_ptrace(L.PTRACE_GETEVENTMSG, tid, 0, ctypes.byref(self._msg)) != 0:
+            return 0
+        return self._msg.value
+
+    # -- letting go -------------------------------------------------------------------------
+    def _let_go(self) -> None:
+        """Leave no tracee stopped: detach them all, or kill them under EXITKILL."""
+        if self._exitkill:
+            self._kill_all()
+            return
+        if self._launched is not None and self._stop_sig:
+            # strace: the command it started gets the signal that stopped the tracer.
+            for sig in (signal.SIGCONT, self._stop_sig):
+                try:
+                    os.kill(self._launched, sig)
+                except OSError:
+                    pass
+        self._detach_all(list(self.tasks) + list(self._hidden))
+        self.tasks.clear()
+        self._hidden.clear()
+
+    def _detach_all(self, tids: list[int]) -> None:
+        """Interrupt each task, wait for its stop, detach it passing on a pending signal.
+
+        Every task is interrupted and its stop collected before it is detached, never
+        detached blind: a signal-delivery-stop not yet collected would lose its signal.
+        A group-stopped task stays stopped after the detach (the kernel re-enters the
+        group-stop), as it would without us.
+        """
+        pending: set[int] = set()
+        gone: list[int] = []
+        held, self._held = self._held, None
+        if held is not None:
+            # Stopped and collected when an exception came: it reports nothing more.
+            tid, status = held
+            sig, event = (status >> 8) & 0xFF, status >> 16
+            inject = sig if status & 0xFF == 0x7F and event == 0 and sig != _SYSCALL_STOP else 0
+            if _fast_ptrace(L.PTRACE_DETACH, tid, 0, inject) == 0:
+                tids = [t for t in tids if t != tid]
+        for tid in tids:
+            if _fast_ptrace(L.PTRACE_INTERRUPT, tid, 0, 0) == 0:
+                pending.add(tid)
+            else:
+                gone.append(tid)
+        while pending:
+            try:
+                tid, status = os.waitpid(-1, L.WALL)
+            except ChildProcessError:
+                break
+            except InterruptedError:
+                continue
+            pending.discard(tid)
+            if status & 0xFF != 0x7F:
+                continue
+            sig = (status >> 8) & 0xFF
+            event = status >> 16
+            if event in (L.PTRACE_EVENT_FORK, L.PTRACE_EVENT_VFORK, L.PTRACE_EVENT_CLONE):
+                child = self._event_msg(tid)
+                if child:
+                    pending.add(child)        # its first stop is on its way: detach it too
+            inject = sig if event == 0 and sig != _SYSCALL_STOP else 0
+            _fast_ptrace(L.PTRACE_DETACH, tid, 0, inject)
+        for tid in gone:                      # dead tasks still ours to reap
+            try:
+                os.waitpid(tid, L.WALL | os.WNOHANG)
+            except OSError:
+                pass
+
+    def _kill_all(self) -> None:
+        """SIGKILL every tracee and reap them (what EXITKILL does when a tracer exits)."""
+        live = set(self.tasks) | set(self._hidden)
+        for pid in {t.pid for t in self.tasks.values()} | {t.pid for t in self._hidden.values()}:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except OSError:
+                pass
+        while live:
+            try:
+                tid, status = os.waitpid(-1, L.WALL)
+            except ChildProcessError:
+                break
+            except InterruptedError:
+                continue
+            if status & 0xFF == 0x7F:
+                # A stop on the way to death, or a child born meanwhile: kill it too.
+                victims = [tid]
+                if status >> 16 in (L.PTRACE_EVENT_FORK, L.PTRACE_EVENT_VFORK, L.PTRACE_EVENT_CLONE):
+                    victims.append(self._event_msg(tid))
+                for v in victims:
+                    if v and v not in live:
+                        live.add(v)
+                        try:
+                            os.kill(v, signal.SIGKILL)
+                        except OSError:
+                            pass
+                _fast_ptrace(L.PTRACE_CONT, tid, 0, 0)
+                continue
+            live.discard(tid)
+            if tid == self._launched and self._status is None:
+                self._status = ExitStatus.from_wait(status)
+        self.tasks.clear()
+        self._hidden.clear()
+
+    def _release(self, tids: list[int]) -> None:
+        """Detach threads just seized (attach failed half-way)."""
+        for tid in tids:
+            self.tasks.pop(tid, None)
+        self._detach_all(tids)

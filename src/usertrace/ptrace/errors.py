@@ -1,0 +1,12 @@
+"""The engine's one exception."""
+
+
+class TraceError(Exception):
+    """Tracing could not start or go on: the message names the command or pid and the cause.
+
+    ``errno`` is the system's error number where one caused it, else None.
+    """
+
+    def __init__(self, message: str, errno: int | None = None):
+        super().__init__(message)
+        self.errno = errno

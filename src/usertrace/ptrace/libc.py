@@ -1,0 +1,90 @@
+"""ptrace(2), prctl(2), seccomp(2) and friends through ctypes, and the constants they take.
+
+Only what the engine needs, from <linux/ptrace.h>, <sys/wait.h> and <linux/seccomp.h>.
+Calls return the raw result; :func:`check` turns -1 into an :class:`OSError` with errno.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import ctypes.util
+import os
+
+_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+
+# long ptrace(enum __ptrace_request request, pid_t pid, void *addr, void *data)
+ptrace = _libc.ptrace
+ptrace.restype = ctypes.c_long
+ptrace.argtypes = (ctypes.c_long, ctypes.c_long, ctypes.c_void_p, ctypes.c_void_p)
+
+prctl = _libc.prctl
+prctl.restype = ctypes.c_int
+prctl.argtypes = (ctypes.c_int, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong, ctypes.c_ulong)
+
+syscall = _libc.syscall
+syscall.restype = ctypes.c_long
+
+sched_getcpu = _libc.sched_getcpu
+sched_getcpu.restype = ctypes.c_int
+sched_getcpu.argtypes = ()
+
+get_errno = ctypes.get_errno
+
+# -- ptrace requests ---------------------------------------------------------------------------
+PTRACE_PEEKUSER = 3
+PTRACE_CONT = 7
+PTRACE_KILL = 8
+PTRACE_GETREGS = 12
+PTRACE_DETACH = 17
+PTRACE_SYSCALL = 24
+PTRACE_SETOPTIONS = 0x4200
+PTRACE_GETEVENTMSG = 0x4201
+PTRACE_GETSIGINFO = 0x4202
+PTRACE_SEIZE = 0x4206
+PTRACE_INTERRUPT = 0x4207
+PTRACE_LISTEN = 0x4208
+PTRACE_GET_SYSCALL_INFO = 0x420E
+
+PTRACE_SYSCALL_INFO_NONE = 0
+PTRACE_SYSCALL_INFO_ENTRY = 1
+PTRACE_SYSCALL_INFO_EXIT = 2
+PTRACE_SYSCALL_INFO_SECCOMP = 3
+
+PTRACE_EVENT_FORK = 1
+PTRACE_EVENT_VFORK = 2
+PTRACE_EVENT_CLONE = 3
+PTRACE_EVENT_EXEC = 4
+PTRACE_EVENT_VFORK_DONE = 5
+PTRACE_EVENT_EXIT = 6
+PTRACE_EVENT_SECCOMP = 7
+PTRACE_EVENT_STOP = 128
+
+PTRACE_O_TRACESYSGOOD = 1
+PTRACE_O_TRACEFORK = 1 << PTRACE_EVENT_FORK
+PTRACE_O_TRACEVFORK = 1 << PTRACE_EVENT_VFORK
+PTRACE_O_TRACECLONE = 1 << PTRACE_EVENT_CLONE
+PTRACE_O_TRACEEXEC = 1 << PTRACE_EVENT_EXEC
+PTRACE_O_TRACESECCOMP = 1 << PTRACE_EVENT_SECCOMP
+PTRACE_O_EXITKILL = 1 << 20
+
+# -- wait ------------------------------------------------------------------------------------
+WALL = 0x40000000          # __WALL: children and clones alike
+WNOHANG = os.WNOHANG
+
+# -- prctl / seccomp -------------------------------------------------------------------------
+PR_SET_NO_NEW_PRIVS = 38
+SECCOMP_SET_MODE_FILTER = 1
+SYS_SECCOMP = 317          # x86_64
+SYS_TGKILL = 234
+
+# struct user_regs_struct (x86_64): orig_rax is word 15.
+USER_REGS_ORIG_RAX = 15 * 8
+USER_REGS_SIZE = 27 * 8
+
+
+def check(result: int, what: str) -> int:
+    """Raise OSError (errno from libc) when a call returned -1."""
+    if result == -1:
+        err = get_errno()
+        raise OSError(err, f"{what}: {os.strerror(err)}")
+    return result

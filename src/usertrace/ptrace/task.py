@@ -1,0 +1,31 @@
+"""One traced thread (a *task*, as the kernel says) and what the engine knows about it."""
+
+from __future__ import annotations
+
+
+class Task:
+    """A traced thread.  Consumers read ``tid``, ``pid``, ``comm``, ``cpu``, ``nr``, ``args``.
+
+    ``pid`` is the thread group id (the process), ``tid`` the thread's own id (the kernel's
+    ``common_pid``).  ``nr`` is the system call the task is in (between its enter and exit),
+    -1 outside one; ``args`` the arguments it entered with.
+    """
+
+    __slots__ = ("tid", "pid", "comm", "cpu", "nr", "args", "countdown", "hidden",
+                 "listening", "stat_fd", "new_child")
+
+    def __init__(self, tid: int, pid: int, comm: str = "", cpu: int = 0):
+        self.tid = tid
+        self.pid = pid
+        self.comm = comm
+        self.cpu = cpu
+        self.nr = -1
+        self.args: tuple[int, ...] = ()
+        self.countdown = 0        # stops until comm and cpu are read again
+        self.hidden = False       # a launched child before its exec: not reported
+        self.listening = False    # in group-stop, resumed with PTRACE_LISTEN
+        self.stat_fd = -1         # /proc/TID/stat kept open (cpu="exact")
+        self.new_child = False    # auto-attached by a fork/clone, first stop not seen yet
+
+    def __repr__(self) -> str:
+        return f"Task(tid={self.tid}, pid={self.pid}, comm={self.comm!r}, cpu={self.cpu}, nr={self.nr})"

@@ -1,0 +1,212 @@
+"""Attaching to running processes and letting go of them: every thread, detach on request or
+on SIGINT/SIGTERM, processes left running and never stopped; errors for bad pids."""
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+
+import pytest
+
+from usertrace.ptrace import EXIT, TraceError, Tracer
+
+from _ptrace_util import PYTHON, Recorder, nrs, python_env
+
+
+def _state(pid: int) -> tuple[str, int]:
+    """(state letter, TracerPid) of a process."""
+    with open(f"/proc/{pid}/stat") as f:
+        state = f.read().rsplit(")", 1)[1].split()[0]
+    with open(f"/proc/{pid}/status") as f:
+        tracer = [int(l.split()[1]) for l in f if l.startswith("TracerPid:")][0]
+    return state, tracer
+
+
+def _counter(path) -> int:
+    try:
+        return int(path.read_text() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def _wait_until(cond, timeout=10.0):
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if cond():
+            return True
+        time.sleep(0.01)
+    return False
+
+
+@pytest.fixture
+def spin(target, tmp_path):
+    """spin(*extra) -> (Popen, counter file) of a running target that loops forever."""
+    procs = []
+
+    def start(*extra):
+        counter = tmp_path / f"count{len(procs)}"
+        p = subprocess.Popen([str(target("spin")), str(counter), *extra], stdout=subprocess.PIPE)
+        assert p.stdout.readline() == b"ready\n"
+        procs.append(p)
+        return p, counter
+
+    yield start
+    for p in procs:
+        try:
+            os.kill(p.pid, signal.SIGCONT)
+            p.kill()
+        except OSError:
+            pass
+        p.wait()
+
+
+def _still_running(pid, counter):
+    state, tracer = _state(pid)
+    assert tracer == 0, "still traced"
+    assert state in "RSD", f"left in state {state}"
+    before = _counter(counter)
+    assert _wait_until(lambda: _counter(counter) > before), "it does not run any more"
+
+
+def test_attach_every_thread_then_detach(spin):
+    proc, counter = spin("threads")
+    rec = Recorder()
+    stop_after = 200
+    tracer = None
+
+    def consumer(kind, task, nr, args, ret, ts):
+        rec(kind, task, nr, args, ret, ts)
+        if len(rec.events) >= stop_after and len({e.tid for e in rec.events}) >= 4:
+            tracer.request_stop(signal.SIGINT)
+
+    result = {}
+
+    def work():   # one thread makes every ptrace request
+        nonlocal tracer
+        tracer = Tracer(consumer, syscalls=nrs("getppid", "nanosleep", "clock_nanosleep"))
+        result["tids"] = tracer.attach([proc.pid])
+        result["status"] = tracer.run(handle_signals=False)
+
+    th = threading.Thread(target=work)
+    th.start()
+    th.join(30)
+    assert not th.is_alive()
+    assert sorted(result["tids"]) == sorted(int(t) for t in os.listdir(f"/proc/{proc.pid}/task"))
+    assert len(result["tids"]) == 4
+    assert {e.tid for e in rec.events} == set(result["tids"])
+    assert {e.pid for e in rec.events} == {proc.pid}
+    assert result["status"].detached and result["status"].signal == signal.SIGINT
+    getppid = [e.ret for e in rec.events if e.kind == EXIT and e.name == "getppid"]
+    assert getppid and set(getppid) == {os.getpid()}
+    _still_running(proc.pid, counter)
+
+
+TRACER_SCRIPT = """
+import sys
+from usertrace.ptrace import Tracer
+t = Tracer(syscalls=set())
+if sys.argv[1] == "attach":
+    t.attach([int(sys.argv[2])])
+    print("TRACER ready", flush=True)
+else:
+    from usertrace.sources.syscalls.seccomp import build_filter
+    filt = build_filter({39}) if sys.argv[1] == "launch-seccomp" else None
+    pid = t.launch(sys.argv[2:], seccomp_filter=filt)
+    print("TRACER", pid, flush=True)
+st = t.run()
+print("TRACER", st.detached, st.signal, st.code, flush=True)
+st.exit_like()
+"""
+
+
+def _tracer_process(*args):
+    p = subprocess.Popen([PYTHON, "-c", TRACER_SCRIPT, *map(str, args)], env=python_env(),
+                         stdout=subprocess.PIPE, text=True)
+    line = ""
+    while not line.startswith("TRACER "):      # the traced command shares our stdout
+        line = p.stdout.readline()
+        assert line, "the tracer ended early"
+    return p, line.split()[1]
+
+
+def _last_word_line(out: str) -> list[str]:
+    return [l for l in out.splitlines() if l.startswith("TRACER ")][-1].split()[1:]
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGINT])
+def test_signal_to_tracer_detaches_attached_process(spin, sig):
+    proc, counter = spin("threads")
+    tracer, first = _tracer_process("attach", proc.pid)
+    assert first == "ready"
+    assert _wait_until(lambda: _state(proc.pid)[1] == tracer.pid)
+    time.sleep(0.1)                               # let it trace a while
+    tracer.send_signal(sig)
+    out, _ = tracer.communicate(timeout=30)
+    assert _last_word_line(out) == ["True", str(int(sig)), "None"]
+    assert tracer.returncode == -sig              # it re-raised the signal on itself
+    _still_running(proc.pid, counter)
+
+
+def test_detach_leaves_a_stopped_process_stopped(spin):
+    proc, counter = spin()
+    os.kill(proc.pid, signal.SIGSTOP)
+    assert _wait_until(lambda: _state(proc.pid)[0] == "T")
+    tracer, first = _tracer_process("attach", proc.pid)
+    assert first == "ready"
+    time.sleep(0.1)
+    tracer.send_signal(signal.SIGTERM)
+    tracer.communicate(timeout=30)
+    assert _state(proc.pid) == ("T", 0)           # as it was: stopped by its SIGSTOP
+    os.kill(proc.pid, signal.SIGCONT)
+    _still_running(proc.pid, counter)
+
+
+def test_sigint_while_launching_passes_the_signal_on(target, tmp_path):
+    """strace: the command it started gets the signal (after SIGCONT) and is detached."""
+    counter = tmp_path / "count"
+    tracer, first = _tracer_process("launch", target("spin"), counter)
+    child = int(first)
+    assert _wait_until(lambda: _counter(counter) > 0)
+    tracer.send_signal(signal.SIGINT)
+    out, _ = tracer.communicate(timeout=30)
+    assert _last_word_line(out) == ["True", str(int(signal.SIGINT)), "None"]
+    assert _wait_until(lambda: not os.path.exists(f"/proc/{child}"))   # died of SIGINT
+
+
+@pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL])
+def test_seccomp_launched_command_does_not_outlive_the_tracer(target, tmp_path, how):
+    counter = tmp_path / "count"
+    tracer, first = _tracer_process("launch-seccomp", target("spin"), counter)
+    child = int(first)
+    assert _wait_until(lambda: _counter(counter) > 0)
+    tracer.send_signal(how)
+    tracer.communicate(timeout=30)
+    assert _wait_until(lambda: not os.path.exists(f"/proc/{child}")), "the command outlived its tracer"
+
+
+def test_attach_errors(spin):
+    with pytest.raises(TraceError, match=r"process 999999999: no such process") as info:
+        Tracer().attach([999999999])
+    assert info.value.errno == 3
+    with pytest.raises(TraceError, match="is the tracer itself"):
+        Tracer().attach([os.getpid()])
+    with pytest.raises(TraceError, match="invalid process id -4"):
+        Tracer().attach([-4])
+
+
+def test_attach_to_a_traced_process_is_refused_and_nothing_is_kept(spin, target, tmp_path):
+    counter = tmp_path / "count"
+    tracer, first = _tracer_process("launch", target("spin"), counter)
+    child = int(first)
+    proc, counter2 = spin()
+    t = Tracer()
+    try:
+        with pytest.raises(TraceError, match=rf"cannot attach to process {child}: Operation not permitted"):
+            t.attach([proc.pid, child])      # the first one succeeds, then is let go
+        assert t.tasks == {}
+        _still_running(proc.pid, counter2)
+    finally:
+        tracer.send_signal(signal.SIGTERM)
+        tracer.communicate(timeout=30)

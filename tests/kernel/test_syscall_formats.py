@@ -1,0 +1,89 @@
+"""Our syscall event formats and trace text against the running kernel's (the oracle).
+
+Every ``syscalls`` event the kernel has: our ``format`` text equals the kernel's but for the
+``ID:`` line.  And the kernel's ``trace`` lines for a program with known arguments equal what
+render_enter/render_exit make of the same values.
+"""
+
+import re
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from usertrace.kernel.tracefs import find_tracefs, why_no_tracefs
+from usertrace.sources.syscalls import events as ev
+from usertrace.sources.syscalls.table import SyscallTable
+
+pytestmark = pytest.mark.kernel
+
+
+def _syscalls_dir() -> Path:
+    reason = why_no_tracefs()
+    if reason:
+        pytest.skip(reason)
+    d = find_tracefs() / "events" / "syscalls"
+    if not d.is_dir():
+        pytest.skip("this kernel has no syscall events (CONFIG_FTRACE_SYSCALLS)")
+    return d
+
+
+def _without_id(text: str) -> str:
+    return re.sub(r"^ID: \d+$", "ID:", text, count=1, flags=re.M)
+
+
+def test_every_kernel_syscall_format_equals_ours():
+    d = _syscalls_dir()
+    table = SyscallTable.for_arch("x86_64")
+    kernel_events = sorted(p.name for p in d.iterdir() if p.is_dir())
+    assert kernel_events, "no syscall events"
+    mismatches = []
+    for name in kernel_events:
+        base = ev.event_base(name)
+        assert base is not None, name
+        event, is_enter = base
+        sc = table.by_event.get(event)
+        if sc is None:
+            mismatches.append(f"{name}: not in our table")
+            continue
+        ours = ev.enter_format(event, sc.args) if is_enter else ev.exit_format(event)
+        kernel = (d / name / "format").read_text()
+        if _without_id(ours.render()) != _without_id(kernel):
+            mismatches.append(name)
+    assert not mismatches, f"{len(mismatches)} of {len(kernel_events)} differ: {mismatches[:10]}"
+    # And the other way round: every event of ours exists in the kernel.
+    ours = {e.enter.name for e in ev.build_events()} | {e.exit.name for e in ev.build_events()}
+    assert ours == set(kernel_events)
+
+
+def _kernel_lines(inst, target_path, events):
+    for e in events:
+        inst.enable("syscalls", e)
+    proc = subprocess.Popen([str(target_path), "0"], stdout=subprocess.DEVNULL)
+    # The instance records everyone: keep this program's lines (comm-pid prefix).
+    proc.wait()
+    for e in events:
+        inst.disable("syscalls", e)
+    text = inst.read("trace")
+    out = []
+    for line in text.splitlines():
+        if line.startswith("#"):
+            continue
+        m = re.match(r"\s*(.+)-(\d+)\s+\[\d+\] \S+\s+[\d.]+: (.*)$", line)
+        if m and int(m.group(2)) == proc.pid:
+            out.append(m.group(3))
+    return out
+
+
+def test_trace_text_equals_the_kernels(tracefs_instance, target):
+    """sc_seq makes calls with known arguments; the kernel's trace lines are ours."""
+    exe = target("sc_seq")
+    lines = _kernel_lines(tracefs_instance, exe,
+                          ["sys_enter_close", "sys_exit_close", "sys_enter_getppid",
+                           "sys_exit_lseek", "sys_enter_lseek"])
+    assert ev.render_enter("close", ["fd"], [12345]) in lines
+    assert ev.render_exit("close", -9) in lines
+    assert ev.render_enter("close", ["fd"], [2 ** 64 - 1]) in lines
+    assert ev.render_enter("getppid", [], []) in lines
+    assert any(re.fullmatch(r"sys_lseek\(fd: 3, offset: 7, whence: 0\)", x) for x in lines), lines
+    assert ev.render_exit("lseek", 0) in lines       # /dev/null seeks to 0 whatever asked
