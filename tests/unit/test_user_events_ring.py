@@ -58,7 +58,8 @@ ROUND_TRIPS = [
 ]
 
 
-@pytest.mark.parametrize("text,args,decoded", ROUND_TRIPS, ids=[r[0].split()[0] for r in ROUND_TRIPS])
+@pytest.mark.parametrize("text,args,decoded", ROUND_TRIPS,
+                         ids=[r[0].split()[0] for r in ROUND_TRIPS])
 def test_round_trip(srv, text, args, decoded):
     ev = reg(srv, text)
     assert ev.emit(*args) is True
@@ -77,9 +78,11 @@ def test_round_trip(srv, text, args, decoded):
     ev.unregister()
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=60, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(a=st.integers(0, 2**32 - 1), b=st.integers(-2**63, 2**63 - 1),
-       s=st.text(st.characters(blacklist_characters="\0", blacklist_categories=("Cs",)), max_size=300))
+       s=st.text(st.characters(blacklist_characters="\0", blacklist_categories=("Cs",)),
+                 max_size=300))
 def test_round_trip_property(srv, a, b, s):
     ev = reg(srv, "prop u32 a; s64 b; __data_loc char[] s")
     assert ev.emit(a, b, s)

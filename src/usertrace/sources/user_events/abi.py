@@ -57,7 +57,8 @@ CONSUMER_OTHER = EVENT_STATUS_OTHER
 CONSUMER_BITS = CONSUMER_TRACE | CONSUMER_STREAM | CONSUMER_OTHER
 
 # -- records -------------------------------------------------------------------------------
-COMMON_SIZE = 8               # common_type u16, common_flags u8, common_preempt_count u8, common_pid s32
+# common_type u16, common_flags u8, common_preempt_count u8, common_pid s32
+COMMON_SIZE = 8
 # A record must fit one ring-buffer page of a trace.dat: 4096 bytes less the page header (16),
 # the event header with its length word (8) and the common fields (8).
 MAX_PAYLOAD = 4096 - 16 - 8 - COMMON_SIZE

@@ -21,7 +21,6 @@ from __future__ import annotations
 import ctypes
 import os
 import threading
-import time
 import warnings
 
 from . import abi
@@ -30,7 +29,6 @@ from .parse import Definition, UserEventError, parse_commands, parse_definition
 from .ring import RingWriter
 from .session import (HolderFile, Session, all_sessions, close_session, open_session)
 
-_now = time.monotonic_ns
 _warned: set[str] = set()
 
 
@@ -188,7 +186,7 @@ def dynamic_events(text: str, session_dir: str | None = None) -> None:
 
 
 def read_dynamic_events(session_dir: str | None = None) -> str:
-    """The registered events, one ``u:name type name; type name`` line each (as the kernel shows)."""
+    """The registered events, a ``u:name type name; type name`` line each, as the kernel shows."""
     sess = open_session(session_dir, create=True)
     try:
         sess.collect()

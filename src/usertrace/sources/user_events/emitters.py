@@ -64,7 +64,8 @@ def _consts(ev):
 
 
 def _fixed_pack(ev):
-    return struct.Struct(abi.RECORD_PACK_PREFIX + "".join(f.code for f in ev.definition.fields)).pack_into
+    codes = "".join(f.code for f in ev.definition.fields)
+    return struct.Struct(abi.RECORD_PACK_PREFIX + codes).pack_into
 
 
 def _fixed0(ev, new_writer, general):
@@ -82,11 +83,12 @@ def _fixed0(ev, new_writer, general):
         except AttributeError:
             w = new_writer(sess)
         head = w.head
-        if head + reclen > w.limit:
+        lim = w.limit
+        if head + reclen > lim:
             head = w.make_room(reclen)
             if head < 0:
                 return False
-        lim = w.limit
+            lim = w.limit
         w.limit = -1
         try:
             pack(w.mm, _HDR + (head & w.mask), plen, iw, _now(), _CPU, ctype, w.tid)
@@ -114,11 +116,12 @@ def _fixed1(ev, new_writer, general):
         except AttributeError:
             w = new_writer(sess)
         head = w.head
-        if head + reclen > w.limit:
+        lim = w.limit
+        if head + reclen > lim:
             head = w.make_room(reclen)
             if head < 0:
                 return False
-        lim = w.limit
+            lim = w.limit
         w.limit = -1
         try:
             pack(w.mm, _HDR + (head & w.mask), plen, iw, _now(), _CPU, ctype, w.tid, v0)
@@ -146,11 +149,12 @@ def _fixed2(ev, new_writer, general):
         except AttributeError:
             w = new_writer(sess)
         head = w.head
-        if head + reclen > w.limit:
+        lim = w.limit
+        if head + reclen > lim:
             head = w.make_room(reclen)
             if head < 0:
                 return False
-        lim = w.limit
+            lim = w.limit
         w.limit = -1
         try:
             pack(w.mm, _HDR + (head & w.mask), plen, iw, _now(), _CPU, ctype, w.tid, v0, v1)
@@ -178,11 +182,12 @@ def _fixed3(ev, new_writer, general):
         except AttributeError:
             w = new_writer(sess)
         head = w.head
-        if head + reclen > w.limit:
+        lim = w.limit
+        if head + reclen > lim:
             head = w.make_room(reclen)
             if head < 0:
                 return False
-        lim = w.limit
+            lim = w.limit
         w.limit = -1
         try:
             pack(w.mm, _HDR + (head & w.mask), plen, iw, _now(), _CPU, ctype, w.tid, v0, v1, v2)
@@ -210,11 +215,12 @@ def _fixed4(ev, new_writer, general):
         except AttributeError:
             w = new_writer(sess)
         head = w.head
-        if head + reclen > w.limit:
+        lim = w.limit
+        if head + reclen > lim:
             head = w.make_room(reclen)
             if head < 0:
                 return False
-        lim = w.limit
+            lim = w.limit
         w.limit = -1
         try:
             pack(w.mm, _HDR + (head & w.mask), plen, iw, _now(), _CPU, ctype, w.tid, v0, v1, v2, v3)
@@ -301,14 +307,16 @@ def _str1(ev, new_writer, general):
                 raise UserEventError("BAD_VALUE", f"{defn.name}: payload of {plen} bytes "
                                                   f"exceeds {abi.MAX_PAYLOAD}")
             head = w.head
-            if head + reclen > w.limit:
+            lim = w.limit
+            if head + reclen > lim:
                 head = w.make_room(reclen)
                 if head < 0:
                     return False
-            lim = w.limit
+                lim = w.limit
             w.limit = -1
             try:
-                (cache.get(n) or make(n))(w.mm, _HDR + (head & w.mask), plen, iw, _now(), _CPU, ctype, w.tid,
+                (cache.get(n) or make(n))(w.mm, _HDR + (head & w.mask), plen, iw, _now(), _CPU,
+                                          ctype, w.tid,
                            n << 16 | base, b)
                 w.q[_HEAD] = w.head = head + reclen
             finally:
@@ -342,14 +350,16 @@ def _str2(ev, new_writer, general):
                 raise UserEventError("BAD_VALUE", f"{defn.name}: payload of {plen} bytes "
                                                   f"exceeds {abi.MAX_PAYLOAD}")
             head = w.head
-            if head + reclen > w.limit:
+            lim = w.limit
+            if head + reclen > lim:
                 head = w.make_room(reclen)
                 if head < 0:
                     return False
-            lim = w.limit
+                lim = w.limit
             w.limit = -1
             try:
-                (cache.get(n) or make(n))(w.mm, _HDR + (head & w.mask), plen, iw, _now(), _CPU, ctype, w.tid,
+                (cache.get(n) or make(n))(w.mm, _HDR + (head & w.mask), plen, iw, _now(), _CPU,
+                                          ctype, w.tid,
                            v0, n << 16 | base, b)
                 w.q[_HEAD] = w.head = head + reclen
             finally:
@@ -383,14 +393,16 @@ def _str3(ev, new_writer, general):
                 raise UserEventError("BAD_VALUE", f"{defn.name}: payload of {plen} bytes "
                                                   f"exceeds {abi.MAX_PAYLOAD}")
             head = w.head
-            if head + reclen > w.limit:
+            lim = w.limit
+            if head + reclen > lim:
                 head = w.make_room(reclen)
                 if head < 0:
                     return False
-            lim = w.limit
+                lim = w.limit
             w.limit = -1
             try:
-                (cache.get(n) or make(n))(w.mm, _HDR + (head & w.mask), plen, iw, _now(), _CPU, ctype, w.tid,
+                (cache.get(n) or make(n))(w.mm, _HDR + (head & w.mask), plen, iw, _now(), _CPU,
+                                          ctype, w.tid,
                            v0, v1, n << 16 | base, b)
                 w.q[_HEAD] = w.head = head + reclen
             finally:
@@ -424,14 +436,16 @@ def _str4(ev, new_writer, general):
                 raise UserEventError("BAD_VALUE", f"{defn.name}: payload of {plen} bytes "
                                                   f"exceeds {abi.MAX_PAYLOAD}")
             head = w.head
-            if head + reclen > w.limit:
+            lim = w.limit
+            if head + reclen > lim:
                 head = w.make_room(reclen)
                 if head < 0:
                     return False
-            lim = w.limit
+                lim = w.limit
             w.limit = -1
             try:
-                (cache.get(n) or make(n))(w.mm, _HDR + (head & w.mask), plen, iw, _now(), _CPU, ctype, w.tid,
+                (cache.get(n) or make(n))(w.mm, _HDR + (head & w.mask), plen, iw, _now(), _CPU,
+                                          ctype, w.tid,
                            v0, v1, v2, n << 16 | base, b)
                 w.q[_HEAD] = w.head = head + reclen
             finally:
@@ -519,11 +533,12 @@ def _general(ev, new_writer):
                                                   f"exceeds {abi.MAX_PAYLOAD}")
             reclen = abi.record_size(plen)
             head = w.head
-            if head + reclen > w.limit:
+            lim = w.limit
+            if head + reclen > lim:
                 head = w.make_room(reclen)
                 if head < 0:
                     return False
-            lim = w.limit
+                lim = w.limit
             w.limit = -1
             try:
                 p = _HDR + (head & w.mask)

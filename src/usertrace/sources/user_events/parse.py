@@ -110,6 +110,7 @@ CHAR_TYPES = ("char", "unsigned char")
 K_INT, K_CHARS, K_STRUCT, K_DYN_STR, K_DYN_ARRAY = "int", "chars", "struct", "dyn_str", "dyn_array"
 
 _SPACE = " \t\n\v\f\r"
+_HEX = frozenset("0123456789abcdefABCDEF")
 
 
 @dataclass(frozen=True)
@@ -230,7 +231,8 @@ def _kstrtouint(s: str) -> int | None:
         s = s[1:]
     try:
         if s[:2].lower() == "0x":
-            return int(s[2:], 16) if s[2:] and all(c in "0123456789abcdefABCDEF" for c in s[2:]) else None
+            digits = s[2:]
+            return int(digits, 16) if digits and all(c in _HEX for c in digits) else None
         if s.startswith("0") and len(s) > 1:
             return int(s[1:], 8) if all(c in "01234567" for c in s[1:]) else None
         return int(s) if s.isdigit() and s.isascii() else None
@@ -247,7 +249,8 @@ def parse_definition(text: str, flags: int = 0) -> Definition:
     if text.endswith("\n"):
         text = text[:-1]
     if len(text.encode("utf-8", "surrogatepass")) >= abi.MAX_EVENT_DESC:
-        raise UserEventError("TOO_LONG", f"{len(text.encode())} bytes", abi.MAX_EVENT_DESC - 1, text)
+        raise UserEventError("TOO_LONG", f"{len(text.encode())} bytes", abi.MAX_EVENT_DESC - 1,
+                             text)
     if flags & ~(abi.USER_EVENT_REG_MAX - 1):
         raise UserEventError("BAD_FLAG", f"flags 0x{flags:x}")
     sp = text.find(" ")
@@ -272,8 +275,8 @@ def parse_definition(text: str, flags: int = 0) -> Definition:
                     raise UserEventError("DUP_FIELD", fd.name, _name_pos(text, fd), text)
                 seen.add(fd.name)
                 if fd.offset + fd.size - abi.COMMON_SIZE > abi.MAX_PAYLOAD:
-                    raise UserEventError("TOO_BIG", f"{fd.offset + fd.size - abi.COMMON_SIZE} bytes",
-                                         fd.pos, text)
+                    size = fd.offset + fd.size - abi.COMMON_SIZE
+                    raise UserEventError("TOO_BIG", f"{size} bytes", fd.pos, text)
                 fields.append(fd)
                 offset += fd.size
             start += len(part) + 1
@@ -379,7 +382,7 @@ def _char_array(text: str, start: int, ftype: str, name: str, offset: int, prefi
 # -- dynamic_events commands -------------------------------------------------------------------
 @dataclass(frozen=True)
 class Command:
-    """One line written to dynamic_events: ``u:DEFINITION`` (add) or ``-:[SYSTEM/]NAME`` (delete)."""
+    """A line written to dynamic_events: ``u:DEFINITION`` (add) or ``-:[SYSTEM/]NAME`` (delete)."""
 
     op: str                      # "add" or "delete"
     definition: Definition | None = None
@@ -411,7 +414,10 @@ def parse_command(line: str) -> Command:
     if line.startswith("-:"):
         body = line[2:]
         sp = body.find(" ")
-        target, fields = (body, None) if sp < 0 else (body[:sp], body[sp + 1:].strip(_SPACE) or None)
+        if sp < 0:
+            target, fields = body, None
+        else:
+            target, fields = body[:sp], body[sp + 1:].strip(_SPACE) or None
         system = None
         if "/" in target:
             system, target = target.split("/", 1)

@@ -131,7 +131,7 @@ class RingWriter:
         self.q[_LOST] = self.lost
 
     def close(self, mark: bool = True) -> None:
-        """Unmap; with ``mark`` (the writing process's own close) tell the tracer: no more writes."""
+        """Unmap; with ``mark`` (the writer's own close) tell the tracer: no more writes."""
         if self.mm.closed:
             return
         if mark and os.getpid() == self.pid:

@@ -133,6 +133,7 @@ class UserEventsServer:
         self._next_id = abi.ID_BASE + abi.MAX_EVENTS
         self.session: Session | None = None
         self._events: dict[int, EventInfo] = {}       # index word -> info
+        self._fast: dict[int, tuple] = {}             # index word -> what _parse needs
         self._rings: dict[str, RingReader] = {}
         self._stats: dict[str, WriterStats] = {}
         self._retired: list[WriterStats] = []
@@ -158,10 +159,12 @@ class UserEventsServer:
         sess.tracer = self
         with sess.locked():
             sess.set_patterns([])             # whatever a dead tracer left enabled
+            sess.collect()                    # events of processes gone since
             abi.U32.pack_into(sess.control, abi.CTL_TRACER_PID, os.getpid())
             size = 0
             if self.ring_size:
-                size = 1 << (min(max(self.ring_size, abi.MIN_RING_SIZE), abi.MAX_RING_SIZE) - 1).bit_length()
+                size = min(max(self.ring_size, abi.MIN_RING_SIZE), abi.MAX_RING_SIZE)
+                size = 1 << (size - 1).bit_length()
             sess.ctl_q[abi.CTL_RING_SIZE // 8] = size
             sess.bump()
         self.refresh(force=True)
@@ -271,6 +274,10 @@ class UserEventsServer:
             else:
                 self.errors.append(f"event {s.index} {s.text!r}: {info.error}")
             self._events[s.index_word] = info
+            self._fast[s.index_word] = (
+                info.min_size, info.wire_id, info.one_check,
+                info if len(info.checks) > 1 else None,
+                _pack_type(info.id) if info.patch else b"", info.format)
         self._scan_rings()
         return new
 
@@ -345,17 +352,31 @@ class UserEventsServer:
             if sess.generation() != self._gen:
                 self.refresh()
             self._looked = False
-            out: list | None = [] if ordered else None
-            total = 0
             now = time.monotonic()
             check = now >= self._next_check
             if check:
                 self._next_check = now + LIVENESS_PERIOD
-            for r in list(self._rings.values()):
+            rings = list(self._rings.values())
+            pending = []
+            for r in rings:
                 chunks, head = r.take()
+                if chunks:
+                    pending.append((r, chunks, head))
+                elif head != r.tail:
+                    r.consume(head)                 # a head no honest writer published
+            # One ring (the usual case), or no ordering asked: straight to the callback.
+            direct = not ordered or len(pending) <= 1
+            out: list = []
+            total = 0
+            for r, chunks, head in pending:
                 for chunk in chunks:
-                    total += self._parse(r, chunk, out if ordered else callback)
+                    total += self._parse(r, chunk, callback if direct else out)
                 r.consume(head)
+            if out:
+                out.sort(key=itemgetter(0))
+                for ts, cpu, tid, pid, comm, rec, fmt in out:
+                    callback(ts, cpu, tid, pid, comm, rec, fmt)
+            for r in rings:
                 lost = r.lost()
                 if lost != r.lost_seen:
                     if on_lost is not None:
@@ -364,10 +385,6 @@ class UserEventsServer:
                 if check and r.q[abi.RH_HEAD // 8] == r.tail and (
                         r.closed_by_writer() or not r.writer_alive()):
                     self._retire(r)
-            if ordered and out:
-                out.sort(key=itemgetter(0))
-                for rec in out:
-                    callback(*rec)
             return total
 
     def _parse(self, r: RingReader, chunk: bytes, sink) -> int:
@@ -376,7 +393,7 @@ class UserEventsServer:
         off = 0
         last = n - _RECORD_SPAN             # a record has its header and common fields
         unpack = _unpack_record_header
-        events = self._events
+        fast = self._fast
         pid, tid, comm = r.pid, r.tid, r.comm
         is_list = sink.__class__ is list
         put = sink.append if is_list else sink
@@ -392,40 +409,40 @@ class UserEventsServer:
             k = off + _RECORD_HEADER_SIZE       # the kernel record: common fields, payload
             p = k + _COMMON_SIZE
             off = end
-            info = events.get(iw)
-            if info is None:
+            ent = fast.get(iw)
+            if ent is None:
                 if self._looked:
                     refused += 1
                     continue
                 self._looked = True             # registered after our last look?
                 self.refresh(force=True)
-                info = events.get(iw)
-                if info is None:
+                ent = fast.get(iw)
+                if ent is None:
                     refused += 1
                     continue
-            if plen < info.min_size or plen > _MAX_PAYLOAD or ctype != info.wire_id:
+            min_size, wire_id, one, info, patch, fmt = ent
+            if plen < min_size or plen > _MAX_PAYLOAD or ctype != wire_id:
                 refused += 1
                 continue
-            if info.checks:
-                if info.one_check:              # one dynamic field: checked inline
-                    woff, rel, nul = info.one_check
-                    word = _unpack_u32(chunk, p + woff)[0]
-                    size = word >> 16
-                    start = (word & 0xFFFF) + rel
-                    if start < _COMMON_SIZE or start + size > plen + _COMMON_SIZE or (
-                            nul and (not size or chunk[k + start + size - 1])):
-                        refused += 1
-                        continue
-                elif not info.valid(chunk, p, plen):
+            if one is not None:                 # one dynamic field: checked inline
+                woff, rel, nul = one
+                word = _unpack_u32(chunk, p + woff)[0]
+                size = word >> 16
+                start = (word & 0xFFFF) + rel
+                if start < _COMMON_SIZE or start + size > plen + _COMMON_SIZE or (
+                        nul and (not size or chunk[k + start + size - 1])):
                     refused += 1
                     continue
+            elif info is not None and not info.valid(chunk, p, plen):
+                refused += 1
+                continue
             rec = chunk[k: p + plen]
-            if info.patch:
-                rec = _pack_type(info.id) + rec[2:]
+            if patch:
+                rec = patch + rec[2:]
             if is_list:
-                put((ts, cpu, tid, pid, comm, rec, info.format))
+                put((ts, cpu, tid, pid, comm, rec, fmt))
             else:
-                put(ts, cpu, tid, pid, comm, rec, info.format)
+                put(ts, cpu, tid, pid, comm, rec, fmt)
             delivered += 1
         if off < n and abi.U32.unpack_from(chunk, off)[0] != _WRAP_MARK:
             r.corrupt += 1                      # the rest of the chunk cannot be framed

@@ -31,7 +31,8 @@ _O_BASE = os.O_NOFOLLOW | os.O_CLOEXEC
 
 # -- locating the session ------------------------------------------------------------------------
 def default_session_dir() -> str:
-    """``$USERTRACE_SESSION``, else ``$XDG_RUNTIME_DIR/usertrace``, else ``/dev/shm/usertrace-<uid>``."""
+    """``$USERTRACE_SESSION``, else ``$XDG_RUNTIME_DIR/usertrace``, else
+    ``/dev/shm/usertrace-<uid>``."""
     explicit = os.environ.get(abi.SESSION_ENV)
     if explicit:
         return explicit
@@ -114,7 +115,7 @@ def open_file(dfd: int, name: str, dirpath: str, create: bool = False,
 
 
 def proc_start_time(pid: int) -> int | None:
-    """Field 22 of /proc/<pid>/stat (start time in clock ticks), None if there is no such process."""
+    """Field 22 of /proc/<pid>/stat (start time in clock ticks); None: no such process."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             data = f.read()
@@ -240,7 +241,8 @@ class Session:
             raise _refuse(self.path, "the registry file has a foreign layout")
         if not create:
             raise FileNotFoundError(os.path.join(self.path, abi.REGISTRY_FILE))
-        for name, size in ((abi.CONTROL_FILE, abi.CONTROL_SIZE), (abi.STATUS_FILE, abi.STATUS_SIZE)):
+        for name, size in ((abi.CONTROL_FILE, abi.CONTROL_SIZE),
+                           (abi.STATUS_FILE, abi.STATUS_SIZE)):
             fd = open_file(self.dfd, name, self.path, create=True)
             try:
                 os.ftruncate(fd, 0)
@@ -341,7 +343,8 @@ class Session:
         raw = text.encode()
         self.registry[base + abi.SLOT_DEF: base + abi.SLOT_DEF + abi.MAX_EVENT_DESC] = \
             raw.ljust(abi.MAX_EVENT_DESC, b"\0")
-        abi.SLOT_HEAD.pack_into(self.registry, base, abi.SLOT_FREE, flags, serial, multi_id, len(raw))
+        abi.SLOT_HEAD.pack_into(self.registry, base, abi.SLOT_FREE, flags, serial, multi_id,
+                                len(raw))
         abi.U32.pack_into(self.registry, base + abi.SLOT_STATE, abi.SLOT_LIVE)
 
     def _free_slot(self, index: int) -> None:
@@ -601,7 +604,7 @@ _sessions_lock = threading.Lock()
 
 
 def open_session(path: str | None = None, create: bool = True) -> Session:
-    """The process's Session for ``path`` (default: :func:`default_session_dir`), reference-counted."""
+    """The process's Session for ``path`` (default: :func:`default_session_dir`), counted."""
     path = os.path.abspath(path or default_session_dir())
     with _sessions_lock:
         try:
