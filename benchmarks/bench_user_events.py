@@ -32,6 +32,7 @@ import json
 import logging
 import mmap
 import os
+import shutil
 import statistics
 import struct
 import subprocess
@@ -214,10 +215,13 @@ def main() -> None:
 
     tmp = tempfile.mkdtemp(prefix="bench-uev-")
     med, anchor, streams = {}, 0.0, {}
-    if args.only != "throughput":
-        med, anchor = per_event_figures(args, tmp)
-    if args.only != "per-event":
-        streams = throughput_figures(args, tmp)
+    try:
+        if args.only != "throughput":
+            med, anchor = per_event_figures(args, tmp)
+        if args.only != "per-event":
+            streams = throughput_figures(args, tmp)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
     if args.json:
         Path(args.json).write_text(json.dumps({"per_event_ns": med, "anchor_net": anchor,
                                                "streams": streams}, indent=2))
