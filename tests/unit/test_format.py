@@ -49,7 +49,7 @@ FIELD_LINES = [
     # declaration                      type                  name      len   string dyn
     ("char comm[16]",                  "char[16]",           "comm",   16,   True,  False),
     ("__data_loc char[] name",         "__data_loc char[]",  "name",   0,    True,  True),
-    ("__rel_loc char[] msg",           "__rel_loc char[]",   "msg",    0,    True,  True),
+    ("__rel_loc char msg[]",           "__rel_loc char[]",   "msg",    0,    True,  True),
     ("__data_loc u64[] phys_addrs",    "__data_loc u64[]",   "phys_addrs", 0, False, True),
     ("char buf[]",                     "char[]",             "buf",    0,    True,  False),
     ("u8 fsid[16]",                    "u8[16]",             "fsid",   16,   False, False),

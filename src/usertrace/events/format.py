@@ -126,8 +126,12 @@ class Field:
         return self.array_len is not None and self.elem_type in _CHAR_TYPES
 
     def declaration(self) -> str:
-        """The ``type name`` part of a ``field:`` line, as the kernel prints it."""
-        if self.is_dynamic:
+        """The ``type name`` part of a ``field:`` line, as the kernel prints it.
+
+        The kernel's f_show() splits an array type around the name (``char comm[16]``) except
+        for ``__data_loc`` types; a ``__rel_loc char[]`` field prints as ``__rel_loc char x[]``.
+        """
+        if self.is_data_loc:
             return f"{self.type} {self.name}"
         i = self.type.find("[")
         if i < 0:
