@@ -8,12 +8,17 @@ trace.dat; the processes come from ``-P PID[,PID...]`` or from the command after
 from __future__ import annotations
 
 import argparse
+import os
+import signal
+import threading
 
 from ..events.registry import Consumer
 from ..filter import FilterError
 from ..output.stats import SyscallStats
 from ..ptrace.errors import TraceError
+from ..ptrace.status import ExitStatus as ProcessStatus
 from ..session import EventSpec, Session, SessionError, SyscallSource
+from ..session.user_events import UserEventsSource, is_user_events_spec
 from .context import CliError, Context, ExitStatus
 
 
@@ -90,15 +95,20 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         command = command[1:]
     if pids and command:
         raise CliError("give either -P PID or a command after --, not both", ExitStatus.USAGE)
-    if not pids and not command:
-        raise CliError(f"nothing to trace: usertrace {name} [-e EVENT]... -- COMMAND, "
-                       f"or -P PID", ExitStatus.USAGE)
     specs = args.events or [EventSpec("syscalls")]
+    user_specs = [s for s in specs if is_user_events_spec(s)]
+    if not pids and not command and not (user_specs and name != "stat"):
+        raise CliError(f"nothing to trace: usertrace {name} [-e EVENT]... -- COMMAND, "
+                       f"or -P PID (or -e 'user_events:...' alone, until Ctrl-C)",
+                       ExitStatus.USAGE)
 
-    session = Session()
+    ncpus = os.cpu_count() or 1
+    session = Session(ncpus=ncpus + 1 if user_specs else ncpus)
     consumers = {"record": Consumer.TRACE, "stream": Consumer.STREAM, "stat": Consumer.OTHER}[name]
     for spec in specs:
         try:
+            if spec in user_specs and not session.registry.match(spec.pattern):
+                continue                      # user events only: they come and go
             session.enable(spec, consumers)
         except FilterError as exc:
             raise CliError(f"bad filter for -e {spec.pattern}:\n{exc.render()}") from None
@@ -114,27 +124,39 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
             raise CliError(str(exc)) from None
     elif name == "stream":
         session.stream_to(ctx.stdout, flush_each=True)
-    source = SyscallSource(session, strings=getattr(args, "strings", False), stats=stats)
 
-    tracer = source.make_tracer()
+    users = None
+    if user_specs:
+        users = UserEventsSource(session, user_specs, consumers,
+                                 warn=lambda msg: ctx.error(msg))
+        try:
+            users.start()
+        except (SessionError, FilterError) as exc:
+            session.abort()
+            msg = exc.render() if isinstance(exc, FilterError) else str(exc)
+            raise CliError(msg) from None
     try:
-        if command:
-            filt = None if args.no_seccomp else source.seccomp_filter()
-            tracer.launch(command, seccomp_filter=filt)
+        if pids or command:
+            status = _trace_processes(session, args, pids, command, stats)
         else:
-            tracer.attach(pids)
-        status = tracer.run()
+            status = _wait_for_signal()
     except TraceError as exc:
+        _stop(users)
         session.abort()
         raise CliError(str(exc)) from None
     except BaseException:
+        _stop(users)
         session.abort()
         raise
+    _stop(users)
     try:
         session.finish()
     except SessionError as exc:
         raise CliError(str(exc)) from None
 
+    if users is not None and (users.lost or users.refused):
+        ctx.error(f"user events: {users.lost} lost (writers' buffers full), "
+                  f"{users.refused} refused (malformed)")
     if name == "record":
         t = session.trace
         ctx.stderr.write(f"usertrace: {t.entries} events recorded in {args.output}"
@@ -142,10 +164,44 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if stats is not None:
         ctx.stderr.write(stats.render())      # as strace -c: on stderr
     if status.detached:
-        return ExitStatus.OK if pids else status.returncode
+        return ExitStatus.OK if not command else status.returncode
     if status.signal is not None:
         ctx.kill_with = status
     return status.returncode
+
+
+def _trace_processes(session: Session, args, pids: list[int], command: list[str],
+                     stats: SyscallStats | None) -> ProcessStatus:
+    source = SyscallSource(session, strings=getattr(args, "strings", False), stats=stats)
+    tracer = source.make_tracer()
+    if command:
+        tracer.launch(command, seccomp_filter=None if args.no_seccomp else source.seccomp_filter())
+    else:
+        tracer.attach(pids)
+    return tracer.run()
+
+
+def _wait_for_signal() -> ProcessStatus:
+    """Trace user events alone until SIGINT, SIGTERM or SIGHUP."""
+    stop = threading.Event()
+    caught = []
+
+    def handler(sig, frame):
+        caught.append(sig)
+        stop.set()
+    saved = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
+    try:
+        while not stop.wait(0.5):
+            pass
+    finally:
+        for sig, old in saved.items():
+            signal.signal(sig, old)
+    return ProcessStatus(0, None, detached=True) if caught else ProcessStatus(0)
+
+
+def _stop(users) -> None:
+    if users is not None:
+        users.stop()
 
 
 def _parse_pids(values: list[str]) -> list[int]:

@@ -10,6 +10,7 @@ values and its record bytes; the filter of the event runs first, then each consu
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass, field
 from typing import Callable, TextIO
 
@@ -138,6 +139,8 @@ class Session:
         self.counters: list[Callable] = []
         self.cmdlines: dict[int, str] = {}
         self.filtered_out = 0
+        # Sources on other threads (user events) share the consumers: one event at a time.
+        self._lock = threading.Lock()
 
     # -- what is enabled ----------------------------------------------------------------
     def enable(self, spec: EventSpec, consumers: int = Consumer.TRACE) -> list[EventFormat]:
@@ -174,6 +177,11 @@ class Session:
                 state.filter = f
         return matched
 
+    def add_state(self, state: EventState) -> None:
+        """An event that joins while tracing (a user event registered later)."""
+        with self._lock:
+            self.states.setdefault(state.format.id, state)
+
     def enabled_formats(self) -> list[EventFormat]:
         return [s.format for s in self.states.values()]
 
@@ -194,6 +202,10 @@ class Session:
 
         ``filter_values`` (default ``values``) is what the filter reads, when it needs more
         than the record holds (strings read from the process for ``.ustring``)."""
+        with self._lock:
+            return self._emit(state, values, ts_ns, cpu, comm, record, body, filter_values)
+
+    def _emit(self, state, values, ts_ns, cpu, comm, record, body, filter_values) -> bool:
         f = state.filter
         if f is not None:
             fv = values if filter_values is None else filter_values
