@@ -149,16 +149,22 @@ def test_python_program_with_threads_and_a_subprocess():
     assert_paired(rec.events)
 
 
-def test_tracer_cpu_affinity_is_restored_and_tracee_untouched(target):
-    before = os.sched_getaffinity(0)
+def test_tracer_placement_is_restored_and_tracee_untouched(target):
+    before = os.sched_getaffinity(0), os.sched_getscheduler(0)
     seen = []
-    tracer = Tracer(lambda *a: seen.append(os.sched_getaffinity(0)), syscalls=nrs("getppid"))
-    pid = tracer.launch([str(target("sc_seq"))])
-    assert os.sched_getaffinity(pid) == before          # the tracee keeps what it inherited
+
+    def consumer(kind, task, nr, args, ret, ts):
+        seen.append((os.sched_getaffinity(0), os.sched_getscheduler(0),
+                     os.sched_getaffinity(task.tid), os.sched_getscheduler(task.tid)))
+
+    tracer = Tracer(consumer, syscalls=nrs("getppid"))
+    tracer.launch([str(target("sc_seq"))])
     tracer.run(handle_signals=False)
-    assert os.sched_getaffinity(0) == before
-    if len(before) > 1:
-        assert all(len(s) == 1 for s in seen)              # the tracer followed it meanwhile
+    assert (os.sched_getaffinity(0), os.sched_getscheduler(0)) == before
+    assert seen and all((s[2], s[3]) == before for s in seen)   # the tracee keeps its own
+    if len(before[0]) > 1 and not tracer._coloc.given_up:
+        # Meanwhile the tracer kept to one CPU, as SCHED_IDLE.
+        assert all(len(s[0]) == 1 and s[1] == os.SCHED_IDLE for s in seen)
 
 
 def test_seccomp_filter_and_attach_do_not_mix(target):

@@ -31,10 +31,8 @@ seen) and every ``cpu_refresh``-th reported event; ``cpu="exact"`` reads it at e
 event through a descriptor kept open (one pread).  A stopped task does not run, so the value
 read at a stop is where the task last ran.
 
-Speed: a stop wakes the tracer, and waking a process on another CPU costs several times what
-it costs on the same one.  With ``follow_cpu`` (default) the tracer moves *itself* (never the
-tracee) to the CPU where the last task it refreshed runs; the scheduler then keeps both on
-that CPU and each stop is a local switch.
+Speed: with ``follow_cpu`` (default) the tracer keeps itself on the CPU of the task it serves,
+as :mod:`usertrace.ptrace.placement` explains; never the tracee's affinity.
 """
 
 from __future__ import annotations
@@ -51,6 +49,7 @@ from typing import Callable, Iterable
 from . import libc as L
 from .errors import TraceError
 from .launch import read_child_error, resolve_command, spawn_stopped
+from .placement import REFRESH_WHEN_IDLE, Colocation
 from .procfs import list_threads, original_environ, parse_stat, read_stat, read_tgid
 from .status import ExitStatus
 from .task import Task
@@ -123,7 +122,7 @@ class Tracer:
         self._options = _BASE_OPTIONS | (_FORK_OPTIONS if follow_forks else 0)
         self._exact_cpu = cpu == "exact"
         self._cpu_refresh = max(int(cpu_refresh), 1)
-        self._follow_cpu = follow_cpu
+        self._coloc = Colocation(bool(follow_cpu))
         self.tasks: dict[int, Task] = {}
         self._hidden: dict[int, Task] = {}
         self._idle_req = L.PTRACE_SYSCALL      # PTRACE_CONT under a seccomp filter
@@ -136,8 +135,6 @@ class Tracer:
         self._stop_sig = 0
         self._held: tuple[int, int] | None = None
         self._attached = False
-        self._orig_affinity = os.sched_getaffinity(0)
-        self._pinned: int | None = None
         self._buf = bytearray(_INFO_SIZE)
         self._cbuf = (ctypes.c_char * _INFO_SIZE).from_buffer(self._buf)
         self._msg = ctypes.c_ulong(0)
@@ -162,8 +159,9 @@ class Tracer:
         if env is None:
             env = original_environ()
         path = resolve_command(argv[0], env)
+        coloc = self._coloc
         pid, errfd = spawn_stopped(path, list(argv), env, cwd, seccomp_filter,
-                                   self._orig_affinity)
+                                   coloc.orig_affinity, (coloc.orig_policy, coloc.orig_param))
         options = self._options
         if seccomp_filter is not None:
             options |= L.PTRACE_O_TRACESECCOMP | L.PTRACE_O_EXITKILL
@@ -197,7 +195,6 @@ class Tracer:
         if not self._exec_seen:
             self._kill_all()
             raise TraceError(f"cannot run '{path}': {message or 'it ended before its exec'}")
-        self._pin_to(self.tasks.get(pid))
         return pid
 
     def attach(self, pids: Iterable[int]) -> list[int]:
@@ -216,8 +213,6 @@ class Tracer:
             self._release(taken)
             raise
         self._attached = True
-        if taken:
-            self._pin_to(self.tasks.get(taken[0]))
         return taken
 
     def _attach_process(self, pid: int) -> list[int]:
@@ -286,7 +281,7 @@ class Tracer:
         finally:
             for sig, handler in saved.items():
                 signal.signal(sig, handler)
-            self._unpin()
+            self._coloc.release()
         if self._stop_sig:
             return ExitStatus(None, self._stop_sig, False, detached=True)
         if self._status is not None:
@@ -551,30 +546,12 @@ class Tracer:
             except OSError:
                 got = None
         else:
-            t.countdown = self._cpu_refresh
+            t.countdown = self._cpu_refresh if not self._coloc.idle else REFRESH_WHEN_IDLE
             got = read_stat(t.tid)
         if got is None:
             return
         t.comm, t.cpu = got
-        if self._follow_cpu and t.cpu != self._pinned:
-            self._pin_to(t)
-
-    def _pin_to(self, t: Task | None) -> None:
-        if not self._follow_cpu or t is None or t.cpu not in self._orig_affinity:
-            return
-        try:
-            os.sched_setaffinity(0, {t.cpu})
-            self._pinned = t.cpu
-        except OSError:
-            self._follow_cpu = False
-
-    def _unpin(self) -> None:
-        if self._pinned is not None:
-            try:
-                os.sched_setaffinity(0, self._orig_affinity)
-            except OSError:
-                pass
-            self._pinned = None
+        self._coloc.seen(t.cpu, t.tid)
 
     def _orig_nr(self, tid: int) -> int:
         nr = _peek(L.PTRACE_PEEKUSER, tid, L.USER_REGS_ORIG_RAX, 0)

@@ -9,7 +9,7 @@ one fails the call with ENOSYS) and execs.
 What the command gets is what the tracer was given: the environment of
 :func:`~usertrace.ptrace.procfs.original_environ` unless told otherwise, the same open file
 descriptors (everything Python opens is close-on-exec), the tracer's original CPU
-affinity, and the default action for SIGPIPE and SIGXFSZ, which Python ignores for itself
+affinity and scheduling policy, and the default action for SIGPIPE and SIGXFSZ, which Python ignores for itself
 (as ``subprocess`` restores them).
 """
 
@@ -74,8 +74,8 @@ def _install_seccomp(fprog: _SockFprog) -> None:
 
 
 def spawn_stopped(path: str, argv: list[str], env, cwd: str | None = None,
-                  seccomp_filter: bytes | None = None, affinity: set[int] | None = None
-                  ) -> tuple[int, int]:
+                  seccomp_filter: bytes | None = None, affinity: set[int] | None = None,
+                  policy: tuple | None = None) -> tuple[int, int]:
     """Fork a child that stops itself (SIGSTOP), then, once continued, execs ``path``.
 
     Returns ``(pid, errfd)`` with the child stopped: the caller seizes it and sends SIGCONT.
@@ -105,6 +105,8 @@ def spawn_stopped(path: str, argv: list[str], env, cwd: str | None = None,
                 signal.signal(sig, signal.SIG_DFL)
             if affinity:
                 os.sched_setaffinity(0, affinity)
+            if policy is not None and os.sched_getscheduler(0) != policy[0]:
+                os.sched_setscheduler(0, *policy)
             if cwd is not None:
                 step = "chdir"
                 os.chdir(cwd)

@@ -1,0 +1,174 @@
+#!/usr/bin/env python3
+"""Syscall tracing overhead: usertrace's ptrace engine side by side with strace.
+
+Workloads (C, compiled here): ``getppid`` makes 200,000 getppid() calls; ``openrc`` makes
+50,000 open/read/close rounds.  Each workload runs
+
+    untraced                         the program alone
+    usertrace all                    the engine, every syscall, records encoded (no filter)
+    usertrace openat (seccomp)       a seccomp filter, only openat stops
+    strace -f                        strace -f -o /dev/null
+    strace --seccomp-bpf openat      strace -f --seccomp-bpf -e trace=openat -o /dev/null
+
+in interleaved rounds (the machine is shared: compare within one run), and prints medians,
+the overhead per traced syscall ((t - untraced) / calls) and the ratios to strace.  The
+usertrace runs are timed from launch() to the end of run() inside this process (no Python
+start-up); the others from spawn to exit.
+
+    python benchmarks/bench_syscalls.py [--rounds 5] [--scale 1.0] [--pin]
+
+--pin runs everything under taskset -c 0 (tracers and programs on one CPU), for reference.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "src"))
+
+from usertrace.sources.syscalls.events import build_events  # noqa: E402
+from usertrace.sources.syscalls.table import SyscallTable  # noqa: E402
+from usertrace.sources.syscalls.tracer import SyscallRecords, SyscallTracer  # noqa: E402
+
+WORKLOADS = {
+    "getppid": ("""
+#include <stdlib.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    long n = atol(argv[1]);
+    for (long i = 0; i < n; i++) syscall(SYS_getppid);
+    return 0;
+}""", 200_000, 1),
+    "openrc": ("""
+#include <fcntl.h>
+#include <stdlib.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    long n = atol(argv[1]);
+    char buf[64];
+    for (long i = 0; i < n; i++) {
+        int fd = open("/etc/passwd", O_RDONLY);
+        read(fd, buf, sizeof buf);
+        close(fd);
+    }
+    return 0;
+}""", 50_000, 3),
+}
+
+
+def build(workdir: Path) -> dict[str, Path]:
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        sys.exit("needs a C compiler")
+    out = {}
+    for name, (src, _, _) in WORKLOADS.items():
+        c = workdir / f"{name}.c"
+        c.write_text(src)
+        exe = workdir / name
+        subprocess.run([cc, "-O2", "-o", str(exe), str(c)], check=True)
+        out[name] = exe
+    return out
+
+
+def timed_spawn(argv: list[str]) -> float:
+    t0 = time.perf_counter()
+    proc = subprocess.run(argv, stdout=subprocess.DEVNULL)
+    dt = time.perf_counter() - t0
+    if proc.returncode != 0:
+        sys.exit(f"{argv}: exit {proc.returncode}")
+    return dt
+
+
+def timed_usertrace(argv: list[str], only: set[int] | None) -> float:
+    records = SyscallRecords(_EVENTS)
+    encode = records.encode
+    sink = []
+
+    def consumer(kind, task, nr, args, ret, ts):
+        sink.append(encode(kind, task.tid, nr, args, ret))
+        if len(sink) > 4096:
+            sink.clear()
+
+    tracer = SyscallTracer(consumer, only, only)
+    t0 = time.perf_counter()
+    tracer.launch(argv)
+    status = tracer.run(handle_signals=False)
+    dt = time.perf_counter() - t0
+    if status.returncode != 0:
+        sys.exit(f"{argv}: {status.describe()}")
+    return dt
+
+
+def _numbered_events():
+    events = build_events()
+    next_id = 1000
+    for e in events:               # ids as a registry would hand them out
+        e.enter.id, e.exit.id = next_id, next_id + 1
+        next_id += 2
+    return events
+
+
+_EVENTS = _numbered_events()
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--rounds", type=int, default=5)
+    ap.add_argument("--scale", type=float, default=1.0, help="multiply the iteration counts")
+    ap.add_argument("--pin", action="store_true", help="run everything on CPU 0")
+    args = ap.parse_args()
+    if args.pin:
+        os.sched_setaffinity(0, {0})
+    strace = shutil.which("strace")
+    openat = SyscallTable.for_arch("x86_64").by_name["openat"].nr
+    with tempfile.TemporaryDirectory() as tmp:
+        exes = build(Path(tmp))
+        for name, (_, count, per_round) in WORKLOADS.items():
+            n = max(int(count * args.scale), 1)
+            calls = n * per_round
+            argv = [str(exes[name]), str(n)]
+            variants = {
+                "untraced": lambda: timed_spawn(argv),
+                "usertrace all": lambda: timed_usertrace(argv, None),
+                "usertrace openat (seccomp)": lambda: timed_usertrace(argv, {openat}),
+            }
+            if strace:
+                variants["strace -f"] = lambda: timed_spawn(
+                    [strace, "-f", "-o", "/dev/null", *argv])
+                variants["strace --seccomp-bpf openat"] = lambda: timed_spawn(
+                    [strace, "-f", "--seccomp-bpf", "-e", "trace=openat", "-o", "/dev/null", *argv])
+            times: dict[str, list[float]] = {k: [] for k in variants}
+            for _ in range(args.rounds):
+                for k, run in variants.items():
+                    times[k].append(run())
+            med = {k: statistics.median(v) for k, v in times.items()}
+            base = med["untraced"]
+            print(f"\n{name}: {n} iterations, {calls} syscalls, median of {args.rounds} rounds"
+                  + (" (pinned to CPU 0)" if args.pin else ""))
+            print(f"  {'variant':30s} {'time s':>9s} {'x untraced':>10s} {'us/syscall':>11s}")
+            for k, t in med.items():
+                per = (t - base) / calls * 1e6
+                print(f"  {k:30s} {t:9.3f} {t / base:10.2f} {per:11.2f}")
+            if strace:
+                ours = (med["usertrace all"] - base) / calls
+                theirs = (med["strace -f"] - base) / calls
+                print(f"  overhead per syscall, usertrace all / strace -f: {ours / theirs:.2f}")
+                ours = med["usertrace openat (seccomp)"] - base
+                theirs = med["strace --seccomp-bpf openat"] - base
+                print(f"  overhead, usertrace openat / strace --seccomp-bpf: "
+                      f"{ours / theirs if theirs > 0 else float('nan'):.2f}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,63 @@
+"""The tracer's co-location with its tracee: pin and SCHED_IDLE on the tracer thread only,
+hysteresis before moving, and a clean give-up that restores everything."""
+
+import os
+
+import pytest
+
+from usertrace.ptrace import placement
+from usertrace.ptrace.placement import Colocation
+
+pytestmark = pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
+
+
+@pytest.fixture
+def coloc():
+    c = Colocation()
+    yield c
+    c.release()
+    assert os.sched_getaffinity(0) == c.orig_affinity
+    assert os.sched_getscheduler(0) == c.orig_policy
+
+
+def test_pins_and_idles_then_follows_after_three_sightings(coloc, monkeypatch):
+    monkeypatch.setattr(placement, "_schedstat", lambda path: (0, 0))
+    a, b = sorted(coloc.orig_affinity)[:2]
+    coloc.seen(a, os.getpid())
+    assert os.sched_getaffinity(0) == {a} and os.sched_getscheduler(0) == os.SCHED_IDLE
+    coloc.seen(b, os.getpid())
+    coloc.seen(b, os.getpid())
+    assert coloc.pinned == a                    # not yet: it may come straight back
+    coloc.seen(a, os.getpid())
+    coloc.seen(b, os.getpid())
+    coloc.seen(b, os.getpid())
+    assert coloc.pinned == a                    # the streak was broken
+    coloc.seen(b, os.getpid())
+    assert coloc.pinned == b and os.sched_getaffinity(0) == {b}
+    assert coloc.moves == 2
+
+
+def test_gives_up_when_starved(coloc, monkeypatch):
+    clock = [10 ** 12]
+    stats = {"/proc/thread-self/schedstat": [0, 0]}
+    monkeypatch.setattr(placement.time, "monotonic_ns", lambda: clock[0])
+    monkeypatch.setattr(placement, "_schedstat",
+                        lambda path: tuple(stats.get(path, (0, 0))))
+    cpu = sorted(coloc.orig_affinity)[0]
+    coloc.seen(cpu, 1)                            # pins; the first window starts here
+    coloc.seen(cpu, 1)
+    for waited in (0.5, 0.5):                     # half of each 50 ms window waiting for others
+        clock[0] += 50_000_000
+        stats["/proc/thread-self/schedstat"][1] += int(waited * 50_000_000)
+        coloc.seen(cpu, 1)
+    assert not coloc.enabled and "waited too long" in coloc.given_up
+    assert os.sched_getaffinity(0) == coloc.orig_affinity
+    assert os.sched_getscheduler(0) == coloc.orig_policy
+    coloc.seen(cpu, 1)                            # for good
+    assert coloc.pinned is None
+
+
+def test_disabled_does_nothing(monkeypatch):
+    c = Colocation(enabled=False)
+    c.seen(sorted(c.orig_affinity)[0], os.getpid())
+    assert c.pinned is None and os.sched_getscheduler(0) == c.orig_policy
