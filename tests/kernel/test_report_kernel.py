@@ -7,7 +7,6 @@ trace.dat, and checks that ``usertrace report`` on that file prints the same lin
 """
 
 import io
-import os
 import shutil
 import subprocess
 import sys
@@ -19,7 +18,7 @@ from usertrace.cli.context import Context
 from usertrace.cli.main import main
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from test_tracedat_tracecmd import stage_events_dir  # noqa: E402
+from test_tracedat_tracecmd import trace_cmd_extract  # noqa: E402
 
 pytestmark = pytest.mark.kernel
 
@@ -49,19 +48,6 @@ os.waitpid(pid, 0)
 """
 
 
-def extract(instance, out: Path, work: Path) -> None:
-    cmd = ["trace-cmd", "extract", "-k", "-B", instance.name, "-o", str(out)]
-    if shutil.which("unshare"):
-        staged = stage_events_dir(instance.root, work / "events", EVENTS)
-        binds = [(staged, instance.root / "events"), ("/dev/null", "/proc/kallsyms"),
-                 ("/dev/null", instance.root / "printk_formats"),
-                 ("/dev/null", "/proc/sys/kernel/kptr_restrict")]
-        script = " && ".join(f"mount --bind '{a}' '{b}'" for a, b in binds) + ' && exec "$@"'
-        cmd = ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", *cmd]
-    r = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr
-
-
 def test_report_prints_what_the_kernel_prints(tracefs_instance, tmp_path):
     if not shutil.which("trace-cmd"):
         pytest.skip("trace-cmd is not installed (tests/setup.sh installs it)")
@@ -83,7 +69,7 @@ def test_report_prints_what_the_kernel_prints(tracefs_instance, tmp_path):
         inst.disable(system, event)
     kernel_text = inst.read("trace")
     dat = tmp_path / "k.dat"
-    extract(inst, dat, tmp_path)
+    trace_cmd_extract(inst, dat, tmp_path, events=EVENTS)
 
     out, err = io.StringIO(), io.StringIO()
     status = main(["report", "-i", str(dat)], Context(stdout=out, stderr=err, env={}))

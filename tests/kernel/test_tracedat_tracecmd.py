@@ -55,7 +55,7 @@ def stage_events_dir(tracefs: Path, dest: Path, events) -> Path:
     return dest
 
 
-def trace_cmd_extract(instance, out: Path, work: Path, *extra: str) -> None:
+def trace_cmd_extract(instance, out: Path, work: Path, *extra: str, events=None) -> None:
     """``trace-cmd extract -k -B <instance> -o out`` and ``extra`` options.
 
     ``-k`` keeps the instance as it is (without it extract disables tracing and resets the
@@ -66,7 +66,7 @@ def trace_cmd_extract(instance, out: Path, work: Path, *extra: str) -> None:
     """
     cmd = ["trace-cmd", "extract", "-k", "-B", instance.name, "-o", str(out), *extra]
     if shutil.which("unshare"):
-        staged = stage_events_dir(instance.root, work / "events", EVENTS)
+        staged = stage_events_dir(instance.root, work / "events", events or EVENTS)
         binds = [(staged, instance.root / "events"), ("/dev/null", "/proc/kallsyms"),
                  ("/dev/null", instance.root / "printk_formats"),
                  ("/dev/null", "/proc/sys/kernel/kptr_restrict")]
