@@ -210,3 +210,89 @@ def test_attach_to_a_traced_process_is_refused_and_nothing_is_kept(spin, target,
     finally:
         tracer.send_signal(signal.SIGTERM)
         tracer.communicate(timeout=30)
+
+
+class Boom(Exception):
+    pass
+
+
+def test_consumer_error_detaches_and_propagates(spin):
+    """An exception from the consumer reaches run()'s caller; the process runs on."""
+    proc, counter = spin("threads")
+    outcome = {}
+
+    def consumer(kind, task, nr, args, ret, ts):
+        raise Boom("consumer failed")
+
+    def work():
+        tracer = Tracer(consumer, syscalls=nrs("getppid"))
+        tracer.attach([proc.pid])
+        try:
+            tracer.run(handle_signals=False)
+        except Boom as exc:
+            outcome["error"] = exc
+        outcome["tasks"] = dict(tracer.tasks)
+
+    th = threading.Thread(target=work)
+    th.start()
+    th.join(30)
+    assert str(outcome["error"]) == "consumer failed" and outcome["tasks"] == {}
+    _still_running(proc.pid, counter)
+
+
+def test_attach_by_thread_id_takes_the_whole_process(spin):
+    proc, counter = spin("threads")
+    tids = sorted(int(t) for t in os.listdir(f"/proc/{proc.pid}/task"))
+    rec = Recorder()
+    result = {}
+    tracer = None
+
+    def consumer(kind, task, nr, args, ret, ts):
+        rec(kind, task, nr, args, ret, ts)
+        if len(rec.events) >= 50:
+            tracer.request_stop(signal.SIGTERM)
+
+    def work():
+        nonlocal tracer
+        tracer = Tracer(consumer, syscalls=nrs("getppid"))
+        result["tids"] = tracer.attach([tids[-1]])          # a thread, not the leader
+        result["status"] = tracer.run(handle_signals=False)
+
+    th = threading.Thread(target=work)
+    th.start()
+    th.join(30)
+    assert not th.is_alive()
+    assert sorted(result["tids"]) == tids
+    assert {e.pid for e in rec.events} == {proc.pid}
+    assert result["status"].detached
+    _still_running(proc.pid, counter)
+
+
+def test_attached_process_forks_children_are_followed_then_let_go(spin):
+    proc, counter = spin("fork")
+    rec = Recorder()
+    tracer = None
+
+    def consumer(kind, task, nr, args, ret, ts):
+        rec(kind, task, nr, args, ret, ts)
+        if len({e.pid for e in rec.events}) >= 3:           # the process and two children
+            tracer.request_stop(signal.SIGINT)
+
+    def work():
+        nonlocal tracer
+        tracer = Tracer(consumer, syscalls=nrs("getppid", "clone"))
+        tracer.attach([proc.pid])
+        tracer.run(handle_signals=False)
+
+    th = threading.Thread(target=work)
+    th.start()
+    th.join(30)
+    assert not th.is_alive()
+    children = {e.pid for e in rec.events} - {proc.pid}
+    assert len(children) >= 2
+    for c in children:
+        first = [e for e in rec.events if e.tid == c][0]
+        assert (first.kind, first.name, first.ret) == (EXIT, "clone", 0)
+        assert [e.ret for e in rec.events if e.tid == c and e.kind == EXIT and e.name == "getppid"] \
+            in ([proc.pid], [])
+    _still_running(proc.pid, counter)
