@@ -296,3 +296,11 @@ def test_attached_process_forks_children_are_followed_then_let_go(spin):
         assert [e.ret for e in rec.events if e.tid == c and e.kind == EXIT and e.name == "getppid"] \
             in ([proc.pid], [])
     _still_running(proc.pid, counter)
+
+
+def test_failed_attach_leaves_the_tracer_thread_as_it_was(spin, target, tmp_path):
+    before = os.sched_getaffinity(0), os.sched_getscheduler(0)
+    proc, _ = spin()
+    with pytest.raises(TraceError):
+        Tracer().attach([proc.pid, 999999999])
+    assert (os.sched_getaffinity(0), os.sched_getscheduler(0)) == before

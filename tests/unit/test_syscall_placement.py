@@ -14,8 +14,9 @@ pytestmark = pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs 
 @pytest.fixture
 def coloc():
     c = Colocation()
+    c.start()
     yield c
-    c.release()
+    c.stop()
     assert os.sched_getaffinity(0) == c.orig_affinity
     assert os.sched_getscheduler(0) == c.orig_policy
 
@@ -57,7 +58,11 @@ def test_gives_up_when_starved(coloc, monkeypatch):
     assert coloc.pinned is None
 
 
-def test_disabled_does_nothing(monkeypatch):
+def test_disabled_or_inactive_does_nothing(monkeypatch):
     c = Colocation(enabled=False)
+    c.start()
     c.seen(sorted(c.orig_affinity)[0], os.getpid())
     assert c.pinned is None and os.sched_getscheduler(0) == c.orig_policy
+    c = Colocation()                              # outside start()/stop(): launch, attach
+    c.seen(sorted(c.orig_affinity)[0], os.getpid())
+    assert c.pinned is None and os.sched_getaffinity(0) == c.orig_affinity

@@ -159,9 +159,9 @@ class Tracer:
         if env is None:
             env = original_environ()
         path = resolve_command(argv[0], env)
-        coloc = self._coloc
         pid, errfd = spawn_stopped(path, list(argv), env, cwd, seccomp_filter,
-                                   coloc.orig_affinity, (coloc.orig_policy, coloc.orig_param))
+                                   os.sched_getaffinity(0),
+                                   (os.sched_getscheduler(0), os.sched_getparam(0)))
         options = self._options
         if seccomp_filter is not None:
             options |= L.PTRACE_O_TRACESECCOMP | L.PTRACE_O_EXITKILL
@@ -271,6 +271,10 @@ class Tracer:
             for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT,
                         signal.SIGPIPE):
                 saved[sig] = signal.signal(sig, self._on_signal)
+        self._coloc.start()
+        for task in self.tasks.values():      # join the first task's CPU right away
+            self._coloc.seen(task.cpu, task.tid)
+            break
         try:
             self._loop()
             if self._stop_sig:
@@ -281,7 +285,7 @@ class Tracer:
         finally:
             for sig, handler in saved.items():
                 signal.signal(sig, handler)
-            self._coloc.release()
+            self._coloc.stop()
         if self._stop_sig:
             return ExitStatus(None, self._stop_sig, False, detached=True)
         if self._status is not None:

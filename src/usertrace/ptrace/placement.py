@@ -54,9 +54,8 @@ class Colocation:
     def __init__(self, enabled: bool = True, use_idle: bool = True):
         self.enabled = enabled
         self.use_idle = use_idle
-        self.orig_affinity = os.sched_getaffinity(0)
-        self.orig_policy = os.sched_getscheduler(0)
-        self.orig_param = os.sched_getparam(0)
+        self.active = False
+        self._save()
         self.pinned: int | None = None
         self.idle = False
         self.given_up = ""           # why co-location was abandoned, if it was
@@ -68,9 +67,25 @@ class Colocation:
         self._tid = 0
         self._starved_windows = 0
 
+    def _save(self) -> None:
+        self.orig_affinity = os.sched_getaffinity(0)
+        self.orig_policy = os.sched_getscheduler(0)
+        self.orig_param = os.sched_getparam(0)
+
+    def start(self) -> None:
+        """From now on (the tracing loop), follow the tasks: this thread's settings are saved."""
+        self.release()
+        self._save()
+        self.active = True
+
+    def stop(self) -> None:
+        """Back to the saved settings, and stay there until the next start()."""
+        self.active = False
+        self.release()
+
     def seen(self, cpu: int, tid: int) -> None:
         """Task ``tid`` was seen on ``cpu`` at a refresh."""
-        if not self.enabled:
+        if not self.enabled or not self.active:
             return
         starved = self._starved(tid) if self.pinned is not None else 0.0
         if starved > STARVED:
