@@ -140,7 +140,8 @@ class Session:
         self.cmdlines: dict[int, str] = {}
         self.filtered_out = 0
         # Sources on other threads (user events) share the consumers: one event at a time.
-        self._lock = threading.Lock()
+        # Without such a source there is one thread and no lock to take.
+        self._lock: threading.Lock | None = None
 
     # -- what is enabled ----------------------------------------------------------------
     def enable(self, spec: EventSpec, consumers: int = Consumer.TRACE) -> list[EventFormat]:
@@ -177,8 +178,16 @@ class Session:
                 state.filter = f
         return matched
 
+    def use_threads(self) -> None:
+        """A source will emit from a thread of its own: serialize the consumers."""
+        if self._lock is None:
+            self._lock = threading.Lock()
+
     def add_state(self, state: EventState) -> None:
         """An event that joins while tracing (a user event registered later)."""
+        if self._lock is None:
+            self.states.setdefault(state.format.id, state)
+            return
         with self._lock:
             self.states.setdefault(state.format.id, state)
 
@@ -202,7 +211,10 @@ class Session:
 
         ``filter_values`` (default ``values``) is what the filter reads, when it needs more
         than the record holds (strings read from the process for ``.ustring``)."""
-        with self._lock:
+        lock = self._lock
+        if lock is None:
+            return self._emit(state, values, ts_ns, cpu, comm, record, body, filter_values)
+        with lock:
             return self._emit(state, values, ts_ns, cpu, comm, record, body, filter_values)
 
     def _emit(self, state, values, ts_ns, cpu, comm, record, body, filter_values) -> bool:

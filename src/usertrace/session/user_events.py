@@ -71,6 +71,7 @@ class UserEventsSource:
                 if self.consumers & consumer:
                     for fmt in self.server.enable(spec.pattern, int(consumer)):
                         self._state(fmt, strict=True)
+        self.session.use_threads()
         self._thread = threading.Thread(target=self._pump, name="usertrace-user-events",
                                         daemon=True)
         self._thread.start()
