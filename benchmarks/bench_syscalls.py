@@ -6,6 +6,8 @@ Workloads (C, compiled here): ``getppid`` makes 200,000 getppid() calls; ``openr
 
     untraced                         the program alone
     usertrace all                    the engine, every syscall, records encoded (no filter)
+    usertrace all, not co-located    the same with follow_cpu=False (placement left to the
+                                     scheduler), to show what co-location buys
     usertrace openat (seccomp)       a seccomp filter, only openat stops
     strace -f                        strace -f -o /dev/null
     strace --seccomp-bpf openat      strace -f --seccomp-bpf -e trace=openat -o /dev/null
@@ -89,7 +91,7 @@ def timed_spawn(argv: list[str]) -> float:
     return dt
 
 
-def timed_usertrace(argv: list[str], only: set[int] | None) -> float:
+def timed_usertrace(argv: list[str], only: set[int] | None, follow_cpu: bool = True) -> float:
     records = SyscallRecords(_EVENTS)
     encode = records.encode
     sink = []
@@ -99,7 +101,7 @@ def timed_usertrace(argv: list[str], only: set[int] | None) -> float:
         if len(sink) > 4096:
             sink.clear()
 
-    tracer = SyscallTracer(consumer, only, only)
+    tracer = SyscallTracer(consumer, only, only, follow_cpu=follow_cpu)
     t0 = time.perf_counter()
     tracer.launch(argv)
     status = tracer.run(handle_signals=False)
@@ -140,6 +142,7 @@ def main() -> int:
             variants = {
                 "untraced": lambda: timed_spawn(argv),
                 "usertrace all": lambda: timed_usertrace(argv, None),
+                "usertrace all, not co-located": lambda: timed_usertrace(argv, None, False),
                 "usertrace openat (seccomp)": lambda: timed_usertrace(argv, {openat}),
             }
             if strace:
