@@ -173,9 +173,9 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 def _trace_processes(session: Session, args, pids: list[int], command: list[str],
                      stats: SyscallStats | None) -> ProcessStatus:
     source = SyscallSource(session, strings=getattr(args, "strings", False), stats=stats)
-    tracer = source.make_tracer()
+    tracer = source.make_tracer(seccomp=not args.no_seccomp)
     if command:
-        tracer.launch(command, seccomp_filter=None if args.no_seccomp else source.seccomp_filter())
+        tracer.launch(command)
     else:
         tracer.attach(pids)
     return tracer.run()

@@ -9,10 +9,10 @@ when something reads them (a filter, the live stream); recording alone skips tha
 from __future__ import annotations
 
 from ..output.stats import SyscallStats
-from ..ptrace.engine import ENTER, Tracer
+from ..ptrace.engine import ENTER
 from ..sources.syscalls.events import encode_enter, encode_exit, event_base, render_enter
-from ..sources.syscalls.seccomp import build_filter
 from ..sources.syscalls.table import SyscallTable
+from ..sources.syscalls.tracer import SyscallTracer
 from .core import EventState, Session
 from .memory import MemoryReader, quote
 
@@ -69,20 +69,21 @@ class SyscallSource:
         self._entered: dict[int, int] = {}
         self.memory = MemoryReader()
 
-    @property
-    def numbers(self) -> set[int]:
-        """The syscall numbers the tracee must stop for."""
-        nrs = {nr for nr, s in enumerate(self.enter) if s is not None}
-        nrs |= {nr for nr, s in enumerate(self.exit) if s is not None}
+    def stop_sets(self) -> tuple[set[int], set[int]]:
+        """(enters, exits) the engine must report: those of the enabled events; for the
+        statistics, both of every call either names."""
+        enter = {nr for nr, s in enumerate(self.enter) if s is not None}
+        exit_ = {nr for nr, s in enumerate(self.exit) if s is not None}
         if self.stats is not None:
-            nrs = set(range(len(self.enter))) if not nrs else nrs
-        return nrs
+            enter = exit_ = enter | exit_
+        return enter, exit_
 
-    def seccomp_filter(self) -> bytes:
-        return build_filter(sorted(self.numbers), self.table.max_nr)
-
-    def make_tracer(self, **kwargs) -> Tracer:
-        return Tracer(self.on_syscall, sorted(self.numbers), on_task=self.on_task, **kwargs)
+    def make_tracer(self, seccomp: bool = True, **kwargs) -> SyscallTracer:
+        """The engine, reporting to this source; a launched command stops only at the calls
+        these events need (``seccomp=False``: at every call, as when attaching)."""
+        enter, exit_ = self.stop_sets()
+        return SyscallTracer(self.on_syscall, enter, exit_, seccomp=seccomp,
+                             on_task=self.on_task, **kwargs)
 
     # -- the engine's callbacks -----------------------------------------------------------
     def on_task(self, what: str, task) -> None:
