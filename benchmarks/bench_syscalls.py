@@ -9,6 +9,8 @@ Workloads (C, compiled here): ``getppid`` makes 200,000 getppid() calls; ``openr
     usertrace all, not co-located    the same with follow_cpu=False (placement left to the
                                      scheduler), to show what co-location buys
     usertrace openat (seccomp)       a seccomp filter, only openat stops
+    usertrace record (CLI)           the whole command: start-up, session, trace.dat
+    usertrace record openat (CLI)    the same with -e syscalls:sys_*_openat
     strace -f                        strace -f -o /dev/null
     strace --seccomp-bpf openat      strace -f --seccomp-bpf -e trace=openat -o /dev/null
 
@@ -82,9 +84,14 @@ def build(workdir: Path) -> dict[str, Path]:
     return out
 
 
+# The CLI variants start Python: let it keep its bytecode as an installed package does.
+_ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
+_ENV["PYTHONPATH"] = str(ROOT / "src")
+
+
 def timed_spawn(argv: list[str]) -> float:
     t0 = time.perf_counter()
-    proc = subprocess.run(argv, stdout=subprocess.DEVNULL)
+    proc = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_ENV)
     dt = time.perf_counter() - t0
     if proc.returncode != 0:
         sys.exit(f"{argv}: exit {proc.returncode}")
@@ -145,6 +152,11 @@ def main() -> int:
                 "usertrace all, not co-located": lambda: timed_usertrace(argv, None, False),
                 "usertrace openat (seccomp)": lambda: timed_usertrace(argv, {openat}),
             }
+            # the whole command: Python's start-up, the session, records into a trace.dat
+            cli = [sys.executable, "-m", "usertrace", "record", "-o", str(Path(tmp) / "b.dat")]
+            variants["usertrace record (CLI)"] = lambda: timed_spawn([*cli, "--", *argv])
+            variants["usertrace record openat (CLI)"] = lambda: timed_spawn(
+                [*cli, "-e", "syscalls:sys_*_openat", "--", *argv])
             if strace:
                 variants["strace -f"] = lambda: timed_spawn(
                     [strace, "-f", "-o", "/dev/null", *argv])
@@ -166,6 +178,8 @@ def main() -> int:
                 ours = (med["usertrace all"] - base) / calls
                 theirs = (med["strace -f"] - base) / calls
                 print(f"  overhead per syscall, usertrace all / strace -f: {ours / theirs:.2f}")
+                ours = (med["usertrace record (CLI)"] - base) / calls
+                print(f"  overhead per syscall, usertrace record (CLI) / strace -f: {ours / theirs:.2f}")
                 ours = med["usertrace openat (seccomp)"] - base
                 theirs = med["strace --seccomp-bpf openat"] - base
                 print(f"  overhead, usertrace openat / strace --seccomp-bpf: "
