@@ -9,9 +9,13 @@ from __future__ import annotations
 from .events.registry import Registry
 
 
-def known_events() -> Registry:
-    """A fresh registry holding every event the sources define up front."""
+def known_events(user_events: bool = False) -> Registry:
+    """A fresh registry holding every event the sources define up front; with
+    ``user_events``, also the user events registered in the user's session right now."""
     reg = Registry()
+    if user_events:
+        for fmt in registered_user_events():
+            reg.add(fmt)
     try:
         from .sources.syscalls.events import build_events
     except ImportError:  # the syscall source is not built on this platform
@@ -20,3 +24,21 @@ def known_events() -> Registry:
         reg.add(sc.enter)
         reg.add(sc.exit)
     return reg
+
+
+def registered_user_events() -> list:
+    """The formats of the user events registered in the user's session (none without one).
+
+    Read only: the session is not created, and no tracer is attached to it."""
+    from .sources.user_events import abi
+    from .sources.user_events.session import close_session, open_session
+
+    try:
+        sess = open_session(None, create=False)
+    except Exception:     # no session, or not ours: there is nothing to list
+        return []
+    try:
+        return [slot.definition().event_format(abi.ID_BASE + slot.index, slot.multi_id)
+                for slot in sess.slots()]
+    finally:
+        close_session(sess)

@@ -156,3 +156,19 @@ def test_record_without_a_command_until_ctrl_c(env, tmp_path):
     finally:
         if writer.poll() is None:
             writer.kill()
+
+
+def test_list_and_format_show_registered_user_events(env, tmp_path):
+    reg = ("from usertrace.user_events import register\n"
+           "register('app_req u32 status; __data_loc char[] path', persist=True)\n")
+    subprocess.run([sys.executable, "-c", reg], env=env, check=True)
+    r = usertrace(env, "list", "-e", "user_events:*")
+    assert r.returncode == 0 and r.stdout == "user_events:app_req\n"
+    r = usertrace(env, "format", "user_events:app_req")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith("name: app_req\nID: ")
+    assert "\tfield:u32 status;\toffset:8;\tsize:4;\tsigned:0;\n" in r.stdout
+    assert r.stdout.endswith('print fmt: "status=%u path=%s", REC->status, __get_str(path)\n')
+    other = dict(env, USERTRACE_SESSION=str(tmp_path / "none"))
+    r = usertrace(other, "list", "-e", "user_events:*")
+    assert r.returncode == 1 and "no event matches" in r.stderr

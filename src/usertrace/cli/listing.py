@@ -29,7 +29,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def run_list(args, ctx: Context) -> int:
-    reg = known_events()
+    reg = known_events(user_events=True)
     patterns = args.event or ["*:*"]
     seen = set()
     for pat in patterns:
@@ -59,7 +59,7 @@ def run_format(args, ctx: Context) -> int:
             raise CliError(f"{what}: {exc.render()}") from None
         ctx.stdout.write(fmt.render())
         return ExitStatus.OK
-    reg = known_events()
+    reg = known_events(user_events=True)
     system, _, name = what.rpartition(":")
     matched = [f for f in reg.match(what if system else f"*:{name}") if "*" not in what]
     if not matched:
