@@ -22,9 +22,9 @@ COMMANDS = {
 
 EPILOG = """\
 examples:
-  usertrace record -e syscalls -- ls /tmp          # every syscall of ls into trace.dat
+  usertrace record -- ls /tmp            # every syscall of ls, into trace.dat
   usertrace record -e 'syscalls:sys_*_openat' -f 'ret < 0' -o open.dat -- make
-  usertrace stream -e sys_enter_openat -s -P 1234  # attach, print openat calls live
+  usertrace stream -s -e sys_enter_openat -P 1234  # attach, print live
   usertrace report -i open.dat --json
   usertrace stat -- python3 app.py                 # like strace -c
   usertrace list -e 'syscalls:*open*'

@@ -41,19 +41,22 @@ class _EventAction(argparse.Action):
 
 EXAMPLES = {
     "record": """examples:
-  usertrace record -- ls /tmp                      # every syscall of ls into trace.dat
+  usertrace record -- ls /tmp            # every syscall of ls, into trace.dat
   usertrace record -e 'syscalls:sys_*_openat' -f 'ret < 0' -o fails.dat -- make
   usertrace record -e syscalls:sys_enter_write -f 'fd == 1' -P 1234,1240
-  usertrace record --summary -- python3 app.py     # and a strace -c table at the end
+  usertrace record --summary -- python3 app.py     # and a strace -c table
+  usertrace record -e 'user_events:app_*' -- python3 app.py
+  usertrace record -e user_events        # every process, until Ctrl-C
 """,
     "stream": """examples:
   usertrace stream -- ls /tmp
-  usertrace stream -s -e sys_enter_openat -e sys_exit_openat -- cat /etc/hostname
+  usertrace stream -s -e 'syscalls:sys_*_openat' -- cat /etc/hostname
   usertrace stream -e 'syscalls:sys_enter_*' -f 'common_pid == 1234' -P 1234
+  usertrace stream -e 'user_events:app_*' -f 'status >= 500'
 """,
     "stat": """examples:
   usertrace stat -- python3 -c 'print(1)'
-  usertrace stat -e 'syscalls:sys_*_read*' -P 1234     # Ctrl-C to stop and print
+  usertrace stat -e 'syscalls:sys_*_read*' -P 1234   # Ctrl-C: stop and print
 """,
 }
 
