@@ -237,6 +237,16 @@ class Session:
             self.stream.write(state.format, values, ts_ns, cpu, comm, body() if body else None)
         return True
 
+    def direct_writer(self) -> Callable[[int, int, bytes], None] | None:
+        """For an event with no filter whose record is built: a ``write(cpu, ts_ns, record)``
+        that goes straight to the consumers, or None when :meth:`emit` must be called (a live
+        stream wants the values; a second thread wants the lock)."""
+        if self.stream is not None or self._lock is not None:
+            return None
+        if self.trace is None:
+            return lambda cpu, ts_ns, record: None
+        return self.trace.write
+
     def _codec(self, state: EventState) -> RecordCodec:
         state.codec = RecordCodec(state.format)
         return state.codec

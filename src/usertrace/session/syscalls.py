@@ -68,6 +68,7 @@ class SyscallSource:
         self._names = {s.nr: s.name for s in self.table}
         self._entered: dict[int, int] = {}
         self.memory = MemoryReader()
+        self._direct = None       # set by make_tracer(), when the consumers are known
 
     def stop_sets(self) -> tuple[set[int], set[int]]:
         """(enters, exits) the engine must report: those of the enabled events; for the
@@ -82,6 +83,7 @@ class SyscallSource:
         """The engine, reporting to this source; a launched command stops only at the calls
         these events need (``seccomp=False``: at every call, as when attaching)."""
         enter, exit_ = self.stop_sets()
+        self._direct = self.session.direct_writer()
         return SyscallTracer(self.on_syscall, enter, exit_, seccomp=seccomp,
                              on_task=self.on_task, **kwargs)
 
@@ -100,7 +102,10 @@ class SyscallSource:
             tid = task.tid
             record = encode_enter(slot.id, tid, nr, args, slot.nargs)
             if not slot.needs_values:
-                self.session.emit(slot.state, None, ts, task.cpu, task.comm, record)
+                if self._direct is not None:
+                    self._direct(task.cpu, ts, record)
+                else:
+                    self.session.emit(slot.state, None, ts, task.cpu, task.comm, record)
                 return
             values = {"common_type": slot.id, "common_flags": 0, "common_preempt_count": 0,
                       "common_pid": tid, "__syscall_nr": nr}
@@ -126,7 +131,10 @@ class SyscallSource:
         tid = task.tid
         record = encode_exit(slot.id, tid, nr, ret)
         if not slot.needs_values:
-            self.session.emit(slot.state, None, ts, task.cpu, task.comm, record)
+            if self._direct is not None:
+                self._direct(task.cpu, ts, record)
+            else:
+                self.session.emit(slot.state, None, ts, task.cpu, task.comm, record)
             return
         values = {"common_type": slot.id, "common_flags": 0, "common_preempt_count": 0,
                   "common_pid": tid, "__syscall_nr": nr, "ret": ret}
