@@ -19,26 +19,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
-from usertrace.events.format import EventFormat  # noqa: E402
+from usertrace.catalog import known_events  # noqa: E402
 from usertrace.filter import compile_filter  # noqa: E402
 
-# sys_enter_lseek as kernel 6.18 shows it
-FORMAT = """name: sys_enter_lseek
-ID: 844
-format:
-\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;
-\tfield:unsigned char common_flags;\toffset:2;\tsize:1;\tsigned:0;
-\tfield:unsigned char common_preempt_count;\toffset:3;\tsize:1;\tsigned:0;
-\tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;
+# sys_enter_lseek as the kernel has it (ours equals kernel 6.18's, ID aside)
+FORMAT = known_events().get("syscalls", "sys_enter_lseek")
 
-\tfield:int __syscall_nr;\toffset:8;\tsize:4;\tsigned:1;
-\tfield:unsigned int fd;\toffset:16;\tsize:8;\tsigned:0;
-\tfield:off_t offset;\toffset:24;\tsize:8;\tsigned:0;
-\tfield:unsigned int whence;\toffset:32;\tsize:8;\tsigned:0;
-
-print fmt: "fd: 0x%08lx, offset: 0x%08lx, whence: 0x%08lx", ((unsigned long)(REC->fd)), \
-((unsigned long)(REC->offset)), ((unsigned long)(REC->whence))
-"""
 
 PASS = {"common_type": 844, "common_flags": 0, "common_preempt_count": 0, "common_pid": 1234,
         "__syscall_nr": 8, "fd": 3, "offset": 4096, "whence": 0, "comm": "bash", "cpu": 1}
@@ -70,7 +56,7 @@ def main(argv=None) -> int:
     ap.add_argument("--records", type=int, default=200_000)
     ap.add_argument("--runs", type=int, default=7)
     args = ap.parse_args(argv)
-    fmt = EventFormat.parse(FORMAT, "syscalls")
+    fmt = FORMAT
     print(f"{'filter':<18} {'record':<5} {'match()':>9} {'test':>9} {'by hand':>9}   ns/record")
     for name, text, hand in CASES:
         f = compile_filter(text, fmt)

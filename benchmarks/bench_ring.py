@@ -23,26 +23,12 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 
 from usertrace.buffer.ring import RingBuffer, iter_events  # noqa: E402
-from usertrace.events.format import EventFormat  # noqa: E402
+from usertrace.catalog import known_events  # noqa: E402
 from usertrace.events.records import RecordCodec  # noqa: E402
 
-# sys_enter_write as kernel 6.18 shows it: 8 fields, a 40-byte record
-FORMAT = """name: sys_enter_write
-ID: 840
-format:
-\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;
-\tfield:unsigned char common_flags;\toffset:2;\tsize:1;\tsigned:0;
-\tfield:unsigned char common_preempt_count;\toffset:3;\tsize:1;\tsigned:0;
-\tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;
+# sys_enter_write as the kernel has it (ours equals kernel 6.18's, ID aside): 8 fields, a 40-byte record
+FORMAT = known_events().get("syscalls", "sys_enter_write")
 
-\tfield:int __syscall_nr;\toffset:8;\tsize:4;\tsigned:1;
-\tfield:unsigned int fd;\toffset:16;\tsize:8;\tsigned:0;
-\tfield:const char * buf;\toffset:24;\tsize:8;\tsigned:0;
-\tfield:size_t count;\toffset:32;\tsize:8;\tsigned:0;
-
-print fmt: "fd: 0x%08lx, buf: 0x%08lx, count: 0x%08lx", ((unsigned long)(REC->fd)), \
-((unsigned long)(REC->buf)), ((unsigned long)(REC->count))
-"""
 
 
 def bench_encode(n: int, payload: bytes) -> float:
@@ -118,7 +104,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=int, default=7)
     args = ap.parse_args(argv)
     n = args.events
-    codec = RecordCodec(EventFormat.parse(FORMAT, "syscalls"))
+    codec = RecordCodec(FORMAT)
     record = codec.encode({"common_pid": 4242, "__syscall_nr": 1, "fd": 1,
                            "buf": 0x7FFD12345678, "count": 4096})
     payload = bytes(range(48))
