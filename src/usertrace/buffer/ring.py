@@ -29,6 +29,7 @@ the first page written after them.
 from __future__ import annotations
 
 import operator
+import struct
 from dataclasses import dataclass
 
 from .layout import (DEFAULT_LAYOUT, EVENT_HEADER_SIZE, EVENT_MIN_SIZE, LEN_TIME_EXTEND,
@@ -82,6 +83,16 @@ class RingBuffer:
     returned as a copy of its unread events, and the writer goes on after them.
     """
 
+    # Slots: with more attributes than a shared-key dict holds (30 in CPython 3.11), every
+    # attribute access of the write path would be a dict lookup.
+    __slots__ = ("layout", "page_size", "nr_pages", "overwrite", "absolute_timestamps",
+                 "mark_dropped", "_pages", "_blank", "_entries", "_commit", "_real_end",
+                 "_lost_before", "_tail", "_page", "_write", "_cur_entries", "_last_ts",
+                 "_ever_written", "_head", "_read_off", "_read_entries", "_read_stamp",
+                 "_written", "_overrun", "_dropped", "_read", "_pending_lost",
+                 "_pending_dropped", "_data_offset", "_data_size", "_small", "_pack_u32",
+                 "_pack_u32x2", "_fast", "_packers")
+
     def __init__(self, page_size: int = 4096, nr_pages: int = 16, overwrite: bool = True, *,
                  layout: PageLayout | None = None, absolute_timestamps: bool = False,
                  mark_dropped: bool = False):
@@ -129,6 +140,7 @@ class RingBuffer:
         self._pack_u32 = layout.u32.pack_into
         self._pack_u32x2 = layout.u32x2.pack_into
         self._fast = not (absolute_timestamps or layout.force_8byte_alignment)
+        self._packers: dict = {}     # write_packed: record struct -> (header+record, size, word)
 
     # -- writing --------------------------------------------------------------------------
     def write(self, ts_ns: int, payload) -> bool:
@@ -157,6 +169,60 @@ class RingBuffer:
         except TypeError as exc:
             raise RingBufferError(f"write() needs an int time stamp and a bytes-like payload: "
                                   f"{exc}") from None
+
+    def write_packed(self, ts_ns: int, st: struct.Struct, *values) -> int:
+        """Append the event ``st.pack(*values)`` without building its bytes.
+
+        The same event as ``write(ts_ns, st.pack(*values))``, packed with its header straight
+        into the page when it is the common case (a small record on the page being filled, a
+        time delta that fits).  Returns 0 when dropped (stop-when-full), 1 when written on
+        the page the writer was on, 2 when written by the general path (which may have moved
+        the writer to a new page: :attr:`full_pages` may have grown).
+        """
+        try:
+            packer = self._packers[st]
+        except (KeyError, TypeError):
+            packer = self._add_packer(st)
+        w = self._write
+        if w and packer is not None:
+            delta = ts_ns - self._last_ts
+            hs, size, word = packer
+            if 0 <= delta <= TS_MASK and w + size <= self._data_size:
+                pos = self._data_offset + w
+                try:
+                    hs.pack_into(self._page, pos, delta << 5 | word, *values)
+                except (struct.error, TypeError) as exc:
+                    self._page[pos:pos + size] = bytes(size)     # what lies past the writer
+                    raise RingBufferError(f"write_packed() cannot pack {values!r} with "
+                                          f"{st.format!r}: {exc}") from None
+                self._write = w + size
+                self._last_ts = ts_ns
+                self._cur_entries += 1
+                return 1
+        try:
+            payload = st.pack(*values)
+        except (struct.error, TypeError, AttributeError) as exc:
+            raise RingBufferError(f"write_packed() cannot pack {values!r} with "
+                                  f"{getattr(st, 'format', st)!r}: {exc}") from None
+        return 2 if self.write(ts_ns, payload) else 0
+
+    def _add_packer(self, st) -> tuple | None:
+        """The fast form of record struct ``st``: a struct of the event header and the record
+        (when the record is small and in the page's byte order), its event length and the
+        header's type_len; None when its events take the general path."""
+        fmt = getattr(st, "format", None)
+        if not isinstance(fmt, str) or not isinstance(st, struct.Struct):
+            raise RingBufferError(f"write_packed() needs a struct.Struct, not {st!r}")
+        packer = None
+        endian = self.layout.abi.endian
+        n = st.size
+        if (self._fast and 0 < n <= MAX_SMALL_DATA and fmt[:1] in ("<", ">", "!", "=")
+                and struct.calcsize(fmt[0] + "I") == 4
+                and struct.pack(fmt[0] + "I", 1) == struct.pack(endian + "I", 1)):
+            size = self._small[n]
+            packer = (struct.Struct(fmt[0] + "I" + fmt[1:]), size, (size >> 2) - 1)
+        self._packers[st] = packer
+        return packer
 
     def _write_slow(self, ts: int, payload) -> bool:
         ts = operator.index(ts)
