@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from ..output.stats import SyscallStats
 from ..ptrace.engine import ENTER
-from ..sources.syscalls.events import encode_enter, encode_exit, event_base, render_enter
+from ..sources.syscalls.events import (EXIT_STRUCT, encode_enter, encode_exit, enter_struct,
+                                       event_base, render_enter)
 from ..sources.syscalls.table import SyscallTable
 from ..sources.syscalls.tracer import SyscallTracer
 from .core import EventState, Session
@@ -84,8 +85,42 @@ class SyscallSource:
         these events need (``seccomp=False``: at every call, as when attaching)."""
         enter, exit_ = self.stop_sets()
         self._direct = self.session.direct_writer()
-        return SyscallTracer(self.on_syscall, enter, exit_, seccomp=seccomp,
+        callback = self.on_syscall
+        packed = self.session.direct_packed_writers() if self.stats is None else None
+        if packed is not None:
+            callback = self._packed_callback(*packed)
+        return SyscallTracer(callback, enter, exit_, seccomp=seccomp,
                              on_task=self.on_task, **kwargs)
+
+    def _packed_callback(self, writers, settle):
+        """The engine's callback when records go straight to the trace buffer: the record
+        of an event that needs no values is packed in place into the ring of the task's cpu;
+        any other stop takes :meth:`on_syscall`."""
+        enter = [None if s is None or s.needs_values else (enter_struct(s.nargs), s.id, s.nargs)
+                 for s in self.enter]
+        exit_ = [None if s is None or s.needs_values else s.id for s in self.exit]
+        general = self.on_syscall
+
+        def on_syscall(kind, task, nr, args, ret, ts, ENTER=ENTER, EXIT_STRUCT=EXIT_STRUCT):
+            if kind == ENTER:
+                fast = enter[nr]
+                if fast is not None:
+                    st, event_id, nargs = fast
+                    cpu = task.cpu
+                    done = writers[cpu](ts, st, event_id, 0, 0, task.tid, nr, *args[:nargs])
+                    if done != 1:
+                        settle(cpu, done)
+                    return
+            else:
+                event_id = exit_[nr]
+                if event_id is not None:
+                    cpu = task.cpu
+                    done = writers[cpu](ts, EXIT_STRUCT, event_id, 0, 0, task.tid, nr, ret)
+                    if done != 1:
+                        settle(cpu, done)
+                    return
+            general(kind, task, nr, args, ret, ts)
+        return on_syscall
 
     # -- the engine's callbacks -----------------------------------------------------------
     def on_task(self, what: str, task) -> None:

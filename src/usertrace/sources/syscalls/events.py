@@ -138,6 +138,15 @@ def encode_exit(event_id: int, pid: int, nr: int, ret: int,
     return _EXIT_STRUCT.pack(event_id, flags, preempt_count, pid, nr, ret)
 
 
+def enter_struct(nargs: int) -> struct.Struct:
+    """The struct of a sys_enter record with ``nargs`` arguments: it packs ``(event_id,
+    flags, preempt_count, pid, nr, *args)`` into the bytes :func:`encode_enter` returns."""
+    return _ENTER_STRUCTS[nargs]
+
+
+EXIT_STRUCT = _EXIT_STRUCT      # packs (event_id, flags, preempt_count, pid, nr, ret)
+
+
 def enter_record_size(nargs: int) -> int:
     return _ENTER_STRUCTS[nargs].size
 
