@@ -68,7 +68,7 @@ def test_bytes_in_place_equal_the_general_write():
         s = STRUCTS[seq % len(STRUCTS)]
         v = values_for(s, seq)
         ts += seq * 3
-        assert a.write_packed(ts, s, *v) and b.write(ts, s.pack(*v))
+        assert a.write_packed(ts, s, v) and b.write(ts, s.pack(*v))
     same_state(a, b)
     pa, pb = list(a.iter_pages()), list(b.iter_pages())
     assert pa == pb and len(pa) >= 1
@@ -79,8 +79,8 @@ def test_bytes_in_place_equal_the_general_write():
 
 def test_golden_event_in_place():
     rb = RingBuffer(nr_pages=2)
-    assert rb.write_packed(1000, EXIT, 7, 0, 0, 42, 110, -1) == 2      # first on the page
-    assert rb.write_packed(1010, EXIT, 8, 0, 0, 42, 110, 5) == 1       # in place
+    assert rb.write_packed(1000, EXIT, (7, 0, 0, 42, 110, -1)) == 2      # first on the page
+    assert rb.write_packed(1010, EXIT, (8, 0, 0, 42, 110, 5)) == 1       # in place
     page = rb.read_page()
     data = page[16:16 + 56]
     assert data[:4] == struct.pack("<I", 6)                 # delta 0, type_len 6 (24 bytes)
@@ -93,28 +93,29 @@ def test_golden_event_in_place():
 def test_return_codes_across_a_page_boundary_and_time_forms():
     rb = RingBuffer(nr_pages=3, overwrite=False)
     per_page = (4096 - 16) // 28                                       # 145 exit events
-    codes = [rb.write_packed(10 + i, EXIT, 1, 0, 0, 1, 1, i) for i in range(per_page + 1)]
+    codes = [rb.write_packed(10 + i, EXIT, (1, 0, 0, 1, 1, i)) for i in range(per_page + 1)]
     assert codes == [2] + [1] * (per_page - 1) + [2]
     assert rb.full_pages == 1
-    assert rb.write_packed(10 + per_page + 2**27, EXIT, 1, 0, 0, 1, 1, 0) == 2  # time extend
-    assert rb.write_packed(5, EXIT, 1, 0, 0, 1, 1, 0) == 2                       # backwards
-    assert rb.write_packed(2**62, EXIT, 1, 0, 0, 1, 1, 0) == 2                   # new page
-    assert rb.write_packed(2**62 + 1, BIG, *range(30)) == 2                      # large
-    assert rb.write_packed(2**62 + 2, EXIT, 1, 0, 0, 1, 1, 0) == 1
+    assert rb.write_packed(10 + per_page + 2**27, EXIT, (1, 0, 0, 1, 1, 0)) == 2  # time extend
+    assert rb.write_packed(5, EXIT, (1, 0, 0, 1, 1, 0)) == 2                       # backwards
+    assert rb.write_packed(2**62, EXIT, (1, 0, 0, 1, 1, 0)) == 2                   # new page
+    assert rb.write_packed(2**62 + 1, BIG, tuple(range(30))) == 2                 # large
+    assert rb.write_packed(2**62 + 2, EXIT, (1, 0, 0, 1, 1, 0)) == 1
 
 
 def test_stop_when_full_drops_and_counts_as_write():
     a, b = twins(nr_pages=2, overwrite=False)
     got_a, got_b = [], []
     for i in range(400):
-        got_a.append(a.write_packed(100 + i, ENTER6, *values_for(ENTER6, i)))
+        got_a.append(a.write_packed(100 + i, ENTER6, values_for(ENTER6, i)))
         got_b.append(b.write(100 + i, ENTER6.pack(*values_for(ENTER6, i))))
     assert [bool(x) for x in got_a] == got_b
     assert 0 in got_a and a.dropped_events == got_b.count(False) > 0
     same_state(a, b)
     assert list(a.iter_pages()) == list(b.iter_pages())
     # room again after the read: the writes resume, as the general ones do
-    assert a.write_packed(10_000, EXIT, 1, 0, 0, 1, 1, 1) and b.write(10_000, EXIT.pack(1, 0, 0, 1, 1, 1))
+    assert a.write_packed(10_000, EXIT, (1, 0, 0, 1, 1, 1))
+    assert b.write(10_000, EXIT.pack(1, 0, 0, 1, 1, 1))
     assert list(a.iter_pages()) == list(b.iter_pages())
 
 
@@ -132,7 +133,7 @@ def test_other_layouts_and_modes_equal_the_general_write(kwargs):
         s = STRUCTS[seq % 3]
         v = values_for(s, seq)
         ts += (seq * 37) % 500
-        assert bool(a.write_packed(ts, s, *v)) == b.write(ts, s.pack(*v))
+        assert bool(a.write_packed(ts, s, v)) == b.write(ts, s.pack(*v))
         if seq % 250 == 0:
             assert a.read_page() == b.read_page()
     same_state(a, b)
@@ -144,16 +145,18 @@ def test_bad_values_are_refused_and_leave_the_buffer_as_it_was():
     for rb in (a, b):
         rb.write(1, EXIT.pack(1, 0, 0, 1, 1, 1))
     with pytest.raises(RingBufferError, match="cannot pack"):
-        a.write_packed(2, ODD, 1, 2**20)              # in place: B out of range
+        a.write_packed(2, ODD, (1, 2**20))          # in place: B out of range
     with pytest.raises(RingBufferError, match="cannot pack"):
-        a.write_packed(2, ENTER6, 1, 0, 0, 1, 1)      # in place: too few values
+        a.write_packed(2, ENTER6, (1, 0, 0, 1, 1))  # in place: too few values
     with pytest.raises(RingBufferError, match="cannot pack"):
-        a.write_packed(2, BIG, *range(29))            # general path
+        a.write_packed(2, BIG, tuple(range(29)))    # general path
+    with pytest.raises(RingBufferError, match="cannot pack"):
+        a.write_packed(2, ODD, 7)                     # not a sequence of values
     with pytest.raises(RingBufferError, match="struct.Struct"):
-        a.write_packed(2, "<HB", 1, 2)
+        a.write_packed(2, "<HB", (1, 2))
     with pytest.raises(RingBufferError, match="time stamp"):
-        a.write_packed(-5, EXIT, 1, 0, 0, 1, 1, 1)
-    assert a.write_packed(3, ODD, 1, 2) == 1 and b.write(3, ODD.pack(1, 2))
+        a.write_packed(-5, EXIT, (1, 0, 0, 1, 1, 1))
+    assert a.write_packed(3, ODD, (1, 2)) == 1 and b.write(3, ODD.pack(1, 2))
     same_state(a, b)
     assert a.read_page() == b.read_page()
 
@@ -175,7 +178,7 @@ def test_any_sequence_equals_the_general_write(writes, overwrite, nr_pages):
         s = STRUCTS[i]
         v = values_for(s, seq)
         ts = max(ts + delta, 0)
-        r = a.write_packed(ts, s, *v)
+        r = a.write_packed(ts, s, v)
         assert r in (0, 1, 2)
         assert bool(r) == b.write(ts, s.pack(*v))
         if read:

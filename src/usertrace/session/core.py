@@ -62,7 +62,7 @@ class TraceBuffer:
             self._drain(cpu, ring)
 
     def packed_writers(self) -> list[Callable[..., int]]:
-        """Per cpu, the ring's ``write_packed(ts_ns, st, *values)``: the record
+        """Per cpu, the ring's ``write_packed(ts_ns, st, values)``: the record
         ``st.pack(*values)`` written in place.  When it returns other than 1, call
         :meth:`settle` with the cpu and what it returned."""
         return [ring.write_packed for ring in self.rings]
@@ -266,12 +266,12 @@ class Session:
     def direct_packed_writers(self) -> tuple[list[Callable[..., int]], Callable] | None:
         """As :meth:`direct_writer`, for records given as a struct and its values, written in
         place into the trace buffer's rings: ``(writers, settle)``, per cpu a
-        ``write(ts_ns, st, *values) -> int`` and ``settle(cpu, result)`` to call when a
+        ``write(ts_ns, st, values) -> int`` and ``settle(cpu, result)`` to call when a
         result is not 1 (see :meth:`TraceBuffer.packed_writers`); None as direct_writer."""
         if self.stream is not None or self._lock is not None:
             return None
         if self.trace is None:
-            return [lambda ts_ns, st, *values: 1] * self.ncpus, lambda cpu, result: None
+            return [lambda ts_ns, st, values: 1] * self.ncpus, lambda cpu, result: None
         return self.trace.packed_writers(), self.trace.settle
 
     def _codec(self, state: EventState) -> RecordCodec:

@@ -107,7 +107,7 @@ class SyscallSource:
                 if fast is not None:
                     st, event_id, nargs = fast
                     cpu = task.cpu
-                    done = writers[cpu](ts, st, event_id, 0, 0, task.tid, nr, *args[:nargs])
+                    done = writers[cpu](ts, st, (event_id, 0, 0, task.tid, nr) + args[:nargs])
                     if done != 1:
                         settle(cpu, done)
                     return
@@ -115,7 +115,7 @@ class SyscallSource:
                 event_id = exit_[nr]
                 if event_id is not None:
                     cpu = task.cpu
-                    done = writers[cpu](ts, EXIT_STRUCT, event_id, 0, 0, task.tid, nr, ret)
+                    done = writers[cpu](ts, EXIT_STRUCT, (event_id, 0, 0, task.tid, nr, ret))
                     if done != 1:
                         settle(cpu, done)
                     return
