@@ -185,3 +185,18 @@ def test_any_sequence_equals_the_general_write(writes, overwrite, nr_pages):
             assert a.read_page() == b.read_page()
     same_state(a, b)
     assert list(a.iter_pages()) == list(b.iter_pages())
+
+
+def test_packed_writer_is_write_packed_bound_to_one_struct():
+    a, b = twins(nr_pages=3, overwrite=False)
+    write = a.packed_writer(EXIT)
+    assert a.packed_writer(EXIT) is write                 # made once per struct
+    assert a.packed_writer(BIG) is not write
+    codes = [write(100 + 3 * i, values_for(EXIT, i)) for i in range(300)]
+    for i in range(300):
+        b.write(100 + 3 * i, EXIT.pack(*values_for(EXIT, i)))
+    assert set(codes) == {1, 2} and codes.count(2) == 3   # one per page started
+    same_state(a, b)
+    assert list(a.iter_pages()) == list(b.iter_pages())
+    with pytest.raises(RingBufferError, match="struct.Struct"):
+        a.packed_writer(b"<HB")

@@ -8,6 +8,7 @@ import pytest
 
 from usertrace.ptrace.engine import ENTER, EXIT
 from usertrace.session import EventSpec, Session, SyscallSource
+from usertrace.sources.syscalls.events import EXIT_STRUCT
 
 
 class Task:
@@ -77,8 +78,9 @@ def test_the_engine_gets_the_in_place_callback_only_when_records_go_straight_to_
 def test_without_a_trace_buffer_nothing_is_written_and_nothing_fails():
     session = Session(ncpus=2)
     session.enable(EventSpec("syscalls"))
-    writers, settle = session.direct_packed_writers()
-    assert len(writers) == 2
+    writers_for, settle = session.direct_packed_writers()
+    writers = writers_for(EXIT_STRUCT)
+    assert len(writers) == 2 and writers[1](5, (1, 0, 0, 1, 1, 1)) == 1
     source = SyscallSource(session)
     callback = source.make_tracer().engine._on_syscall
     for stop in stops(3, 50):

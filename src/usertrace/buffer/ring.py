@@ -31,6 +31,7 @@ from __future__ import annotations
 import operator
 import struct
 from dataclasses import dataclass
+from typing import Callable
 
 from .layout import (DEFAULT_LAYOUT, EVENT_HEADER_SIZE, EVENT_MIN_SIZE, LEN_TIME_EXTEND,
                      MAX_SMALL_DATA, TS_LIMIT, TS_MASK, TYPE_PADDING, TYPE_TIME_EXTEND,
@@ -91,7 +92,7 @@ class RingBuffer:
                  "_ever_written", "_head", "_read_off", "_read_entries", "_read_stamp",
                  "_written", "_overrun", "_dropped", "_read", "_pending_lost",
                  "_pending_dropped", "_data_offset", "_data_size", "_small", "_pack_u32",
-                 "_pack_u32x2", "_fast", "_packers")
+                 "_pack_u32x2", "_fast", "_writers")
 
     def __init__(self, page_size: int = 4096, nr_pages: int = 16, overwrite: bool = True, *,
                  layout: PageLayout | None = None, absolute_timestamps: bool = False,
@@ -140,7 +141,7 @@ class RingBuffer:
         self._pack_u32 = layout.u32.pack_into
         self._pack_u32x2 = layout.u32x2.pack_into
         self._fast = not (absolute_timestamps or layout.force_8byte_alignment)
-        self._packers: dict = {}     # write_packed: record struct -> (header+record, size, word)
+        self._writers: dict = {}     # packed_writer(): record struct -> its writer
 
     # -- writing --------------------------------------------------------------------------
     def write(self, ts_ns: int, payload) -> bool:
@@ -181,49 +182,61 @@ class RingBuffer:
         the writer to a new page: :attr:`full_pages` may have grown).
         """
         try:
-            packer = self._packers[st]
+            writer = self._writers[st]
         except (KeyError, TypeError):
-            packer = self._add_packer(st)
-        w = self._write
-        if w and packer is not None:
-            delta = ts_ns - self._last_ts
-            hs, size, word = packer
-            if 0 <= delta <= TS_MASK and w + size <= self._data_size:
-                pos = self._data_offset + w
-                try:
-                    hs.pack_into(self._page, pos, delta << 5 | word, *values)
-                except (struct.error, TypeError) as exc:
-                    self._page[pos:pos + size] = bytes(size)     # what lies past the writer
-                    raise RingBufferError(f"write_packed() cannot pack {values!r} with "
-                                          f"{st.format!r}: {exc}") from None
-                self._write = w + size
-                self._last_ts = ts_ns
-                self._cur_entries += 1
-                return 1
-        try:
-            payload = st.pack(*values)
-        except (struct.error, TypeError, AttributeError) as exc:
-            raise RingBufferError(f"write_packed() cannot pack {values!r} with "
-                                  f"{getattr(st, 'format', st)!r}: {exc}") from None
-        return 2 if self.write(ts_ns, payload) else 0
+            writer = self.packed_writer(st)
+        return writer(ts_ns, values)
 
-    def _add_packer(self, st) -> tuple | None:
-        """The fast form of record struct ``st``: a struct of the event header and the record
-        (when the record is small and in the page's byte order), its event length and the
-        header's type_len; None when its events take the general path."""
+    def packed_writer(self, st: struct.Struct) -> Callable[[int, tuple], int]:
+        """``write(ts_ns, values)``: :meth:`write_packed` bound to ``st`` ahead of time, for a
+        hot path that writes many records of one struct (one call per event, no look-up)."""
+        writer = self._writers.get(st) if isinstance(st, struct.Struct) else None
+        if writer is not None:
+            return writer
         fmt = getattr(st, "format", None)
         if not isinstance(fmt, str) or not isinstance(st, struct.Struct):
             raise RingBufferError(f"write_packed() needs a struct.Struct, not {st!r}")
-        packer = None
-        endian = self.layout.abi.endian
+        general = self._write_packed_general
         n = st.size
-        if (self._fast and 0 < n <= MAX_SMALL_DATA and fmt[:1] in ("<", ">", "!", "=")
-                and struct.calcsize(fmt[0] + "I") == 4
+        endian = self.layout.abi.endian
+        if not (self._fast and 0 < n <= MAX_SMALL_DATA and fmt[:1] in ("<", ">", "!", "=")
                 and struct.pack(fmt[0] + "I", 1) == struct.pack(endian + "I", 1)):
+            def writer(ts_ns: int, values: tuple) -> int:
+                return general(ts_ns, st, values)
+        else:
+            # the event header and the record in one struct, in the page's byte order
+            pack_into = struct.Struct(fmt[0] + "I" + fmt[1:]).pack_into
             size = self._small[n]
-            packer = (struct.Struct(fmt[0] + "I" + fmt[1:]), size, (size >> 2) - 1)
-        self._packers[st] = packer
-        return packer
+            word = (size >> 2) - 1               # type_len of the header
+            rb = self
+
+            def writer(ts_ns: int, values: tuple) -> int:
+                w = rb._write
+                if w:
+                    delta = ts_ns - rb._last_ts
+                    if 0 <= delta <= TS_MASK and w + size <= rb._data_size:
+                        pos = rb._data_offset + w
+                        try:
+                            pack_into(rb._page, pos, delta << 5 | word, *values)
+                        except (struct.error, TypeError) as exc:
+                            rb._page[pos:pos + size] = bytes(size)  # past the writer: zeros
+                            raise RingBufferError(f"write_packed() cannot pack {values!r} "
+                                                  f"with {fmt!r}: {exc}") from None
+                        rb._write = w + size
+                        rb._last_ts = ts_ns
+                        rb._cur_entries += 1
+                        return 1
+                return general(ts_ns, st, values)
+        self._writers[st] = writer
+        return writer
+
+    def _write_packed_general(self, ts_ns: int, st: struct.Struct, values: tuple) -> int:
+        try:
+            payload = st.pack(*values)
+        except (struct.error, TypeError) as exc:
+            raise RingBufferError(f"write_packed() cannot pack {values!r} with "
+                                  f"{st.format!r}: {exc}") from None
+        return 2 if self.write(ts_ns, payload) else 0
 
     def _write_slow(self, ts: int, payload) -> bool:
         ts = operator.index(ts)

@@ -61,11 +61,11 @@ class TraceBuffer:
         if ring.full_pages:
             self._drain(cpu, ring)
 
-    def packed_writers(self) -> list[Callable[..., int]]:
-        """Per cpu, the ring's ``write_packed(ts_ns, st, values)``: the record
-        ``st.pack(*values)`` written in place.  When it returns other than 1, call
-        :meth:`settle` with the cpu and what it returned."""
-        return [ring.write_packed for ring in self.rings]
+    def packed_writers(self, st) -> list[Callable[[int, tuple], int]]:
+        """Per cpu, the ring's writer of ``st`` records (:meth:`RingBuffer.packed_writer`):
+        ``write(ts_ns, values)``, the record ``st.pack(*values)`` written in place.  When it
+        returns other than 1, call :meth:`settle` with the cpu and what it returned."""
+        return [ring.packed_writer(st) for ring in self.rings]
 
     def settle(self, cpu: int, written: int) -> None:
         """After ``rings[cpu].write_packed()`` returned ``written`` other than 1: count a
@@ -263,16 +263,19 @@ class Session:
             return lambda cpu, ts_ns, record: None
         return self.trace.write
 
-    def direct_packed_writers(self) -> tuple[list[Callable[..., int]], Callable] | None:
+    def direct_packed_writers(self) -> tuple[Callable, Callable] | None:
         """As :meth:`direct_writer`, for records given as a struct and its values, written in
-        place into the trace buffer's rings: ``(writers, settle)``, per cpu a
-        ``write(ts_ns, st, values) -> int`` and ``settle(cpu, result)`` to call when a
-        result is not 1 (see :meth:`TraceBuffer.packed_writers`); None as direct_writer."""
+        place into the trace buffer's rings: ``(writers_for, settle)``, where
+        ``writers_for(st)`` gives per cpu a ``write(ts_ns, values) -> int`` and
+        ``settle(cpu, result)`` is to be called when a result is not 1 (see
+        :meth:`TraceBuffer.packed_writers`); None as for direct_writer."""
         if self.stream is not None or self._lock is not None:
             return None
         if self.trace is None:
-            return [lambda ts_ns, st, values: 1] * self.ncpus, lambda cpu, result: None
-        return self.trace.packed_writers(), self.trace.settle
+            def nothing(ts_ns, values):
+                return 1
+            return lambda st: [nothing] * self.ncpus, lambda cpu, result: None
+        return self.trace.packed_writers, self.trace.settle
 
     def _codec(self, state: EventState) -> RecordCodec:
         state.codec = RecordCodec(state.format)

@@ -92,22 +92,25 @@ class SyscallSource:
         return SyscallTracer(callback, enter, exit_, seccomp=seccomp,
                              on_task=self.on_task, **kwargs)
 
-    def _packed_callback(self, writers, settle):
+    def _packed_callback(self, writers_for, settle):
         """The engine's callback when records go straight to the trace buffer: the record
         of an event that needs no values is packed in place into the ring of the task's cpu;
         any other stop takes :meth:`on_syscall`."""
-        enter = [None if s is None or s.needs_values else (enter_struct(s.nargs), s.id, s.nargs)
+        fast_enter = [s for s in self.enter if s is not None and not s.needs_values]
+        by_nargs = {n: writers_for(enter_struct(n)) for n in {s.nargs for s in fast_enter}}
+        enter = [None if s is None or s.needs_values else (by_nargs[s.nargs], s.id, s.nargs)
                  for s in self.enter]
         exit_ = [None if s is None or s.needs_values else s.id for s in self.exit]
+        exit_writers = writers_for(EXIT_STRUCT)
         general = self.on_syscall
 
-        def on_syscall(kind, task, nr, args, ret, ts, ENTER=ENTER, EXIT_STRUCT=EXIT_STRUCT):
+        def on_syscall(kind, task, nr, args, ret, ts, ENTER=ENTER):
             if kind == ENTER:
                 fast = enter[nr]
                 if fast is not None:
-                    st, event_id, nargs = fast
+                    writers, event_id, nargs = fast
                     cpu = task.cpu
-                    done = writers[cpu](ts, st, (event_id, 0, 0, task.tid, nr) + args[:nargs])
+                    done = writers[cpu](ts, (event_id, 0, 0, task.tid, nr) + args[:nargs])
                     if done != 1:
                         settle(cpu, done)
                     return
@@ -115,7 +118,7 @@ class SyscallSource:
                 event_id = exit_[nr]
                 if event_id is not None:
                     cpu = task.cpu
-                    done = writers[cpu](ts, EXIT_STRUCT, (event_id, 0, 0, task.tid, nr, ret))
+                    done = exit_writers[cpu](ts, (event_id, 0, 0, task.tid, nr, ret))
                     if done != 1:
                         settle(cpu, done)
                     return
