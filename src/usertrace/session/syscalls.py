@@ -3,7 +3,9 @@
 For each stop the engine reports, the source looks the event up by number (two lists indexed
 by syscall number, None where nothing is enabled), builds the record the kernel would (one
 ``struct.pack``), and hands it to the session.  The field values are built as a dict only
-when something reads them (a filter, the live stream); recording alone skips that.
+when something reads them (a filter, the live stream); recording alone skips that, and
+packs the record of an unfiltered event with its ring-buffer header straight into the page
+(:meth:`RingBuffer.packed_writer`), with no bytes object in between.
 """
 
 from __future__ import annotations
