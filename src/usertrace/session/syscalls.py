@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from ..output.stats import SyscallStats
 from ..ptrace.engine import ENTER
-from ..sources.syscalls.events import (EXIT_STRUCT, encode_enter, encode_exit, enter_struct,
-                                       event_base, render_enter)
+from ..sources.syscalls.events import (EXIT_STRUCT, arg_text, encode_enter, encode_exit,
+                                       enter_struct, event_base)
 from ..sources.syscalls.table import SyscallTable
 from ..sources.syscalls.tracer import SyscallTracer
 from .core import EventState, Session
@@ -142,10 +142,7 @@ class SyscallSource:
             tid = task.tid
             record = encode_enter(slot.id, tid, nr, args, slot.nargs)
             if not slot.needs_values:
-                if self._direct is not None:
-                    self._direct(task.cpu, ts, record)
-                else:
-                    self.session.emit(slot.state, None, ts, task.cpu, task.comm, record)
+                self._unfiltered(slot, task, ts, record)
                 return
             values = {"common_type": slot.id, "common_flags": 0, "common_preempt_count": 0,
                       "common_pid": tid, "__syscall_nr": nr}
@@ -171,24 +168,26 @@ class SyscallSource:
         tid = task.tid
         record = encode_exit(slot.id, tid, nr, ret)
         if not slot.needs_values:
-            if self._direct is not None:
-                self._direct(task.cpu, ts, record)
-            else:
-                self.session.emit(slot.state, None, ts, task.cpu, task.comm, record)
+            self._unfiltered(slot, task, ts, record)
             return
         values = {"common_type": slot.id, "common_flags": 0, "common_preempt_count": 0,
                   "common_pid": tid, "__syscall_nr": nr, "ret": ret}
         self.session.emit(slot.state, values, ts, task.cpu, task.comm, record)
 
+    def _unfiltered(self, slot: _Slot, task, ts: int, record: bytes) -> None:
+        """A record nobody needs the values of: straight to the trace buffer when it can."""
+        if self._direct is not None:
+            self._direct(task.cpu, ts, record)
+        else:
+            self.session.emit(slot.state, None, ts, task.cpu, task.comm, record)
+
     def _enter_text(self, slot: _Slot, tid: int, args: tuple) -> str:
-        text = render_enter(slot.event, slot.names, args[: slot.nargs])
-        if not slot.strings:
-            return text
-        # insert each string after its pointer value: 'filename: 0x7ffd... "/etc/passwd"'
+        """The enter line with each string shown after its pointer:
+        ``filename: 0x7ffd... "/etc/passwd"``."""
         parts = []
         for i, name in enumerate(slot.names):
             v = args[i] & 0xFFFF_FFFF_FFFF_FFFF
-            piece = f"{name}: {v if v < 10 else hex(v)}"
+            piece = f"{name}: {arg_text(v)}"
             if i in slot.strings:
                 got = self.memory.read_string(tid, v)
                 if got is not None:

@@ -64,7 +64,8 @@ def exit_format(event: str, event_id: int = 0) -> EventFormat:
 
 # -- the trace file's text -------------------------------------------------------------------
 
-def _arg_text(value: int) -> str:
+def arg_text(value: int) -> str:
+    """One argument as the kernel's trace prints it: decimal below 10, else hex."""
     value &= 0xFFFF_FFFF_FFFF_FFFF
     return str(value) if value < 10 else f"0x{value:x}"
 
@@ -77,9 +78,9 @@ def render_enter(event: str, arg_names: Sequence[str], values: Sequence[int],
     ``verbose`` trace option.
     """
     if arg_types is None:
-        parts = [f"{n}: {_arg_text(v)}" for n, v in zip(arg_names, values)]
+        parts = [f"{n}: {arg_text(v)}" for n, v in zip(arg_names, values)]
     else:
-        parts = [f"{t} {n}: {_arg_text(v)}" for t, n, v in zip(arg_types, arg_names, values)]
+        parts = [f"{t} {n}: {arg_text(v)}" for t, n, v in zip(arg_types, arg_names, values)]
     return f"sys_{event}({', '.join(parts)})"
 
 
