@@ -12,6 +12,12 @@ import pytest
 from usertrace.kernel.tracefs import Instance, why_no_tracefs
 
 TESTS = Path(__file__).resolve().parent
+SRC = TESTS.parent / "src"
+
+# Commands the tests start (python -m usertrace, applications importing usertrace) run the
+# code of this checkout, whatever else is installed.
+os.environ["PYTHONPATH"] = os.pathsep.join(
+    [str(SRC)] + [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p])
 TARGETS_SRC = TESTS / "targets"
 TARGETS_BIN = TARGETS_SRC / "bin"
 
