@@ -26,7 +26,7 @@ def known_events(user_events: bool = False) -> Registry:
     return reg
 
 
-def registered_user_events() -> list:
+def registered_user_events(session_dir: str | None = None) -> list:
     """The formats of the user events registered in the user's session (none without one).
 
     Read only: the session is not created, and no tracer is attached to it."""
@@ -34,7 +34,7 @@ def registered_user_events() -> list:
     from .sources.user_events.session import close_session, open_session
 
     try:
-        sess = open_session(None, create=False)
+        sess = open_session(session_dir, create=False)
     except Exception:     # no session, or not ours: there is nothing to list
         return []
     try:

@@ -9,7 +9,8 @@ from pathlib import Path
 
 from usertrace.ptrace import ENTER, EXIT
 from usertrace.sources.syscalls.table import SyscallTable
-from usertrace.sources.syscalls.tracer import SyscallTracer
+from usertrace.ptrace import Engine
+from usertrace.sources.syscalls.stops import SyscallStops
 
 TABLE = SyscallTable.for_arch("x86_64")
 SRC = str(Path(__file__).resolve().parents[2] / "src")
@@ -63,11 +64,20 @@ class Recorder:
         return [(e.name, e.ret) for e in self.of(tid, EXIT)]
 
 
+def engine_for(consumer=None, enter=(), exit=None, **options) -> Engine:
+    """An engine whose syscall stops (``enter``/``exit`` numbers, None: all) go to
+    ``consumer(kind, task, nr, args, ret, ts)`` with the syscall events' rules."""
+    engine = Engine(**options)
+    if consumer is not None or enter or exit:
+        engine.add(SyscallStops(consumer or (lambda *a: None), enter, exit))
+    return engine
+
+
 def trace(argv, enter=None, exit=None, seccomp=True, env=None, **options):
     """Launch ``argv`` under the engine; (recorder, status, pid)."""
     rec = Recorder()
-    tracer = SyscallTracer(rec, enter, exit, seccomp=seccomp, **options)
-    pid = tracer.launch([str(a) for a in argv], env=env)
+    tracer = engine_for(rec, enter, exit, **options)
+    pid = tracer.launch([str(a) for a in argv], env=env, seccomp=seccomp)
     status = tracer.run(handle_signals=False)
     return rec, status, pid
 

@@ -10,9 +10,9 @@ import time
 
 import pytest
 
-from usertrace.ptrace import EXIT, TraceError, Tracer
+from usertrace.ptrace import EXIT, Engine, TraceError
 
-from _ptrace_util import PYTHON, Recorder, nrs, python_env
+from _ptrace_util import PYTHON, Recorder, engine_for, nrs, python_env
 
 
 def _state(pid: int) -> tuple[str, int]:
@@ -85,7 +85,7 @@ def test_attach_every_thread_then_detach(spin):
 
     def work():   # one thread makes every ptrace request
         nonlocal tracer
-        tracer = Tracer(consumer, syscalls=nrs("getppid", "nanosleep", "clock_nanosleep"))
+        tracer = engine_for(consumer, nrs("getppid", "nanosleep", "clock_nanosleep"))
         result["tids"] = tracer.attach([proc.pid])
         result["status"] = tracer.run(handle_signals=False)
 
@@ -105,15 +105,18 @@ def test_attach_every_thread_then_detach(spin):
 
 TRACER_SCRIPT = """
 import sys
-from usertrace.ptrace import Tracer
-t = Tracer(syscalls=set())
+from usertrace.ptrace import Engine, StopHandler
+t = Engine()
 if sys.argv[1] == "attach":
     t.attach([int(sys.argv[2])])
     print("TRACER ready", flush=True)
 else:
-    from usertrace.sources.syscalls.seccomp import build_filter
-    filt = build_filter({39}) if sys.argv[1] == "launch-seccomp" else None
-    pid = t.launch(sys.argv[2:], seccomp_filter=filt)
+    seccomp = sys.argv[1] == "launch-seccomp"
+    if seccomp:
+        h = StopHandler()
+        h.enter_syscalls = {39}
+        t.add(h)
+    pid = t.launch(sys.argv[2:], seccomp=seccomp)
     print("TRACER", pid, flush=True)
 st = t.run()
 print("TRACER", st.detached, st.signal, st.code, flush=True)
@@ -188,12 +191,12 @@ def test_seccomp_launched_command_does_not_outlive_the_tracer(target, tmp_path, 
 
 def test_attach_errors(spin):
     with pytest.raises(TraceError, match=r"process 999999999: no such process") as info:
-        Tracer().attach([999999999])
+        Engine().attach([999999999])
     assert info.value.errno == 3
     with pytest.raises(TraceError, match="is the tracer itself"):
-        Tracer().attach([os.getpid()])
+        Engine().attach([os.getpid()])
     with pytest.raises(TraceError, match="invalid process id -4"):
-        Tracer().attach([-4])
+        Engine().attach([-4])
 
 
 def test_attach_to_a_traced_process_is_refused_and_nothing_is_kept(spin, target, tmp_path):
@@ -201,7 +204,7 @@ def test_attach_to_a_traced_process_is_refused_and_nothing_is_kept(spin, target,
     tracer, first = _tracer_process("launch", target("spin"), counter)
     child = int(first)
     proc, counter2 = spin()
-    t = Tracer()
+    t = Engine()
     try:
         with pytest.raises(TraceError, match=rf"cannot attach to process {child}: Operation not permitted"):
             t.attach([proc.pid, child])      # the first one succeeds, then is let go
@@ -225,7 +228,7 @@ def test_consumer_error_detaches_and_propagates(spin):
         raise Boom("consumer failed")
 
     def work():
-        tracer = Tracer(consumer, syscalls=nrs("getppid"))
+        tracer = engine_for(consumer, nrs("getppid"))
         tracer.attach([proc.pid])
         try:
             tracer.run(handle_signals=False)
@@ -254,7 +257,7 @@ def test_attach_by_thread_id_takes_the_whole_process(spin):
 
     def work():
         nonlocal tracer
-        tracer = Tracer(consumer, syscalls=nrs("getppid"))
+        tracer = engine_for(consumer, nrs("getppid"))
         result["tids"] = tracer.attach([tids[-1]])          # a thread, not the leader
         result["status"] = tracer.run(handle_signals=False)
 
@@ -280,7 +283,7 @@ def test_attached_process_forks_children_are_followed_then_let_go(spin):
 
     def work():
         nonlocal tracer
-        tracer = Tracer(consumer, syscalls=nrs("getppid", "clone"))
+        tracer = engine_for(consumer, nrs("getppid", "clone"))
         tracer.attach([proc.pid])
         tracer.run(handle_signals=False)
 
@@ -302,5 +305,5 @@ def test_failed_attach_leaves_the_tracer_thread_as_it_was(spin, target, tmp_path
     before = os.sched_getaffinity(0), os.sched_getscheduler(0)
     proc, _ = spin()
     with pytest.raises(TraceError):
-        Tracer().attach([proc.pid, 999999999])
+        Engine().attach([proc.pid, 999999999])
     assert (os.sched_getaffinity(0), os.sched_getscheduler(0)) == before

@@ -7,10 +7,9 @@ import subprocess
 
 import pytest
 
-from usertrace.ptrace import ENTER, EXIT, TraceError, Tracer
-from usertrace.sources.syscalls.seccomp import build_filter
+from usertrace.ptrace import ENTER, EXIT, Engine, TraceError
 
-from _ptrace_util import PYTHON, SRC, TABLE, assert_paired, nrs, python_env, trace
+from _ptrace_util import PYTHON, SRC, TABLE, assert_paired, engine_for, nrs, python_env, trace
 
 
 def test_fixed_sequence_all_syscalls(target):
@@ -79,7 +78,7 @@ def test_abort(target):
 ])
 def test_bad_commands(argv, message, code):
     with pytest.raises(TraceError) as info:
-        Tracer().launch(argv)
+        Engine().launch(argv)
     assert str(info.value) == message
     assert info.value.errno == code
 
@@ -89,7 +88,7 @@ def test_exec_failure_after_fork(tmp_path):
     bad = tmp_path / "garbage"
     bad.write_bytes(b"\x7fELF garbage")
     bad.chmod(0o755)
-    tracer = Tracer()
+    tracer = Engine()
     with pytest.raises(TraceError, match=r"cannot run '.*garbage': exec: Exec format error"):
         tracer.launch([str(bad)])
     assert tracer.tasks == {}
@@ -102,8 +101,8 @@ def _run_tracer(code: str, env: dict, pass_fds=()):
 
 
 TRACE_CMD = (
-    "import sys; from usertrace.ptrace import Tracer; t = Tracer(syscalls=set()); "
-    "t.launch(sys.argv[1:] or {argv!r}); sys.exit(t.run().returncode)"
+    "import sys; from usertrace.ptrace import Engine; t = Engine(); "
+    "t.launch(sys.argv[1:] or {argv!r}, seccomp=False); sys.exit(t.run().returncode)"
 )
 
 
@@ -157,7 +156,7 @@ def test_tracer_placement_is_restored_and_tracee_untouched(target):
         seen.append((os.sched_getaffinity(0), os.sched_getscheduler(0),
                      os.sched_getaffinity(task.tid), os.sched_getscheduler(task.tid)))
 
-    tracer = Tracer(consumer, syscalls=nrs("getppid"))
+    tracer = engine_for(consumer, nrs("getppid"))
     tracer.launch([str(target("sc_seq"))])
     tracer.run(handle_signals=False)
     assert (os.sched_getaffinity(0), os.sched_getscheduler(0)) == before
@@ -168,8 +167,8 @@ def test_tracer_placement_is_restored_and_tracee_untouched(target):
 
 
 def test_seccomp_filter_and_attach_do_not_mix(target):
-    tracer = Tracer(syscalls=set())
-    tracer.launch([str(target("sc_seq"))], seccomp_filter=build_filter(set()))
+    tracer = engine_for(None, nrs("getppid"))
+    tracer.launch([str(target("sc_seq"))])
     with pytest.raises(TraceError, match="seccomp filter"):
         tracer.attach([os.getpid()])
     tracer.run(handle_signals=False)

@@ -5,7 +5,7 @@ import struct
 import pytest
 from hypothesis import given, strategies as st
 
-from usertrace.sources.syscalls import seccomp as sc
+from usertrace.ptrace import seccomp as sc
 
 TRACE, ALLOW = sc.SECCOMP_RET_TRACE, sc.SECCOMP_RET_ALLOW
 AUDIT_ARCH_I386 = 0x40000003

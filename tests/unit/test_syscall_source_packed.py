@@ -6,9 +6,10 @@ import random
 
 import pytest
 
-from usertrace.ptrace.engine import ENTER, EXIT
-from usertrace.session import EventSpec, Session, SyscallSource
+from usertrace.ptrace import ENTER, EXIT
+from usertrace.session import CpuMap, EventSpec, Session
 from usertrace.sources.syscalls.events import EXIT_STRUCT
+from usertrace.sources.syscalls.source import SyscallSource
 
 
 class Task:
@@ -33,14 +34,14 @@ def stops(seed: int, n: int):
         yield EXIT, task, nr, args, rnd.randrange(-2**63, 2**63), ts
 
 
-def record(path, specs, packed: bool, seed=1, n=4000, nr_pages=4):
-    session = Session(ncpus=2)
+def record(path, specs, packed: bool, seed=1, n=4000):
+    session = Session(cpus=CpuMap(2))
     for spec in specs:
         session.enable(spec)
-    trace = session.record_to(str(path), nr_pages=nr_pages)
-    source = SyscallSource(session)
-    tracer = source.make_tracer()
-    callback = tracer.engine._on_syscall
+    trace = session.record_to(str(path))    # rings big enough to drop nothing meanwhile
+    source = SyscallSource()
+    source.prepare(session)
+    callback = source.stop_handler().on_syscall
     assert callback != source.on_syscall          # the in-place path is in use
     for stop in stops(seed, n):
         (callback if packed else source.on_syscall)(*stop)
@@ -64,25 +65,26 @@ def test_in_place_trace_dat_equals_the_general_path(tmp_path, specs, seed):
 
 
 def test_the_engine_gets_the_in_place_callback_only_when_records_go_straight_to_the_file(tmp_path):
-    session = Session(ncpus=1)
+    session = Session(cpus=CpuMap(1))
     session.enable(EventSpec("syscalls"))
     session.record_to(str(tmp_path / "a.dat"))
-    source = SyscallSource(session)
-    assert source.make_tracer().engine._on_syscall != source.on_syscall
+    source = SyscallSource()
+    source.prepare(session)
+    assert source.stop_handler().on_syscall != source.on_syscall
     session.use_threads()                       # a second source: the lock, the general path
-    assert session.direct_packed_writers() is None
-    assert source.make_tracer().engine._on_syscall == source.on_syscall
+    assert session.packed_writers(EXIT_STRUCT) is None
+    assert source.stop_handler().on_syscall == source.on_syscall
     session.abort()
 
 
 def test_without_a_trace_buffer_nothing_is_written_and_nothing_fails():
-    session = Session(ncpus=2)
+    session = Session(cpus=CpuMap(2))
     session.enable(EventSpec("syscalls"))
-    writers_for, settle = session.direct_packed_writers()
-    writers = writers_for(EXIT_STRUCT)
+    writers, settle = session.packed_writers(EXIT_STRUCT)
     assert len(writers) == 2 and writers[1](5, (1, 0, 0, 1, 1, 1)) == 1
-    source = SyscallSource(session)
-    callback = source.make_tracer().engine._on_syscall
+    source = SyscallSource()
+    source.prepare(session)
+    callback = source.stop_handler().on_syscall
     for stop in stops(3, 50):
         callback(*stop)
     assert session.trace is None

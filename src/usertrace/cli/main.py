@@ -8,6 +8,7 @@ import importlib
 import sys
 
 from .. import __version__
+from ..errors import UsertraceError
 from .context import CliError, Context, ExitStatus
 
 # name -> (module, one-line help)
@@ -62,6 +63,9 @@ def main(argv: list[str] | None = None, ctx: Context | None = None) -> int:
     except CliError as exc:
         ctx.error(str(exc))
         return exc.status
+    except UsertraceError as exc:
+        ctx.error(exc.render())
+        return exc.exit_status
     except KeyboardInterrupt:
         return ExitStatus.INTERRUPTED
     except BrokenPipeError:

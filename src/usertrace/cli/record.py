@@ -8,17 +8,11 @@ trace.dat; the processes come from ``-P PID[,PID...]`` or from the command after
 from __future__ import annotations
 
 import argparse
-import os
-import signal
-import threading
 
 from ..events.registry import Consumer
 from ..filter import FilterError
 from ..output.stats import SyscallStats
-from ..ptrace.errors import TraceError
-from ..ptrace.status import ExitStatus as ProcessStatus
-from ..session import EventSpec, Session, SessionError, SyscallSource
-from ..session.user_events import UserEventsSource, is_user_events_spec
+from ..session import EventSpec, Recorder
 from .context import CliError, Context, ExitStatus
 
 
@@ -75,7 +69,8 @@ def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
         p.add_argument("--file-version", type=int, choices=(6, 7), default=7,
                        help="trace.dat version (default 7)")
         p.add_argument("-b", "--buffer-size", metavar="KB", type=int, default=1024,
-                       help="ring buffer per cpu in KiB before pages go to the file (default 1024)")
+                       help="ring buffer per cpu in KiB (default 1024): when the file falls "
+                            "behind and it is full, new events are dropped and counted")
         p.add_argument("--summary", action="store_true",
                        help="also print a strace -c table of the syscalls at the end")
     if name == "stream":
@@ -98,72 +93,32 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         command = command[1:]
     if pids and command:
         raise CliError("give either -P PID or a command after --, not both", ExitStatus.USAGE)
-    specs = args.events or [EventSpec("syscalls")]
-    user_specs = [s for s in specs if is_user_events_spec(s)]
-    if not pids and not command and not (user_specs and name != "stat"):
+    consumers = {"record": Consumer.TRACE, "stream": Consumer.STREAM, "stat": Consumer.OTHER}[name]
+    stats = SyscallStats() if name == "stat" or getattr(args, "summary", False) else None
+    try:
+        rec = Recorder(args.events, consumers=consumers, stats=stats,
+                       strings=getattr(args, "strings", False), warn=ctx.error)
+    except FilterError as exc:
+        spec = next((s for s in args.events or [] if (s.filter or "").rstrip() == exc.text), None)
+        where = f" for -e {spec.pattern}" if spec else ""
+        raise CliError(f"bad filter{where}:\n{exc.render()}") from None
+    if not pids and not command and not (rec.wants_user_events and name != "stat"):
         raise CliError(f"nothing to trace: usertrace {name} [-e EVENT]... -- COMMAND, "
                        f"or -P PID (or -e 'user_events:...' alone, until Ctrl-C)",
                        ExitStatus.USAGE)
-
-    ncpus = os.cpu_count() or 1
-    session = Session(ncpus=ncpus + 1 if user_specs else ncpus)
-    consumers = {"record": Consumer.TRACE, "stream": Consumer.STREAM, "stat": Consumer.OTHER}[name]
-    for spec in specs:
-        try:
-            if spec in user_specs and not session.registry.match(spec.pattern):
-                continue                      # user events only: they come and go
-            session.enable(spec, consumers)
-        except FilterError as exc:
-            raise CliError(f"bad filter for -e {spec.pattern}:\n{exc.render()}") from None
-        except SessionError as exc:
-            raise CliError(str(exc)) from None
-
-    stats = SyscallStats() if name == "stat" or getattr(args, "summary", False) else None
     if name == "record":
-        nr_pages = max(args.buffer_size * 1024 // 4096, 2)
-        try:
-            session.record_to(args.output, version=args.file_version, nr_pages=nr_pages)
-        except SessionError as exc:
-            raise CliError(str(exc)) from None
+        rec.record_to(args.output, version=args.file_version, buffer_kb=args.buffer_size)
     elif name == "stream":
-        session.stream_to(ctx.stdout, flush_each=True)
-
-    users = None
-    if user_specs:
-        users = UserEventsSource(session, user_specs, consumers,
-                                 warn=lambda msg: ctx.error(msg))
-        try:
-            users.start()
-        except (SessionError, FilterError) as exc:
-            session.abort()
-            msg = exc.render() if isinstance(exc, FilterError) else str(exc)
-            raise CliError(msg) from None
+        rec.stream_to(ctx.stdout)
     try:
-        if pids or command:
-            status = _trace_processes(session, args, pids, command, stats)
-        else:
-            status = _wait_for_signal()
-    except TraceError as exc:
-        _stop(users)
-        session.abort()
-        raise CliError(str(exc)) from None
-    except BaseException:
-        _stop(users)
-        session.abort()
-        raise
-    _stop(users)
-    try:
-        session.finish()
-    except SessionError as exc:
-        raise CliError(str(exc)) from None
+        status = rec.run(command or None, pids or None, seccomp=not args.no_seccomp)
+    except FilterError as exc:
+        raise CliError(exc.render()) from None
 
-    if users is not None and (users.lost or users.refused):
-        ctx.error(f"user events: {users.lost} lost (writers' buffers full), "
-                  f"{users.refused} refused (malformed)")
+    for line in rec.problems():
+        ctx.error(line)
     if name == "record":
-        t = session.trace
-        ctx.stderr.write(f"usertrace: {t.entries} events recorded in {args.output}"
-                         + (f", {t.lost} lost (buffer full)" if t.lost else "") + "\n")
+        ctx.stderr.write(f"usertrace: {rec.summary()}\n")
     if stats is not None:
         ctx.stderr.write(stats.render())      # as strace -c: on stderr
     if status.detached:
@@ -171,40 +126,6 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if status.signal is not None:
         ctx.kill_with = status
     return status.returncode
-
-
-def _trace_processes(session: Session, args, pids: list[int], command: list[str],
-                     stats: SyscallStats | None) -> ProcessStatus:
-    source = SyscallSource(session, strings=getattr(args, "strings", False), stats=stats)
-    tracer = source.make_tracer(seccomp=not args.no_seccomp)
-    if command:
-        tracer.launch(command)
-    else:
-        tracer.attach(pids)
-    return tracer.run()
-
-
-def _wait_for_signal() -> ProcessStatus:
-    """Trace user events alone until SIGINT, SIGTERM or SIGHUP."""
-    stop = threading.Event()
-    caught = []
-
-    def handler(sig, frame):
-        caught.append(sig)
-        stop.set()
-    saved = {sig: signal.signal(sig, handler) for sig in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)}
-    try:
-        while not stop.wait(0.5):
-            pass
-    finally:
-        for sig, old in saved.items():
-            signal.signal(sig, old)
-    return ProcessStatus(0, None, detached=True) if caught else ProcessStatus(0)
-
-
-def _stop(users) -> None:
-    if users is not None:
-        users.stop()
 
 
 def _parse_pids(values: list[str]) -> list[int]:
@@ -216,4 +137,3 @@ def _parse_pids(values: list[str]) -> list[int]:
                 raise CliError(f"-P {value}: {part!r} is not a process id", ExitStatus.USAGE)
             pids.append(int(part))
     return pids
-

@@ -15,6 +15,7 @@ from enum import IntFlag
 from typing import Callable, Iterable
 
 from .format import EventFormat
+from .patterns import EventPattern
 
 
 class Consumer(IntFlag):
@@ -37,6 +38,7 @@ class Registry:
         self._refs: dict[int, dict[Consumer, int]] = {}
         self._watchers: list[Callable[[EventFormat, int], None]] = []
         self._next_id = FIRST_DYNAMIC_ID
+        self._handed: set[int] = set()
 
     # -- events ---------------------------------------------------------------------------
     def add(self, fmt: EventFormat) -> EventFormat:
@@ -45,10 +47,7 @@ class Registry:
         if key in self._by_key:
             raise RegistryError(f"event {fmt.full_name} already exists")
         if not fmt.id:
-            while self._next_id in self._by_id:
-                self._next_id += 1
-            fmt.id = self._next_id
-            self._next_id += 1
+            fmt.id = self.allocate_id()
         elif fmt.id in self._by_id:
             raise RegistryError(f"event id {fmt.id} of {fmt.full_name} is taken by "
                                 f"{self._by_id[fmt.id].full_name}")
@@ -56,6 +55,18 @@ class Registry:
         self._by_id[fmt.id] = fmt
         self._refs[fmt.id] = {}
         return fmt
+
+    def allocate_id(self, preferred: int = 0) -> int:
+        """The one id allocator of a session: ``preferred`` when no event has it and it was
+        not handed out before, else the next free id from FIRST_DYNAMIC_ID.  Sources that
+        number their events themselves (user events: ``ID_BASE + index``) ask here."""
+        if preferred and preferred not in self._by_id and preferred not in self._handed:
+            self._handed.add(preferred)
+            return preferred
+        while self._next_id in self._by_id or self._next_id in self._handed:
+            self._next_id += 1
+        self._handed.add(self._next_id)
+        return self._next_id
 
     def remove(self, fmt: EventFormat) -> None:
         """Delete an event; refused while any consumer has it enabled (busy)."""
@@ -81,20 +92,8 @@ class Registry:
         return sorted({s for s, _ in self._by_key})
 
     def match(self, pattern: str) -> list[EventFormat]:
-        """Events named by a trace-cmd ``-e`` argument.
-
-        ``SYSTEM:EVENT`` with globs in either part; a bare word matches a system of that name
-        or, failing that, events of that name in any system (``sched``, ``sys_enter_open*``).
-        """
-        if ":" in pattern:
-            sys_pat, ev_pat = pattern.split(":", 1)
-            ev_pat = ev_pat or "*"
-            return [f for f in self if fnmatch.fnmatchcase(f.system, sys_pat)
-                    and fnmatch.fnmatchcase(f.name, ev_pat)]
-        by_system = [f for f in self if fnmatch.fnmatchcase(f.system, pattern)]
-        if by_system:
-            return by_system
-        return [f for f in self if fnmatch.fnmatchcase(f.name, pattern)]
+        """Events named by a trace-cmd ``-e`` argument (:mod:`usertrace.events.patterns`)."""
+        return EventPattern.parse(pattern).select(self, self.systems())
 
     # -- enabling -------------------------------------------------------------------------
     def enable(self, fmt: EventFormat, consumer: Consumer = Consumer.TRACE) -> int:

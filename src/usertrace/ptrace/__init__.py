@@ -1,16 +1,22 @@
-"""The process engine: launch or attach, follow threads and children, report system calls.
+"""The process engine: launch or attach, follow threads and children, dispatch stops.
 
->>> from usertrace.ptrace import Tracer, ENTER
->>> def show(kind, task, nr, args, ret, ts):        # doctest: +SKIP
-...     print("enter" if kind == ENTER else "exit", task.tid, nr, ret)
->>> t = Tracer(show, syscalls={257})                  # doctest: +SKIP
->>> t.launch(["cat", "/etc/hostname"])                # doctest: +SKIP
->>> t.run().returncode                                # doctest: +SKIP
+>>> from usertrace.ptrace import Engine, StopHandler, ENTER
+>>> class Show(StopHandler):                              # doctest: +SKIP
+...     enter_syscalls = exit_syscalls = {257}            # openat
+...     def on_syscall(self, kind, task, nr, args, ret, ts):
+...         print("enter" if kind == ENTER else "exit", task.tid, nr, ret)
+>>> engine = Engine()                                     # doctest: +SKIP
+>>> engine.add(Show())                                    # doctest: +SKIP
+>>> engine.launch(["cat", "/etc/hostname"])               # doctest: +SKIP
+>>> engine.run().returncode                               # doctest: +SKIP
 """
 
-from .engine import ENTER, EXIT, Tracer
+from .engine import Engine
 from .errors import TraceError
+from .handlers import ENTER, EXIT, StopHandler
+from .process import Mapping, Process
 from .status import ExitStatus
 from .task import Task
 
-__all__ = ["ENTER", "EXIT", "ExitStatus", "Task", "TraceError", "Tracer"]
+__all__ = ["ENTER", "EXIT", "Engine", "ExitStatus", "Mapping", "Process", "StopHandler", "Task",
+           "TraceError"]

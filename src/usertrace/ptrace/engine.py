@@ -1,28 +1,30 @@
-"""The ptrace engine: launch or attach, follow every thread and child, report system calls.
+"""The process engine: launch or attach, follow every thread and child, dispatch each stop.
 
-One :class:`Tracer` owns its tracees; every ptrace request comes from the thread that calls
-:meth:`Tracer.launch`, :meth:`Tracer.attach` and :meth:`Tracer.run` (ptrace demands it).
+One :class:`Engine` owns its tracees; every ptrace request comes from the thread that calls
+:meth:`Engine.launch`, :meth:`Engine.attach` and :meth:`Engine.run` (ptrace demands it).  It
+knows nothing of trace events: sources register :class:`~usertrace.ptrace.handlers.StopHandler`
+objects, and the engine waits for stops and hands each to the handlers that asked for it
+(syscall stops by number, breakpoint traps, new tasks, exec, exit).
 
 What it does, as strace does it:
 
 * tracees are seized (``PTRACE_SEIZE``) with TRACESYSGOOD, TRACEFORK, TRACEVFORK, TRACECLONE
   and TRACEEXEC; TRACESECCOMP and EXITKILL as well for a command launched under a seccomp
   filter (a filter left behind without its tracer would fail the traced calls with ENOSYS);
+  the filter returns TRACE for the union of the syscalls the handlers asked for;
 * enter and exit come from ``PTRACE_GET_SYSCALL_INFO``, which tells an entry, an exit and a
   seccomp stop apart; the number is kept per task between enter and exit (an exit stop does
-  not carry it) and read from ``orig_rax`` when the entry was not seen (attaching mid-call);
+  not carry it) and read from the arch's ``nr_reg`` when the entry was not seen;
 * group-stops (SIGSTOP, SIGTSTP, SIGTTIN, SIGTTOU) are left in force with ``PTRACE_LISTEN``;
-  every other signal is delivered as it came; restarts happen as the kernel does them;
+  every other signal is delivered as it came (a SIGTRAP only when no handler claims it);
 * an exec by a thread that is not the leader takes the leader's tid: its state moves along;
-* a new child or thread is reported as the kernel reports it, by a ``sys_exit_<clone>``
-  with ret 0 at its first stop (the kernel's tracepoint fires before ptrace sees it);
-* no exit is reported for ``rt_sigreturn`` (the kernel has none: ``orig_ax`` is -1 then).
+* the launched command is hidden until the entry of its exec: what runs before is ours;
+* every pending stop is served in turn: after a blocking wait, the stops of the other tasks
+  that are already there are collected too, so a busy thread cannot starve the others.
 
-What a consumer gets: ``on_syscall(kind, task, nr, args, ret, ts_ns)``, with ``kind``
-:data:`ENTER` or :data:`EXIT`, ``task`` the :class:`~usertrace.ptrace.task.Task` (``tid``,
-``pid`` = thread group, ``comm``, ``cpu``), ``args`` the six argument registers as unsigned
-64-bit ints (at the exit, those of the enter), ``ret`` the signed return value (0 at
-enter) and ``ts_ns`` ``CLOCK_MONOTONIC`` in ns, read right after the stop was collected.
+Threads are :class:`~usertrace.ptrace.task.Task` objects (``tid``, ``pid`` = thread group,
+``comm``, ``cpu``); each belongs to a :class:`~usertrace.ptrace.process.Process`, the address
+space its thread group shares.
 
 The cpu and comm of a task come from /proc/TID/stat (field 39, ``processor``, and field 2).
 Reading it costs about 5 µs here, as much as the rest of a stop, so by default
@@ -41,25 +43,25 @@ import ctypes
 import errno as errno_mod
 import os
 import signal
-import struct
 import threading
 import time
 from typing import Callable, Iterable
 
+from collections import deque
+
+from ..arch import Arch, host
 from . import libc as L
 from .errors import TraceError
+from .handlers import ENTER, EXIT, StopHandler
 from .launch import read_child_error, resolve_command, spawn_stopped
 from .placement import REFRESH_WHEN_IDLE, Colocation
+from .process import Process
 from .procfs import list_threads, original_environ, parse_stat, read_stat, read_tgid
+from .seccomp import build_filter
 from .status import ExitStatus
 from .task import Task
 
-ENTER, EXIT = 0, 1
-
-AUDIT_ARCH_X86_64 = 0xC000003E
-NR_RT_SIGRETURN = 15
-NR_PRCTL, PR_SET_NAME = 157, 15
-NR_EXECVE, NR_EXECVEAT = 59, 322
+PR_SET_NAME = 15
 STOP_SIGNALS = frozenset({signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU})
 
 _SYSCALL_STOP = signal.SIGTRAP | 0x80                                  # status >> 8
@@ -67,19 +69,11 @@ _SECCOMP_STOP = signal.SIGTRAP | (L.PTRACE_EVENT_SECCOMP << 8)
 _BASE_OPTIONS = (L.PTRACE_O_TRACESYSGOOD | L.PTRACE_O_TRACEEXEC)
 _FORK_OPTIONS = (L.PTRACE_O_TRACEFORK | L.PTRACE_O_TRACEVFORK | L.PTRACE_O_TRACECLONE)
 
-# struct ptrace_syscall_info: op u8, pad[3], arch u32, ip u64, sp u64, then the union.
-_INFO_SIZE = 88
-_ENTRY = struct.Struct("<4xI16x7Q")    # arch, nr, args[6]   (entry and seccomp stops)
-_EXIT = struct.Struct("<4xI16xq")      # arch, rval
-
 # A second handle on ptrace without argtypes: ctypes converts ints and buffers directly,
 # twice as fast as with argtypes.  Only small ints and ctypes objects are passed to it.
 _fast_ptrace = ctypes.CDLL(L._libc._name, use_errno=True).ptrace
 _peek = ctypes.CDLL(L._libc._name, use_errno=True).ptrace
 _peek.restype = ctypes.c_long
-
-OnSyscall = Callable[[int, Task, int, tuple, int, int], None]
-
 
 def _no_consumer(kind, task, nr, args, ret, ts):
     return None
@@ -96,34 +90,52 @@ def _mask_of(numbers: Iterable[int] | None, max_nr: int) -> bytearray:
     return mask
 
 
-class Tracer:
-    """Trace system calls of launched commands and attached processes.
+def _union(sets: list) -> set[int] | None:
+    """The union of syscall sets, None (all) when any of them is None."""
+    out: set[int] = set()
+    for s in sets:
+        if s is None:
+            return None
+        out |= set(s)
+    return out
 
-    ``syscalls``: the numbers whose enters are reported (None: all); ``exit_syscalls`` those
-    whose exits are (default: the same).  ``on_task(what, task)`` hears of
-    ``"new"``, ``"exec"`` and ``"exit"`` of tasks.  ``follow_forks`` False traces only the
-    threads launched or attached, not children or new threads.
+
+def _fan_out(handlers: list[StopHandler], max_nr: int):
+    """One on_syscall for several handlers: each gets the stops it asked for."""
+    wants = [(h.on_syscall, _mask_of(h.enter_syscalls, max_nr), _mask_of(h.exit_syscalls, max_nr))
+             for h in handlers]
+
+    def on_syscall(kind, task, nr, args, ret, ts):
+        for call, enter, exit_ in wants:
+            if (enter if kind == ENTER else exit_)[nr]:
+                call(kind, task, nr, args, ret, ts)
+    return on_syscall
+
+
+class Engine:
+    """Launch commands or attach to processes, and dispatch their stops to handlers.
+
+    ``follow_forks`` False traces only the threads launched or attached, not children or
+    new threads.  ``cpu``, ``cpu_refresh`` and ``follow_cpu``: see the module's docstring.
     """
 
-    def __init__(self, on_syscall: OnSyscall | None = None,
-                 syscalls: Iterable[int] | None = None, *,
-                 exit_syscalls: Iterable[int] | None = None,
-                 follow_forks: bool = True, cpu: str = "cached", cpu_refresh: int = 64,
-                 follow_cpu: bool = True, max_nr: int = 511,
-                 on_task: Callable[[str, Task], None] | None = None):
+    def __init__(self, *, arch: Arch | None = None, follow_forks: bool = True,
+                 cpu: str = "cached", cpu_refresh: int = 64, follow_cpu: bool = True):
         if cpu not in ("cached", "exact"):
             raise ValueError(f"cpu must be 'cached' or 'exact', not {cpu!r}")
-        self._on_syscall = on_syscall or _no_consumer
-        self._on_task = on_task
-        self._mask = _mask_of(syscalls, max_nr)
-        self._xmask = self._mask if exit_syscalls is None else _mask_of(exit_syscalls, max_nr)
-        self._xmask = bytearray(self._xmask)
-        self._xmask[NR_RT_SIGRETURN] = 0
+        self.arch = arch or host()
+        self.handlers: list[StopHandler] = []
+        self._ready = False
+        self._on_syscall = _no_consumer
+        self._mask = self._xmask = bytearray(self.arch.max_nr + 1)
+        self._task_handlers: list[StopHandler] = []
+        self._trap_handlers: list[StopHandler] = []
         self._options = _BASE_OPTIONS | (_FORK_OPTIONS if follow_forks else 0)
         self._exact_cpu = cpu == "exact"
         self._cpu_refresh = max(int(cpu_refresh), 1)
         self._coloc = Colocation(bool(follow_cpu))
         self.tasks: dict[int, Task] = {}
+        self.processes: dict[int, Process] = {}
         self._hidden: dict[int, Task] = {}
         self._idle_req = L.PTRACE_SYSCALL      # PTRACE_CONT under a seccomp filter
         self._exitkill = False
@@ -133,29 +145,73 @@ class Tracer:
         self._exec_seen = False
         self._status: ExitStatus | None = None
         self._stop_sig = 0
-        self._held: tuple[int, int] | None = None
+        self._held: list[tuple[int, int]] = []       # stops collected, not resumed (an error)
+        self._pending: deque = deque()                 # stops collected, not served yet
         self._attached = False
-        self._buf = bytearray(_INFO_SIZE)
-        self._cbuf = (ctypes.c_char * _INFO_SIZE).from_buffer(self._buf)
+        self._info_size = self.arch.syscall_info_size
+        self._buf = bytearray(self._info_size)
+        self._cbuf = (ctypes.c_char * self._info_size).from_buffer(self._buf)
         self._msg = ctypes.c_ulong(0)
+        self._nr_offset = self.arch.reg_offset(self.arch.nr_reg)
+        nr = self.arch.nr
+        self._nr_prctl = nr["prctl"]
+        self._nr_exec = (nr["execve"], nr["execveat"])
+
+    # -- handlers ---------------------------------------------------------------------------
+    def add(self, handler: StopHandler) -> StopHandler:
+        """Register a source's handler; before the engine launches or attaches."""
+        if self._ready:
+            raise TraceError("handlers are added before the engine launches or attaches")
+        self.handlers.append(handler)
+        return handler
+
+    def stopping_syscalls(self) -> set[int] | None:
+        """The syscall numbers some handler wants a stop at (None: all)."""
+        return _union([h.enter_syscalls for h in self.handlers]
+                      + [h.exit_syscalls for h in self.handlers])
+
+    def _prepare(self) -> None:
+        """Fold the handlers' needs into the masks and callbacks of the loop (once)."""
+        if self._ready:
+            return
+        self._ready = True
+        max_nr = self.arch.max_nr
+        hs = self.handlers
+        self._mask = _mask_of(_union([h.enter_syscalls for h in hs]), max_nr)
+        self._xmask = _mask_of(_union([h.exit_syscalls for h in hs]), max_nr)
+        self._task_handlers = [h for h in hs if type(h).on_task is not StopHandler.on_task]
+        self._trap_handlers = [h for h in hs if h.wants_traps]
+        callers = [h for h in hs if h.enter_syscalls is None or h.exit_syscalls is None
+                   or h.enter_syscalls or h.exit_syscalls]
+        if len(callers) == 1:
+            self._on_syscall = callers[0].on_syscall
+        elif callers:
+            self._on_syscall = _fan_out(callers, max_nr)
 
     # -- starting ---------------------------------------------------------------------------
     def launch(self, argv: list[str], env=None, cwd: str | None = None,
-               seccomp_filter: bytes | None = None) -> int:
+               seccomp: bool = True) -> int:
         """Start ``argv`` under the tracer and return its pid once it has exec'd.
 
         ``env`` None hands the command the environment this process was started with.
-        ``seccomp_filter`` (struct sock_filter bytes, see
-        :func:`usertrace.sources.syscalls.seccomp.build_filter`) makes the command stop only
-        at the calls it returns TRACE for.  Raises TraceError when the command cannot run.
+        With ``seccomp`` (and handlers that do not want every syscall), the command runs
+        under a seccomp filter that stops it only at the syscalls the handlers asked for
+        (:mod:`usertrace.ptrace.seccomp`); without, it stops at every syscall as an attached
+        process does.  Raises TraceError when the command cannot run.
         """
         if not argv:
             raise TraceError("no command to run")
         if self._launched is not None:
             raise TraceError("a tracer launches one command")
-        if seccomp_filter is not None and self.tasks:
-            raise TraceError("a seccomp filter needs a tracer of its own: "
-                             "launch before attaching, or without a filter")
+        self._prepare()
+        stopping = self.stopping_syscalls()
+        seccomp_filter = None
+        if seccomp and stopping is not None:
+            if self.tasks:
+                raise TraceError("a seccomp filter needs a tracer of its own: "
+                                 "launch before attaching, or without a filter")
+            seccomp_filter = build_filter(stopping, self.arch)
+        self.seccomp_filter = seccomp_filter
         if env is None:
             env = original_environ()
         path = resolve_command(argv[0], env)
@@ -205,6 +261,7 @@ class Tracer:
         """
         if self._exitkill:
             raise TraceError("cannot attach in a session whose command runs under a seccomp filter")
+        self._prepare()
         taken: list[int] = []
         try:
             for pid in pids:
@@ -249,8 +306,7 @@ class Tracer:
                 self._refresh(task)
                 self.tasks[tid] = task
                 taken.append(tid)
-                if self._on_task:
-                    self._on_task("new", task)
+                self._joined(task, time.monotonic_ns())
         if not taken and not seen:
             raise TraceError(f"process {pid}: no such process", errno_mod.ESRCH)
         return taken
@@ -313,36 +369,54 @@ class Tracer:
         ptrace = _fast_ptrace
         cbuf = self._cbuf
         buf = self._buf
-        unpack_entry = _ENTRY.unpack_from
-        unpack_exit = _EXIT.unpack_from
+        info_size = self._info_size
+        unpack_entry = self.arch.syscall_entry.unpack_from
+        unpack_exit = self.arch.syscall_exit.unpack_from
         mask = self._mask
         xmask = self._xmask
         maxnr = len(mask)
         on_syscall = self._on_syscall
         refresh = self._refresh
         idle = self._idle_req
+        nr_prctl = self._nr_prctl
         SYSCALL = L.PTRACE_SYSCALL
         GSI = L.PTRACE_GET_SYSCALL_INFO
         WALL = L.WALL
-        native = AUDIT_ARCH_X86_64
-        held = 0          # a task whose stop is collected and not yet resumed
+        WALL_NOHANG = L.WALL | os.WNOHANG
+        native = self.arch.audit_arch
+        # Stops collected and not yet resumed: served in the order they came, so that every
+        # task that is stopped gets its turn before a busy one is served again.
+        pending = self._pending
+        cur = 0           # the tid of a stop collected and not resumed yet
         status = 0
         try:
             while tasks or hidden:
                 if self._stop_sig:
                     return
-                try:
-                    tid, status = waitpid(-1, WALL)
-                except ChildProcessError:
-                    tasks.clear()
-                    hidden.clear()
-                    return
-                held = tid
-                ts = now()
+                if pending:
+                    tid, status, ts = pending.popleft()
+                else:
+                    try:
+                        tid, status = waitpid(-1, WALL)
+                    except ChildProcessError:
+                        tasks.clear()
+                        hidden.clear()
+                        return
+                    ts = now()
+                    if len(tasks) > 1:
+                        while True:
+                            try:
+                                more, mstatus = waitpid(-1, WALL_NOHANG)
+                            except ChildProcessError:
+                                break
+                            if not more:
+                                break
+                            pending.append((more, mstatus, now()))
+                cur = tid
                 t = tasks.get(tid)
                 if t is not None and status & 0xFF == 0x7F:
                     hi = status >> 8
-                    if (hi == _SYSCALL_STOP or hi == _SECCOMP_STOP) and ptrace(GSI, tid, _INFO_SIZE, cbuf) > 0:
+                    if (hi == _SYSCALL_STOP or hi == _SECCOMP_STOP) and ptrace(GSI, tid, info_size, cbuf) > 0:
                         op = buf[0]
                         if op == 2:                                  # syscall exit
                             arch, ret = unpack_exit(buf)
@@ -350,7 +424,7 @@ class Tracer:
                             t.nr = -1
                             if nr == -1:
                                 nr = self._orig_nr(tid) if arch == native else -2
-                            if nr == NR_PRCTL and t.args and t.args[0] == PR_SET_NAME:
+                            if nr == nr_prctl and t.args and t.args[0] == PR_SET_NAME:
                                 refresh(t)
                             if 0 <= nr < maxnr and xmask[nr]:
                                 if t.countdown:
@@ -359,7 +433,7 @@ class Tracer:
                                     refresh(t)
                                 on_syscall(EXIT, t, nr, t.args, ret, ts)
                             ptrace(idle, tid, 0, 0)
-                            held = 0
+                            cur = 0
                             continue
                         if op == 1 or op == 3:                       # entry, seccomp
                             v = unpack_entry(buf)
@@ -367,24 +441,30 @@ class Tracer:
                             args = v[2:]
                             t.args = args
                             if v[0] == native:
-                                t.nr = nr
                                 if nr < maxnr and mask[nr]:
                                     if t.countdown:
                                         t.countdown -= 1
                                     else:
                                         refresh(t)
                                     on_syscall(ENTER, t, nr, args, 0, ts)
+                                if idle == SYSCALL or (nr < maxnr and xmask[nr]) or nr == nr_prctl:
+                                    t.nr = nr
+                                    ptrace(SYSCALL, tid, 0, 0)
+                                else:                 # under seccomp, no exit wanted: one stop
+                                    t.nr = -1
+                                    ptrace(idle, tid, 0, 0)
                             else:
                                 t.nr = -2
-                            ptrace(SYSCALL, tid, 0, 0)
-                            held = 0
+                                ptrace(SYSCALL, tid, 0, 0)
+                            cur = 0
                             continue
                 stop = self._slow_stop(tid, status, ts, t, launching)
-                held = 0
+                cur = 0
                 if stop:
                     return
         except BaseException:
-            self._held = (held, status) if held else None
+            if cur:
+                self._held.append((cur, status))
             raise
 
     def _slow_stop(self, tid: int, status: int, ts: int, t: Task | None, launching: bool) -> bool:
@@ -408,6 +488,9 @@ class Tracer:
         if event == 0:
             if sig == _SYSCALL_STOP:          # no syscall info (the task went away meanwhile)
                 self._resume(t, 0)
+            elif sig == signal.SIGTRAP and self._trap_handlers and \
+                    any(h.on_trap(t, ts) for h in self._trap_handlers):
+                self._resume(t, 0)            # a breakpoint of ours: not the program's
             else:                             # signal-delivery-stop: deliver it
                 self._resume(t, sig)
             return False
@@ -426,7 +509,7 @@ class Tracer:
             self._resume(t, 0)
             return False
         if event == L.PTRACE_EVENT_EXEC:
-            t = self._exec(t, tid)
+            t = self._exec(t, tid, ts)
             self._resume(t, 0)
             return launching and tid == self._launched
         # PTRACE_EVENT_SECCOMP without syscall info, or an event we did not ask for.
@@ -454,13 +537,13 @@ class Tracer:
         event = status >> 16
         hi = status >> 8
         if hi in (_SYSCALL_STOP, _SECCOMP_STOP) and \
-                _fast_ptrace(L.PTRACE_GET_SYSCALL_INFO, tid, _INFO_SIZE, self._cbuf) > 0:
+                _fast_ptrace(L.PTRACE_GET_SYSCALL_INFO, tid, self._info_size, self._cbuf) > 0:
             op = self._buf[0]
             if op in (1, 3):
-                v = _ENTRY.unpack_from(self._buf)
+                v = self.arch.syscall_entry.unpack_from(self._buf)
                 t.nr, t.args = v[1], v[2:]
-                if v[0] == AUDIT_ARCH_X86_64 and v[1] in (NR_EXECVE, NR_EXECVEAT):
-                    self._unhide(t)
+                if v[0] == self.arch.audit_arch and v[1] in self._nr_exec:
+                    self._unhide(t, ts)
                     if self._mask[v[1]]:
                         self._refresh(t)
                         self._on_syscall(ENTER, t, v[1], t.args, 0, ts)
@@ -470,8 +553,8 @@ class Tracer:
                 _fast_ptrace(self._idle_req, tid, 0, 0)
             return False
         if event == L.PTRACE_EVENT_EXEC:
-            self._unhide(t)
-            t = self._exec(t, tid)
+            self._unhide(t, ts)
+            t = self._exec(t, tid, ts)
             self._resume(t, 0)
             return launching
         if event == L.PTRACE_EVENT_STOP and sig in STOP_SIGNALS:
@@ -481,16 +564,31 @@ class Tracer:
         self._resume(t, sig if event == 0 else 0)
         return False
 
-    def _unhide(self, t: Task) -> None:
+    def _unhide(self, t: Task, ts: int) -> None:
         if self._hidden.pop(t.tid, None) is not None:
             t.hidden = False
             self.tasks[t.tid] = t
-            if self._on_task:
-                self._on_task("new", t)
+            self._joined(t, ts)
 
-    # -- tasks ------------------------------------------------------------------------------
+    # -- tasks and processes ----------------------------------------------------------------
+    def _process_of(self, t: Task) -> Process:
+        proc = self.processes.get(t.pid)
+        if proc is None:
+            proc = self.processes[t.pid] = Process(t.pid)
+        proc.tids.add(t.tid)
+        t.process = proc
+        return proc
+
+    def _joined(self, t: Task, ts: int) -> None:
+        """A task is traced from now on: tell the handlers."""
+        if t.process is None:
+            self._process_of(t)
+        for h in self._task_handlers:
+            h.on_task("new", t, ts)
+
     def _adopt(self, tid: int, parent: Task | None) -> Task | None:
-        """A task the kernel attached for us (a fork, vfork or clone of a tracee)."""
+        """A task the kernel attached for us (a fork, vfork or clone of a tracee); the
+        handlers hear of it at its first stop (:meth:`_first_stop_of_child`)."""
         tgid = read_tgid(tid)
         if tgid is None:
             return None
@@ -499,32 +597,35 @@ class Tracer:
             t.comm, t.cpu = parent.comm, parent.cpu
         t.new_child = True
         self.tasks[tid] = t
-        if self._on_task:
-            self._on_task("new", t)
+        self._process_of(t)
         return t
 
     def _first_stop_of_child(self, t: Task, ts: int) -> None:
-        """Report the child's return from fork/clone (ret 0), as the kernel's first record."""
+        """The first stop of a new child or thread: where it runs, what it returns from."""
         t.new_child = False
         self._refresh(t)
-        nr = self._orig_nr(t.tid)
-        if 0 <= nr < len(self._xmask) and self._xmask[nr]:
-            self._on_syscall(EXIT, t, nr, (), 0, ts)
+        t.start_nr = self._orig_nr(t.tid)
+        self._joined(t, ts)
 
-    def _exec(self, t: Task, tid: int) -> Task:
+    def _exec(self, t: Task, tid: int, ts: int) -> Task:
         """PTRACE_EVENT_EXEC: the execing thread may have taken the leader's tid."""
         former = self._event_msg(tid)
         if former and former != tid:
             execer = self.tasks.pop(former, None)
             if execer is not None:
+                if execer.process is not None:
+                    execer.process.tids.discard(former)
+                    execer.process.tids.add(tid)
                 execer.tid = tid
                 self.tasks[tid] = execer
                 t = execer
         if t.tid == self._launched:
             self._exec_seen = True
         self._refresh(t)
-        if self._on_task:
-            self._on_task("exec", t)
+        proc = t.process or self._process_of(t)
+        proc.exec_done()
+        for h in self._task_handlers:
+            h.on_task("exec", t, ts)
         return t
 
     def _task_gone(self, t: Task, status: int) -> None:
@@ -534,8 +635,15 @@ class Tracer:
             t.stat_fd = -1
         if t.tid == self._launched:
             self._status = ExitStatus.from_wait(status)
-        if self._on_task:
-            self._on_task("exit", t)
+        if not t.new_child:                   # the handlers heard of it
+            for h in self._task_handlers:
+                h.on_task("exit", t, time.monotonic_ns())
+        proc = t.process
+        if proc is not None:
+            proc.tids.discard(t.tid)
+            if not proc.tids and self.processes.get(proc.pid) is proc:
+                del self.processes[proc.pid]
+                proc.close()
 
     def _refresh(self, t: Task) -> None:
         """Read comm and cpu of a task; move the tracer to that cpu (follow_cpu)."""
@@ -558,7 +666,7 @@ class Tracer:
         self._coloc.seen(t.cpu, t.tid)
 
     def _orig_nr(self, tid: int) -> int:
-        nr = _peek(L.PTRACE_PEEKUSER, tid, L.USER_REGS_ORIG_RAX, 0)
+        nr = _peek(L.PTRACE_PEEKUSER, tid, self._nr_offset, 0)
         return nr if 0 <= nr < (1 << 31) else -2
 
     def _event_msg(self, tid: int) -> int:
@@ -594,15 +702,26 @@ class Tracer:
         """
         pending: set[int] = set()
         gone: list[int] = []
-        held, self._held = self._held, None
-        if held is not None:
-            # Stopped and collected when an exception came: it reports nothing more.
-            tid, status = held
+        # Stops collected and not served (an exception came, or a stop was requested with
+        # stops pending): they report nothing more, so they are detached as they are.
+        held = self._held + [(p[0], p[1]) for p in self._pending]
+        self._held = []
+        self._pending.clear()
+        done: set[int] = set()
+        stopped: list[tuple[int, int]] = []       # (tid, the signal to pass on)
+        for tid, status in held:
+            done.add(tid)
+            if status & 0xFF != 0x7F:
+                continue                      # it ended: there is nothing to detach
             sig, event = (status >> 8) & 0xFF, status >> 16
-            inject = sig if status & 0xFF == 0x7F and event == 0 and sig != _SYSCALL_STOP else 0
-            if _fast_ptrace(L.PTRACE_DETACH, tid, 0, inject) == 0:
-                tids = [t for t in tids if t != tid]
+            if event in (L.PTRACE_EVENT_FORK, L.PTRACE_EVENT_VFORK, L.PTRACE_EVENT_CLONE):
+                child = self._event_msg(tid)
+                if child and child not in tids:
+                    tids = tids + [child]
+            stopped.append((tid, sig if event == 0 and sig != _SYSCALL_STOP else 0))
         for tid in tids:
+            if tid in done:
+                continue
             if _fast_ptrace(L.PTRACE_INTERRUPT, tid, 0, 0) == 0:
                 pending.add(tid)
             else:
@@ -623,7 +742,13 @@ class Tracer:
                 child = self._event_msg(tid)
                 if child:
                     pending.add(child)        # its first stop is on its way: detach it too
-            inject = sig if event == 0 and sig != _SYSCALL_STOP else 0
+            stopped.append((tid, sig if event == 0 and sig != _SYSCALL_STOP else 0))
+        # Every thread is stopped: the handlers undo what they put into the processes
+        # (breakpoints) while no thread can run into it, then all are let go.
+        for proc in list(self.processes.values()):
+            for h in self.handlers:
+                h.on_detach(proc)
+        for tid, inject in stopped:
             _fast_ptrace(L.PTRACE_DETACH, tid, 0, inject)
         for tid in gone:                      # dead tasks still ours to reap
             try:
@@ -665,6 +790,11 @@ class Tracer:
                 self._status = ExitStatus.from_wait(status)
         self.tasks.clear()
         self._hidden.clear()
+        self._pending.clear()
+        self._held = []
+        for proc in self.processes.values():
+            proc.close()
+        self.processes.clear()
 
     def _release(self, tids: list[int]) -> None:
         """Detach threads just seized (attach failed half-way)."""

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 
 class Task:
-    """A traced thread.  Consumers read ``tid``, ``pid``, ``comm``, ``cpu``, ``nr``, ``args``.
+    """A traced thread.  Handlers read ``tid``, ``pid``, ``comm``, ``cpu``, ``nr``, ``args``,
+    ``process``.
 
     ``pid`` is the thread group id (the process), ``tid`` the thread's own id (the kernel's
     ``common_pid``).  ``nr`` is the system call the task is in (between its enter and exit),
@@ -12,7 +13,7 @@ class Task:
     """
 
     __slots__ = ("tid", "pid", "comm", "cpu", "nr", "args", "countdown", "hidden",
-                 "listening", "stat_fd", "new_child")
+                 "listening", "stat_fd", "new_child", "start_nr", "process")
 
     def __init__(self, tid: int, pid: int, comm: str = "", cpu: int = 0):
         self.tid = tid
@@ -26,6 +27,8 @@ class Task:
         self.listening = False    # in group-stop, resumed with PTRACE_LISTEN
         self.stat_fd = -1         # /proc/TID/stat kept open (cpu="exact")
         self.new_child = False    # auto-attached by a fork/clone, first stop not seen yet
+        self.start_nr = -1        # a new child's syscall at its first stop (clone, fork...)
+        self.process = None       # the Process (address space) of its thread group
 
     def __repr__(self) -> str:
         return f"Task(tid={self.tid}, pid={self.pid}, comm={self.comm!r}, cpu={self.cpu}, nr={self.nr})"

@@ -1,16 +1,17 @@
-"""Tracing sessions: enabled events and filters, consumers, and the sources that feed them.
+"""Tracing sessions: enabled events and filters, consumers, and recordings that run sources.
 
-    session = Session()                                   # every known event
-    session.enable(EventSpec("syscalls:sys_*_openat", "ret < 0"))
-    session.record_to("trace.dat")
-    source = SyscallSource(session)
-    tracer = source.make_tracer()                         # seccomp: stops only for these
-    tracer.launch(["ls"])
-    status = tracer.run()
-    session.finish()
+    from usertrace.session import EventSpec, Recorder
+
+    rec = Recorder([EventSpec("syscalls:sys_*_openat", "ret < 0")])
+    rec.record_to("trace.dat")
+    status = rec.run(["ls"])          # a seccomp filter: ls stops only at openat
+    print(rec.summary())
 """
 
-from .core import EventSpec, LiveStream, Session, SessionError, TraceBuffer
-from .syscalls import SyscallSource
+from .core import EventSpec, Session, SessionError
+from .cpus import CpuMap
+from .recorder import Recorder
+from .sinks import LiveStream, TraceBuffer
 
-__all__ = ["EventSpec", "LiveStream", "Session", "SessionError", "SyscallSource", "TraceBuffer"]
+__all__ = ["CpuMap", "EventSpec", "LiveStream", "Recorder", "Session", "SessionError",
+           "TraceBuffer"]

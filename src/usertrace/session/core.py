@@ -2,29 +2,34 @@
 
 As in the kernel, one event occurrence goes to every consumer that listens: the trace buffer
 (per-cpu ring buffers in the kernel's page format, drained into a trace.dat), a live stream
-(the ``trace`` text, printed as it happens) and counters (statistics).  A source (the ptrace
-engine, the user-events server) calls :meth:`Session.emit` with the event's format, its field
-values and its record bytes; the filter of the event runs first, then each consumer.
+(the ``trace`` text, printed as it happens) and counters (statistics).  A source calls
+:meth:`Session.emit` with the event's state, its field values and its record bytes; the filter
+of the event runs first, then each consumer.  A source whose events need no values (no
+filter, only the trace buffer) may pack its records straight into the rings
+(:meth:`Session.packed_writers`).
 """
 
 from __future__ import annotations
 
 import os
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, TextIO
 
-from ..buffer.ring import RingBuffer
 from ..buffer.tracedat import TraceDatError, TraceDatWriter
 from ..catalog import known_events
+from ..errors import UsertraceError
 from ..events.format import EventFormat
 from ..events.records import RecordCodec
 from ..events.registry import Consumer, Registry
 from ..filter import Filter, compile_filter, compile_system_filter
-from ..output.text import TextFormatter, line_prefix
+from .cpus import CpuMap
+from .sinks import LiveStream, TraceBuffer
+
+MAX_BUFFER_KB = 1 << 20          # -b: at most 1 GiB per cpu
 
 
-class SessionError(Exception):
+class SessionError(UsertraceError):
     """A request the session cannot carry out: the message says what and why."""
 
 
@@ -34,104 +39,6 @@ class EventSpec:
 
     pattern: str
     filter: str | None = None
-
-
-class TraceBuffer:
-    """The trace buffer consumer: a ring buffer per cpu whose full pages go to a trace.dat."""
-
-    def __init__(self, path: str, ncpus: int, *, version: int = 7, page_size: int = 4096,
-                 nr_pages: int = 256):
-        self.path = path
-        self.ncpus = ncpus
-        _check_writable(path)
-        try:
-            self.writer = TraceDatWriter(path, version=version, page_size=page_size,
-                                         cpus=ncpus, clock="mono")
-        except TraceDatError as exc:
-            raise SessionError(str(exc)) from None
-        except OSError as exc:
-            raise SessionError(f"cannot write {path}: {exc.strerror}") from None
-        self.rings = [RingBuffer(page_size, nr_pages, overwrite=False) for _ in range(ncpus)]
-        self.lost = 0
-
-    def write(self, cpu: int, ts_ns: int, record: bytes) -> None:
-        ring = self.rings[cpu]
-        if not ring.write(ts_ns, record):
-            self.lost += 1
-        if ring.full_pages:
-            self._drain(cpu, ring)
-
-    def packed_writers(self, st) -> list[Callable[[int, tuple], int]]:
-        """Per cpu, the ring's writer of ``st`` records (:meth:`RingBuffer.packed_writer`):
-        ``write(ts_ns, values)``, the record ``st.pack(*values)`` written in place.  When it
-        returns other than 1, call :meth:`settle` with the cpu and what it returned."""
-        return [ring.packed_writer(st) for ring in self.rings]
-
-    def settle(self, cpu: int, written: int) -> None:
-        """After ``rings[cpu].write_packed()`` returned ``written`` other than 1: count a
-        dropped event, drain the pages that became full.  (A return of 1 moved no page:
-        there is nothing to drain, as after the write before.)"""
-        ring = self.rings[cpu]
-        if not written:
-            self.lost += 1
-        if ring.full_pages:
-            self._drain(cpu, ring)
-
-    def _drain(self, cpu: int, ring: RingBuffer) -> None:
-        write_page = self.writer.write_page
-        while ring.full_pages:
-            write_page(cpu, ring.read_page())
-
-    def finish(self, formats: list[EventFormat], cmdlines: dict[int, str]) -> None:
-        """Drain every ring, write the formats and task names, and close the file."""
-        w = self.writer
-        for cpu, ring in enumerate(self.rings):
-            for page in ring.iter_pages():
-                w.write_page(cpu, page)
-        for fmt in formats:
-            w.add_event_format(fmt.system, fmt.render())
-        for pid, comm in cmdlines.items():
-            w.set_cmdline(pid, comm)
-        w.close()
-
-    def abort(self) -> None:
-        self.writer.abort()
-
-    @property
-    def entries(self) -> int:
-        return sum(r.entries_written for r in self.rings)
-
-
-def _check_writable(path: str) -> None:
-    """Refuse an output path that cannot be written before anything is traced."""
-    if os.path.isdir(path):
-        raise SessionError(f"cannot write {path}: it is a directory")
-    parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent):
-        raise SessionError(f"cannot write {path}: no directory {parent}")
-    if not os.access(parent, os.W_OK | os.X_OK) or (os.path.exists(path)
-                                                     and not os.access(path, os.W_OK)):
-        raise SessionError(f"cannot write {path}: permission denied")
-
-
-class LiveStream:
-    """The live-stream consumer: the kernel's ``trace`` lines, printed as events happen."""
-
-    def __init__(self, out: TextIO, flush_each: bool = True):
-        self.out = out
-        self.text = TextFormatter()
-        self.flush_each = flush_each
-
-    def write(self, fmt: EventFormat, values: dict, ts_ns: int, cpu: int, comm: str,
-              body: str | None = None) -> None:
-        """One line; ``body`` replaces the event's own text (e.g. with strings shown)."""
-        if body is None:
-            line = self.text.line(fmt, values, comm, cpu, ts_ns)
-        else:
-            line = line_prefix(comm, values.get("common_pid", 0), cpu, ts_ns) + body
-        self.out.write(line + "\n")
-        if self.flush_each:
-            self.out.flush()
 
 
 @dataclass
@@ -144,20 +51,28 @@ class EventState:
 
 
 class Session:
-    """The enabled events and the consumers of one tracing session."""
+    """The enabled events and the consumers of one tracing session.
 
-    def __init__(self, registry: Registry | None = None, ncpus: int | None = None):
+    ``cpus`` maps trace buffers to cpus (sources reserve buffers of their own there before
+    a trace buffer is made).  Call :meth:`use_threads` before any source starts when a source
+    emits from a thread of its own: the consumers are then serialized by a lock, and no
+    source gets the lock-free :meth:`packed_writers`.
+    """
+
+    def __init__(self, registry: Registry | None = None, cpus: CpuMap | None = None):
         self.registry = registry if registry is not None else known_events()
-        self.ncpus = ncpus or os.cpu_count() or 1
+        self.cpus = cpus or CpuMap()
         self.states: dict[int, EventState] = {}
         self.trace: TraceBuffer | None = None
         self.stream: LiveStream | None = None
-        self.counters: list[Callable] = []
         self.cmdlines: dict[int, str] = {}
         self.filtered_out = 0
-        # Sources on other threads (user events) share the consumers: one event at a time.
-        # Without such a source there is one thread and no lock to take.
         self._lock: threading.Lock | None = None
+
+    @property
+    def ncpus(self) -> int:
+        """The machine's cpus (the first buffers); see :attr:`cpus` for all buffers."""
+        return self.cpus.ncpus
 
     # -- what is enabled ----------------------------------------------------------------
     def enable(self, spec: EventSpec, consumers: int = Consumer.TRACE) -> list[EventFormat]:
@@ -211,8 +126,26 @@ class Session:
         return [s.format for s in self.states.values()]
 
     # -- consumers ------------------------------------------------------------------------
-    def record_to(self, path: str, **kwargs) -> TraceBuffer:
-        self.trace = TraceBuffer(path, self.ncpus, **kwargs)
+    def record_to(self, path: str, *, version: int = 7, buffer_kb: int = 1024,
+                  page_size: int = 4096, on_error: Callable[[str], None] | None = None
+                  ) -> TraceBuffer:
+        """Record into the trace.dat ``path``: a ring of ``buffer_kb`` KiB per buffer of
+        :attr:`cpus` (reserve extra buffers before calling this)."""
+        if not isinstance(buffer_kb, int) or not 0 < buffer_kb <= MAX_BUFFER_KB:
+            raise SessionError(f"buffer size {buffer_kb!r} KiB: give 1 to {MAX_BUFFER_KB} "
+                               f"(KiB per cpu)")
+        nr_pages = max(buffer_kb * 1024 // page_size, 2)
+        _check_writable(path)
+        try:
+            writer = TraceDatWriter(path, version=version, page_size=page_size,
+                                    cpus=self.cpus.nbuffers, clock="mono")
+        except TraceDatError as exc:
+            raise SessionError(str(exc)) from None
+        except OSError as exc:
+            raise SessionError(f"cannot write {path}: {exc.strerror}") from None
+        self.trace = TraceBuffer(writer, self.cpus.nbuffers, page_size=page_size,
+                                 nr_pages=nr_pages, on_error=on_error)
+        self.trace.path = path
         return self.trace
 
     def stream_to(self, out: TextIO, flush_each: bool = True) -> LiveStream:
@@ -220,13 +153,15 @@ class Session:
         return self.stream
 
     # -- the path of one event ------------------------------------------------------------
-    def emit(self, state: EventState, values: dict, ts_ns: int, cpu: int, comm: str,
+    def emit(self, state: EventState, values: dict | None, ts_ns: int, cpu: int, comm: str,
              record: bytes | None = None, body: Callable[[], str] | None = None,
              filter_values: dict | None = None) -> bool:
         """Filter one event and hand it to every consumer; False when the filter drops it.
 
-        ``filter_values`` (default ``values``) is what the filter reads, when it needs more
-        than the record holds (strings read from the process for ``.ustring``)."""
+        ``values`` may be None for an event without a filter when no live stream listens
+        (the record is then what the trace buffer gets).  ``filter_values`` (default
+        ``values``) is what the filter reads, when it needs more than the record holds
+        (strings read from the process for ``.ustring``)."""
         lock = self._lock
         if lock is None:
             return self._emit(state, values, ts_ns, cpu, comm, record, body, filter_values)
@@ -253,29 +188,19 @@ class Session:
             self.stream.write(state.format, values, ts_ns, cpu, comm, body() if body else None)
         return True
 
-    def direct_writer(self) -> Callable[[int, int, bytes], None] | None:
-        """For an event with no filter whose record is built: a ``write(cpu, ts_ns, record)``
-        that goes straight to the consumers, or None when :meth:`emit` must be called (a live
-        stream wants the values; a second thread wants the lock)."""
-        if self.stream is not None or self._lock is not None:
-            return None
-        if self.trace is None:
-            return lambda cpu, ts_ns, record: None
-        return self.trace.write
-
-    def direct_packed_writers(self) -> tuple[Callable, Callable] | None:
-        """As :meth:`direct_writer`, for records given as a struct and its values, written in
-        place into the trace buffer's rings: ``(writers_for, settle)``, where
-        ``writers_for(st)`` gives per cpu a ``write(ts_ns, values) -> int`` and
-        ``settle(cpu, result)`` is to be called when a result is not 1 (see
-        :meth:`TraceBuffer.packed_writers`); None as for direct_writer."""
+    def packed_writers(self, st) -> tuple[list[Callable], Callable] | None:
+        """For records of an event with no filter, given as a struct and its values:
+        ``(writers, settle)``, ``writers[cpu](ts_ns, values)`` packing the record in place into
+        the trace buffer's ring, ``settle(cpu, result)`` to call when a result is not 1; None
+        when :meth:`emit` must be called instead (a live stream wants the values, or another
+        thread emits too and the lock must be taken)."""
         if self.stream is not None or self._lock is not None:
             return None
         if self.trace is None:
             def nothing(ts_ns, values):
                 return 1
-            return lambda st: [nothing] * self.ncpus, lambda cpu, result: None
-        return self.trace.packed_writers, self.trace.settle
+            return [nothing] * self.cpus.nbuffers, lambda cpu, result: None
+        return self.trace.packed_writers(st), self.trace.settle
 
     def _codec(self, state: EventState) -> RecordCodec:
         state.codec = RecordCodec(state.format)
@@ -285,14 +210,30 @@ class Session:
         self.cmdlines[pid] = comm
 
     def finish(self) -> None:
+        """Complete the trace.dat (SessionError when it cannot be written)."""
         if self.trace is not None:
             try:
                 self.trace.finish(self.enabled_formats(), self.cmdlines)
             except TraceDatError as exc:
-                raise SessionError(f"cannot write {self.trace.path}: {exc}") from None
+                raise SessionError(str(exc) if str(exc).startswith("cannot write")
+                                   else f"cannot write {self.trace.path}: {exc}") from None
             except OSError as exc:
                 raise SessionError(f"cannot write {self.trace.path}: {exc.strerror}") from None
 
     def abort(self) -> None:
         if self.trace is not None:
             self.trace.abort()
+
+
+def _check_writable(path: str) -> None:
+    """Refuse an output path that cannot be written before anything is traced."""
+    if not path:
+        raise SessionError("no output file given (-o '')")
+    if os.path.isdir(path):
+        raise SessionError(f"cannot write {path}: it is a directory")
+    parent = os.path.dirname(os.path.abspath(path))
+    if not os.path.isdir(parent):
+        raise SessionError(f"cannot write {path}: no directory {parent}")
+    if not os.access(parent, os.W_OK | os.X_OK) or (os.path.exists(path)
+                                                     and not os.access(path, os.W_OK)):
+        raise SessionError(f"cannot write {path}: permission denied")

@@ -126,9 +126,13 @@ class UserEventsServer:
     now on (bytes, rounded up to a power of two; default 2 MiB).
     """
 
-    def __init__(self, session_dir: str | None = None, *, ring_size: int | None = None):
+    def __init__(self, session_dir: str | None = None, *, ring_size: int | None = None,
+                 allocate_id=None):
         self.session_dir = session_dir
         self.ring_size = ring_size
+        # The ids: a tracing session's registry hands them out (one allocator for every
+        # source); a server on its own keeps its own.
+        self.allocate_id = allocate_id or self._allocate_id
         self._ids: set[int] = set()
         self._next_id = abi.ID_BASE + abi.MAX_EVENTS
         self.session: Session | None = None
@@ -142,6 +146,13 @@ class UserEventsServer:
         self.errors: list[str] = []
         self._looked = False
         self._lock = threading.Lock()
+
+    def _allocate_id(self, preferred: int) -> int:
+        if preferred in self._ids:
+            preferred = self._next_id
+            self._next_id += 1
+        self._ids.add(preferred)
+        return preferred
 
     # -- lifetime --------------------------------------------------------------------------
     def open(self) -> "UserEventsServer":
@@ -263,11 +274,7 @@ class UserEventsServer:
         for s in sess.slots():
             if s.index_word in self._events:
                 continue
-            event_id = abi.ID_BASE + s.index
-            if event_id in self._ids:
-                event_id = self._next_id
-                self._next_id += 1
-            self._ids.add(event_id)
+            event_id = self.allocate_id(abi.ID_BASE + s.index)
             info = EventInfo(s, event_id)
             if info.format is not None:
                 new.append(info.format)

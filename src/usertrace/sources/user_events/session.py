@@ -23,6 +23,7 @@ import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
 
+from ...events.patterns import EventPattern
 from . import abi
 from .parse import Definition, UserEventError, parse_definition
 
@@ -170,19 +171,11 @@ class Slot:
 
 
 def normalize_pattern(pattern: str) -> str:
-    """A pattern as the session keeps it: a glob over ``system:event``.
-
-    ``sys:ev`` and ``sys/ev`` keep their system; a bare word names a system when it matches one
-    of ours (``user_events``), else events of that name in any system (``app_*``).
-    """
-    for sep in (":", "/"):
-        if sep in pattern:
-            sys_pat, ev_pat = pattern.split(sep, 1)
-            return f"{sys_pat or '*'}:{ev_pat or '*'}"
-    if any(fnmatch.fnmatchcase(s, pattern)
-           for s in (abi.USER_EVENTS_SYSTEM, abi.USER_EVENTS_MULTI_SYSTEM)):
-        return f"{pattern}:*"
-    return f"*:{pattern}"
+    """A pattern as the session keeps it: a glob over ``system:event``, a bare word resolved
+    against the user-events systems (:mod:`usertrace.events.patterns`)."""
+    sys_glob, ev_glob = EventPattern.parse(pattern).glob(
+        (abi.USER_EVENTS_SYSTEM, abi.USER_EVENTS_MULTI_SYSTEM))
+    return f"{sys_glob}:{ev_glob}"
 
 
 # -- the session ---------------------------------------------------------------------------------

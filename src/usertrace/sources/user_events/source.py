@@ -1,63 +1,75 @@
-"""The user-events source of a session: records that applications emit, drained into it.
+"""The user-events source: records that applications emit, drained into a session.
 
 A :class:`~usertrace.sources.user_events.UserEventsServer` attaches to the user's session
 directory, sets the patterns (so events registered later are enabled from their first emit)
 and drains the writers' rings from a thread of its own.  Each record goes through the
 session like any other event: the filter of its ``-e``, then the consumers.
 
-User events get a per-cpu buffer of their own, one past the machine's cpus: records of many
-processes arrive in batches, each in time order, and a buffer of their own keeps every
-per-cpu stream of the trace.dat in time order, so readers merge them with the syscall events
-by time (the kernel's ``trace`` does the same merge across its per-cpu buffers).
+User events get a trace buffer of their own (:class:`~usertrace.session.cpus.CpuMap`):
+records of many processes arrive in batches, each in time order, and a buffer of their own
+keeps every per-cpu stream of the trace.dat in time order, so readers merge them with the
+syscall events by time (the kernel's ``trace`` does the same merge across its per-cpu
+buffers).
 """
 
 from __future__ import annotations
 
-import fnmatch
 import sys
 import threading
 
-from ..events.format import EventFormat
-from ..events.records import RecordCodec
-from ..events.registry import Consumer
-from ..filter import FilterError, compile_filter
-from ..sources.user_events import UserEventError, UserEventsServer
-from .core import EventSpec, EventState, Session, SessionError
+from ...events.format import EventFormat
+from ...events.patterns import EventPattern
+from ...events.records import RecordCodec
+from ...events.registry import Consumer
+from ...filter import FilterError, compile_filter
+from ...session.core import EventSpec, EventState, Session, SessionError
+from ..base import Source
+from . import abi
+from .parse import UserEventError
+from .server import UserEventsServer
 
-SYSTEM = "user_events"
-
-
-def is_user_events_spec(spec: EventSpec) -> bool:
-    """Does ``-e`` name user events: ``user_events``, ``user_events:GLOB``, ``*:GLOB``?"""
-    if ":" in spec.pattern:
-        return fnmatch.fnmatchcase(SYSTEM, spec.pattern.split(":", 1)[0])
-    return spec.pattern == SYSTEM
+SYSTEMS = (abi.USER_EVENTS_SYSTEM, abi.USER_EVENTS_MULTI_SYSTEM)
 
 
-def _matches(spec: EventSpec, fmt: EventFormat) -> bool:
-    if ":" not in spec.pattern:
-        return True                                      # "user_events": all of them
-    sys_pat, ev_pat = spec.pattern.split(":", 1)
-    return (fnmatch.fnmatchcase(fmt.system, sys_pat)
-            and fnmatch.fnmatchcase(fmt.name, ev_pat or "*"))
+class UserEventsSource(Source):
+    """Feeds a session with the user events its ``-e`` specs enable.
 
+    A pattern is this source's when it names a user-events system (``user_events``,
+    ``user_events:app_*``: events registered later count too), or, a bare event name, when it
+    names a user event registered now (as ``usertrace list`` shows it).
+    """
 
-class UserEventsSource:
-    """Feeds a session with the user events that ``specs`` enable, for ``consumers``."""
+    systems = SYSTEMS
+    threaded = True
 
-    def __init__(self, session: Session, specs: list[EventSpec], consumers: int,
-                 session_dir: str | None = None, warn=None):
-        self.session = session
-        self.specs = specs
-        self.consumers = consumers
+    def __init__(self, session_dir: str | None = None, warn=None):
         self.server = UserEventsServer(session_dir)
-        self.cpu = session.ncpus - 1          # the buffer of user events (see above)
+        self.session: Session | None = None
+        self.specs: list[EventSpec] = []
+        self.consumers = 0
+        self.cpu = -1                         # the buffer of user events (see above)
         self.lost = 0
         self._warn = warn or (lambda msg: sys.stderr.write(f"usertrace: {msg}\n"))
         self._states: dict[int, EventState] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.totals = None
+
+    def claims(self, pattern: EventPattern, registered: list[EventFormat] = ()) -> bool:
+        if any(pattern.names_system(s) for s in SYSTEMS):
+            return True
+        return any(f.system in SYSTEMS for f in pattern.select(registered))
+
+    def reserve(self, cpus) -> None:
+        self.cpu = cpus.reserve(abi.USER_EVENTS_SYSTEM)
+
+    def prepare(self, session: Session, specs: list, consumers: int) -> None:
+        self.session = session
+        self.server.allocate_id = session.registry.allocate_id
+        self.specs = list(specs)
+        self.consumers = consumers
+        if self.cpu < 0:
+            self.reserve(session.cpus)
 
     # -- lifetime -------------------------------------------------------------------------
     def start(self) -> None:
@@ -71,7 +83,6 @@ class UserEventsSource:
                 if self.consumers & consumer:
                     for fmt in self.server.enable(spec.pattern, int(consumer)):
                         self._state(fmt, strict=True)
-        self.session.use_threads()
         self._thread = threading.Thread(target=self._pump, name="usertrace-user-events",
                                         daemon=True)
         self._thread.start()
@@ -96,7 +107,8 @@ class UserEventsSource:
         state = self._states.get(fmt.id)
         if state is not None:
             return state
-        spec = next((s for s in self.specs if _matches(s, fmt)), None)
+        spec = next((s for s in self.specs
+                     if EventPattern.parse(s.pattern).select([fmt], SYSTEMS)), None)
         f = None
         if spec is not None and spec.filter is not None:
             try:
@@ -123,6 +135,12 @@ class UserEventsSource:
 
     def _on_lost(self, pid: int, tid: int, comm: str, count: int) -> None:
         self.lost += count
+
+    def problems(self) -> list[str]:
+        if self.lost or self.refused:
+            return [f"user events: {self.lost} lost (writers' buffers full), "
+                    f"{self.refused} refused (malformed)"]
+        return []
 
     @property
     def refused(self) -> int:

@@ -1,4 +1,5 @@
-"""A seccomp-BPF program that stops a launched command only at the system calls enabled.
+"""A seccomp-BPF program that stops a launched command only at the system calls the sources
+asked for (the engine builds it from the union of its handlers' needs).
 
 The program returns ``SECCOMP_RET_TRACE`` for the enabled native system calls (the tracer gets
 a PTRACE_EVENT_SECCOMP stop) and ``SECCOMP_RET_ALLOW`` for everything else, so a syscall
@@ -31,6 +32,10 @@ from __future__ import annotations
 import struct
 from typing import Iterable
 
+from ..arch import X86_64, Arch
+
+X32_SYSCALL_BIT = X86_64.x32_syscall_bit
+
 # <linux/filter.h>, <linux/bpf_common.h>
 BPF_LD, BPF_JMP, BPF_RET = 0x00, 0x05, 0x06
 BPF_W, BPF_ABS, BPF_K = 0x00, 0x20, 0x00
@@ -43,8 +48,6 @@ SECCOMP_RET_TRACE = 0x7FF00000
 # struct seccomp_data: int nr; __u32 arch; __u64 instruction_pointer; __u64 args[6];
 OFF_NR, OFF_ARCH = 0, 4
 
-AUDIT_ARCH_X86_64 = 0xC000003E
-X32_SYSCALL_BIT = 0x40000000
 MAX_INSNS = 4096
 
 _INSN = struct.Struct("<HBBI")   # struct sock_filter: code, jt, jf, k
@@ -69,13 +72,14 @@ def ranges(numbers: Iterable[int]) -> list[tuple[int, int]]:
     return out
 
 
-def build_program(traced: Iterable[int], max_nr: int = 511,
-                  audit_arch: int = AUDIT_ARCH_X86_64) -> list[tuple[int, int, int, int]]:
+def build_program(traced: Iterable[int], arch: Arch = X86_64) -> list[tuple[int, int, int, int]]:
     """The instructions ``(code, jt, jf, k)`` of the filter for the syscall numbers ``traced``.
 
-    ``max_nr`` is the highest number of the native table; numbers above it never reach a
-    trace event, so the complement is taken within 0..max_nr only.
+    ``arch.max_nr`` is the highest native number; numbers above it never reach a trace
+    event, so the complement is taken within 0..max_nr only.  Calls of another ABI of the
+    architecture (``arch.audit_arch`` differs, or the x32 bit is set) are allowed.
     """
+    max_nr, audit_arch = arch.max_nr, arch.audit_arch
     traced = {n for n in traced if 0 <= n <= max_nr}
     hit, miss = SECCOMP_RET_TRACE, SECCOMP_RET_ALLOW
     if len(traced) > (max_nr + 1) // 2:
@@ -88,9 +92,10 @@ def build_program(traced: Iterable[int], max_nr: int = 511,
         _jump(BPF_JMP | BPF_JEQ | BPF_K, audit_arch, 1, 0),
         _stmt(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
         _stmt(BPF_LD | BPF_W | BPF_ABS, OFF_NR),
-        _jump(BPF_JMP | BPF_JGE | BPF_K, X32_SYSCALL_BIT, 0, 1),
-        _stmt(BPF_RET | BPF_K, SECCOMP_RET_ALLOW),
     ]
+    if arch.x32_syscall_bit:
+        prog += [_jump(BPF_JMP | BPF_JGE | BPF_K, arch.x32_syscall_bit, 0, 1),
+                 _stmt(BPF_RET | BPF_K, SECCOMP_RET_ALLOW)]
     if miss == SECCOMP_RET_TRACE:
         # Numbers above the table (and negative ones, which read as huge) are never traced.
         prog += [_jump(BPF_JMP | BPF_JGT | BPF_K, max_nr, 0, 1),
@@ -113,13 +118,12 @@ def encode_program(prog: list[tuple[int, int, int, int]]) -> bytes:
     return b"".join(_INSN.pack(*insn) for insn in prog)
 
 
-def build_filter(traced: Iterable[int], max_nr: int = 511,
-                 audit_arch: int = AUDIT_ARCH_X86_64) -> bytes:
+def build_filter(traced: Iterable[int], arch: Arch = X86_64) -> bytes:
     """The encoded filter (what :func:`usertrace.ptrace.launch.install_seccomp` takes)."""
-    return encode_program(build_program(traced, max_nr, audit_arch))
+    return encode_program(build_program(traced, arch))
 
 
-def run_program(prog: list[tuple[int, int, int, int]], nr: int, arch: int = AUDIT_ARCH_X86_64,
+def run_program(prog: list[tuple[int, int, int, int]], nr: int, arch: int = X86_64.audit_arch,
                 args: tuple[int, ...] = (0,) * 6) -> int:
     """Interpret a program on one ``seccomp_data`` (for tests: the kernel runs the real one).
 

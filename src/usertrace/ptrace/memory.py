@@ -1,4 +1,4 @@
-"""Reading a tracee's memory: the strings behind ``const char *`` syscall arguments.
+"""Reading a tracee's memory without stopping it: bytes and NUL-terminated strings.
 
 ``process_vm_readv`` reads another process's memory in one system call when we may ptrace it;
 reads stop at a page boundary so that a string near the end of a mapping is still read.
@@ -25,7 +25,7 @@ PAGE = os.sysconf("SC_PAGE_SIZE")
 
 
 class MemoryReader:
-    """Reads NUL-terminated strings out of traced processes."""
+    """Reads bytes and NUL-terminated strings out of processes we may trace."""
 
     def __init__(self, max_len: int = 256):
         self.max_len = max_len
@@ -44,13 +44,15 @@ class MemoryReader:
             return None
         return self._buf.raw[:n]
 
-    def read_string(self, pid: int, addr: int) -> tuple[bytes, bool] | None:
+    def read_string(self, pid: int, addr: int, max_len: int | None = None
+                    ) -> tuple[bytes, bool] | None:
         """(the string, whether it was cut at max_len), or None when unreadable (or NULL)."""
         if not addr:
             return None
+        limit = self.max_len if max_len is None else min(max_len, self.max_len)
         out = b""
-        while len(out) < self.max_len:
-            chunk = self.read(pid, addr + len(out), self.max_len - len(out))
+        while len(out) < limit:
+            chunk = self.read(pid, addr + len(out), limit - len(out))
             if chunk is None:
                 return (out, False) if out else None
             nul = chunk.find(b"\0")
@@ -58,19 +60,3 @@ class MemoryReader:
                 return out + chunk[:nul], False
             out += chunk
         return out, True
-
-
-_ESC = {0x0A: "\\n", 0x09: "\\t", 0x0D: "\\r", 0x0B: "\\v", 0x0C: "\\f", 0x22: '\\"', 0x5C: "\\\\"}
-
-
-def quote(raw: bytes, truncated: bool = False) -> str:
-    """A C string literal as strace prints it: escapes, octal for other bytes, ``...`` when cut."""
-    parts = []
-    for b in raw:
-        if b in _ESC:
-            parts.append(_ESC[b])
-        elif 0x20 <= b < 0x7F:
-            parts.append(chr(b))
-        else:
-            parts.append(f"\\{b:o}")
-    return '"' + "".join(parts) + '"' + ("..." if truncated else "")

@@ -1,4 +1,4 @@
-"""The syscall source of a session: the ptrace engine's stops become syscall events.
+"""The syscall source: the process engine's syscall stops become ``syscalls`` events.
 
 For each stop the engine reports, the source looks the event up by number (two lists indexed
 by syscall number, None where nothing is enabled), builds the record the kernel would (one
@@ -10,14 +10,17 @@ packs the record of an unfiltered event with its ring-buffer header straight int
 
 from __future__ import annotations
 
-from ..output.stats import SyscallStats
-from ..ptrace.engine import ENTER
-from ..sources.syscalls.events import (EXIT_STRUCT, arg_text, encode_enter, encode_exit,
-                                       enter_struct, event_base)
-from ..sources.syscalls.table import SyscallTable
-from ..sources.syscalls.tracer import SyscallTracer
-from .core import EventState, Session
-from .memory import MemoryReader, quote
+from ...arch import Arch, host
+from ...events.format import EventFormat
+from ...output.cstring import quote
+from ...output.stats import SyscallStats
+from ...ptrace import ENTER, StopHandler
+from ...session.core import EventState, Session
+from ..base import Source
+from .events import (EXIT_STRUCT, SYSTEM, arg_text, build_events, encode_enter, encode_exit,
+                     enter_struct, event_base)
+from .stops import SyscallStops
+from .table import SyscallTable
 
 
 class _Slot:
@@ -41,37 +44,48 @@ class _Slot:
         self.ustrings = tuple((i, n) for i, n in enumerate(self.names) if n in wanted)
 
 
-class SyscallSource:
-    """Connects a :class:`~usertrace.ptrace.engine.Tracer` to a :class:`Session`.
+class SyscallSource(Source):
+    """The ``syscalls`` events, from the stops of the process engine.
 
     ``strings``: show ``const char *`` arguments as strings in the live stream (read from the
     tracee at the syscall's entry); the records stay the kernel's.  ``stats``: count calls,
     errors and time from entry to exit per syscall (``strace -c``).
     """
 
-    def __init__(self, session: Session, *, strings: bool = False,
-                 stats: SyscallStats | None = None, arch: str = "x86_64"):
-        self.session = session
-        self.table = SyscallTable.for_arch(arch)
-        size = self.table.max_nr + 1
+    systems = (SYSTEM,)
+
+    def __init__(self, *, strings: bool = False, stats: SyscallStats | None = None,
+                 arch: Arch | None = None):
+        self.arch = arch or host()
+        self.table = SyscallTable.for_arch(self.arch.name)
+        self.strings = strings
+        self.stats = stats
+        self.session: Session | None = None
+        size = self.arch.max_nr + 1
         self.enter: list[_Slot | None] = [None] * size
         self.exit: list[_Slot | None] = [None] * size
+        self._names = {s.nr: s.name for s in self.table}
+        self._entered: dict[int, int] = {}
+
+    def formats(self) -> list[EventFormat]:
+        out = []
+        for sc in build_events((s.nr, s.name, s.event, s.args) for s in self.table):
+            out += [sc.enter, sc.exit]
+        return out
+
+    def prepare(self, session: Session, specs=(), consumers: int = 0) -> None:
+        self.session = session
         needs_values = session.stream is not None
         for state in session.states.values():
             fmt = state.format
-            if fmt.system != "syscalls":
+            if fmt.system != SYSTEM:
                 continue
             base = event_base(fmt.name)
             sc = self.table.by_event.get(base[0]) if base else None
             if sc is None:
                 continue
-            slot = _Slot(state, base[0], needs_values, strings and base[1])
+            slot = _Slot(state, base[0], needs_values, self.strings and base[1])
             (self.enter if base[1] else self.exit)[sc.nr] = slot
-        self.stats = stats
-        self._names = {s.nr: s.name for s in self.table}
-        self._entered: dict[int, int] = {}
-        self.memory = MemoryReader()
-        self._direct = None       # set by make_tracer(), when the consumers are known
 
     def stop_sets(self) -> tuple[set[int], set[int]]:
         """(enters, exits) the engine must report: those of the enabled events; for the
@@ -82,28 +96,28 @@ class SyscallSource:
             enter = exit_ = enter | exit_
         return enter, exit_
 
-    def make_tracer(self, seccomp: bool = True, **kwargs) -> SyscallTracer:
-        """The engine, reporting to this source; a launched command stops only at the calls
-        these events need (``seccomp=False``: at every call, as when attaching)."""
+    def stop_handler(self) -> StopHandler | None:
         enter, exit_ = self.stop_sets()
-        self._direct = self.session.direct_writer()
+        if not enter and not exit_:
+            return None
         callback = self.on_syscall
-        packed = self.session.direct_packed_writers() if self.stats is None else None
+        packed = self.session.packed_writers(EXIT_STRUCT) if self.stats is None else None
         if packed is not None:
-            callback = self._packed_callback(*packed)
-        return SyscallTracer(callback, enter, exit_, seccomp=seccomp,
-                             on_task=self.on_task, **kwargs)
+            callback = self._packed_callback()
+        return SyscallStops(callback, enter, exit_, on_task=self.on_task, arch=self.arch)
 
-    def _packed_callback(self, writers_for, settle):
+    def _packed_callback(self):
         """The engine's callback when records go straight to the trace buffer: the record
         of an event that needs no values is packed in place into the ring of the task's cpu;
         any other stop takes :meth:`on_syscall`."""
+        session = self.session
         fast_enter = [s for s in self.enter if s is not None and not s.needs_values]
-        by_nargs = {n: writers_for(enter_struct(n)) for n in {s.nargs for s in fast_enter}}
+        by_nargs = {n: session.packed_writers(enter_struct(n))[0]
+                    for n in {s.nargs for s in fast_enter}}
         enter = [None if s is None or s.needs_values else (by_nargs[s.nargs], s.id, s.nargs)
                  for s in self.enter]
         exit_ = [None if s is None or s.needs_values else s.id for s in self.exit]
-        exit_writers = writers_for(EXIT_STRUCT)
+        exit_writers, settle = session.packed_writers(EXIT_STRUCT)
         general = self.on_syscall
 
         def on_syscall(kind, task, nr, args, ret, ts, ENTER=ENTER):
@@ -128,7 +142,7 @@ class SyscallSource:
         return on_syscall
 
     # -- the engine's callbacks -----------------------------------------------------------
-    def on_task(self, what: str, task) -> None:
+    def on_task(self, what: str, task, ts: int) -> None:
         if task.comm:
             self.session.note_comm(task.tid, task.comm)
 
@@ -149,11 +163,11 @@ class SyscallSource:
             values.update(zip(slot.names, args))
             body = fvalues = None
             if slot.strings and self.session.stream is not None:
-                body = lambda: self._enter_text(slot, task.tid, args)  # noqa: E731
+                body = lambda: self._enter_text(slot, task, args)  # noqa: E731
             if slot.ustrings:
                 fvalues = dict(values)
                 for i, name in slot.ustrings:
-                    got = self.memory.read_string(tid, args[i])
+                    got = task.process.read_string(args[i])
                     if got is not None:
                         fvalues[name] = got[0].decode("utf-8", "backslashreplace")
             self.session.emit(slot.state, values, ts, task.cpu, task.comm, record, body, fvalues)
@@ -175,13 +189,10 @@ class SyscallSource:
         self.session.emit(slot.state, values, ts, task.cpu, task.comm, record)
 
     def _unfiltered(self, slot: _Slot, task, ts: int, record: bytes) -> None:
-        """A record nobody needs the values of: straight to the trace buffer when it can."""
-        if self._direct is not None:
-            self._direct(task.cpu, ts, record)
-        else:
-            self.session.emit(slot.state, None, ts, task.cpu, task.comm, record)
+        """A record nobody needs the values of."""
+        self.session.emit(slot.state, None, ts, task.cpu, task.comm, record)
 
-    def _enter_text(self, slot: _Slot, tid: int, args: tuple) -> str:
+    def _enter_text(self, slot: _Slot, task, args: tuple) -> str:
         """The enter line with each string shown after its pointer:
         ``filename: 0x7ffd... "/etc/passwd"``."""
         parts = []
@@ -189,7 +200,7 @@ class SyscallSource:
             v = args[i] & 0xFFFF_FFFF_FFFF_FFFF
             piece = f"{name}: {arg_text(v)}"
             if i in slot.strings:
-                got = self.memory.read_string(tid, v)
+                got = task.process.read_string(v)
                 if got is not None:
                     piece += " " + quote(*got)
             parts.append(piece)

@@ -1,0 +1,156 @@
+"""The consumers of a session's events: the trace buffer (into a trace.dat) and a live stream.
+
+The trace buffer is the kernel's: a ring buffer per cpu in the kernel's page format, in
+stop-when-full mode.  Full pages leave the rings for a writer thread that puts them into the
+trace.dat, so that the tracer never waits for the disk.  ``-b`` sets the size of each ring:
+when the file does not keep up (a slow or stalled disk) and a ring is full, new events are
+dropped, as the kernel drops them, and counted exactly (:attr:`TraceBuffer.lost`).  When the
+file cannot be written at all (a full disk), the writer stops, every later event counts as
+lost, and :attr:`TraceBuffer.error` says why; what was written before stays readable.
+"""
+
+from __future__ import annotations
+
+import queue
+import threading
+from typing import Callable, TextIO
+
+from ..buffer.ring import RingBuffer
+from ..buffer.tracedat import TraceDatError, TraceDatWriter
+from ..events.format import EventFormat
+from ..output.text import TextFormatter, line_prefix
+
+QUEUED_PAGES = 8          # pages per ring waiting for the writer thread, beyond the ring
+
+
+class TraceBuffer:
+    """The trace buffer consumer: a ring buffer per cpu whose full pages go to a trace.dat."""
+
+    def __init__(self, writer: TraceDatWriter, nbuffers: int, *, page_size: int = 4096,
+                 nr_pages: int = 256, on_error: Callable[[str], None] | None = None):
+        self.writer = writer
+        self.path = str(getattr(writer, "path", ""))
+        self.rings = [RingBuffer(page_size, nr_pages, overwrite=False) for _ in range(nbuffers)]
+        self.error = ""                       # why the file could not be written
+        self._on_error = on_error
+        self._failed_lost = 0
+        self._queue: queue.Queue = queue.Queue(QUEUED_PAGES * nbuffers)
+        self._thread = threading.Thread(target=self._write_pages, name="usertrace-trace.dat",
+                                        daemon=True)
+        self._thread.start()
+
+    # -- the tracer's side -----------------------------------------------------------------
+    def write(self, cpu: int, ts_ns: int, record: bytes) -> None:
+        ring = self.rings[cpu]
+        ring.write(ts_ns, record)
+        if ring.full_pages:
+            self._drain(cpu, ring)
+
+    def packed_writers(self, st) -> list[Callable[[int, tuple], int]]:
+        """Per cpu, the ring's writer of ``st`` records (:meth:`RingBuffer.packed_writer`):
+        ``write(ts_ns, values)``, the record ``st.pack(*values)`` written in place.  When it
+        returns other than 1, call :meth:`settle` with the cpu."""
+        return [ring.packed_writer(st) for ring in self.rings]
+
+    def settle(self, cpu: int, written: int = 2) -> None:
+        """After a packed write that did not return 1: hand the pages that became full to
+        the writer thread.  (A drop is counted by the ring itself.)"""
+        ring = self.rings[cpu]
+        if ring.full_pages:
+            self._drain(cpu, ring)
+
+    def _drain(self, cpu: int, ring: RingBuffer) -> None:
+        """Full pages to the writer thread, as many as it has room for (never waits)."""
+        put = self._queue.put_nowait
+        while ring.full_pages:
+            if self.error:
+                self._failed_lost += _entries_of(ring.read_page())
+                continue
+            if self._queue.full():
+                return                        # the file is behind: the ring keeps the pages
+            put((cpu, ring.read_page()))
+
+    # -- the writer thread -----------------------------------------------------------------
+    def _write_pages(self) -> None:
+        get = self._queue.get
+        while True:
+            item = get()
+            if item is None:
+                return
+            if self.error:
+                continue
+            cpu, page = item
+            try:
+                self.writer.write_page(cpu, page)
+            except (OSError, TraceDatError) as exc:
+                self._fail(exc)
+
+    def _fail(self, exc: Exception) -> None:
+        why = getattr(exc, "strerror", None) or str(exc)
+        self.error = f"cannot write {self.path}: {why}"
+        if self._on_error is not None:
+            self._on_error(self.error)
+
+    # -- the end -----------------------------------------------------------------------------
+    def finish(self, formats: list[EventFormat], cmdlines: dict[int, str]) -> None:
+        """Every page to the file, then the formats and task names; close the file.
+        Raises TraceDatError or OSError when the file cannot be completed."""
+        for cpu, ring in enumerate(self.rings):
+            for page in ring.iter_pages():
+                if self.error:
+                    self._failed_lost += _entries_of(page)
+                else:
+                    self._queue.put((cpu, page))
+        self._queue.put(None)
+        self._thread.join()
+        if self.error:
+            raise TraceDatError(self.error)
+        w = self.writer
+        for fmt in formats:
+            w.add_event_format(fmt.system, fmt.render())
+        for pid, comm in cmdlines.items():
+            w.set_cmdline(pid, comm)
+        w.close()
+
+    def abort(self) -> None:
+        self.error = self.error or "aborted"
+        try:
+            self._queue.put_nowait(None)
+        except queue.Full:
+            pass
+        self.writer.abort()
+
+    @property
+    def entries(self) -> int:
+        """Events that reached the file (or are on their way to it)."""
+        return sum(r.entries_written for r in self.rings) - self._failed_lost
+
+    @property
+    def lost(self) -> int:
+        """Events dropped because a ring was full, or because the file failed."""
+        return sum(r.dropped_events for r in self.rings) + self._failed_lost
+
+
+def _entries_of(page: bytes | None) -> int:
+    from ..buffer.ring import decode_page
+    return len(decode_page(page).events) if page else 0
+
+
+class LiveStream:
+    """The live-stream consumer: the kernel's ``trace`` lines, printed as events happen."""
+
+    def __init__(self, out: TextIO, flush_each: bool = True):
+        self.out = out
+        self.text = TextFormatter()
+        self.flush_each = flush_each
+
+    def write(self, fmt: EventFormat, values: dict, ts_ns: int, cpu: int, comm: str,
+              body: str | None = None) -> None:
+        """One line; ``body`` replaces the event's own text (e.g. with strings shown)."""
+        if body is None:
+            line = self.text.line(fmt, values, comm, cpu, ts_ns)
+        else:
+            line = line_prefix(comm, values.get("common_pid", 0), cpu, ts_ns) + body
+        self.out.write(line + "\n")
+        if self.flush_each:
+            self.out.flush()
