@@ -39,9 +39,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
-from usertrace.sources.syscalls.events import build_events  # noqa: E402
+from usertrace.ptrace import ENTER, Engine  # noqa: E402
+from usertrace.sources.syscalls.events import build_events, encode_enter, encode_exit  # noqa: E402
+from usertrace.sources.syscalls.stops import SyscallStops  # noqa: E402
 from usertrace.sources.syscalls.table import SyscallTable  # noqa: E402
-from usertrace.sources.syscalls.tracer import SyscallRecords, SyscallTracer  # noqa: E402
 
 WORKLOADS = {
     "getppid": ("""
@@ -99,19 +100,25 @@ def timed_spawn(argv: list[str]) -> float:
 
 
 def timed_usertrace(argv: list[str], only: set[int] | None, follow_cpu: bool = True) -> float:
-    records = SyscallRecords(_EVENTS)
-    encode = records.encode
+    """The engine and the syscall events' records, without a session or a file."""
+    enter_id = {e.nr: (e.enter.id, e.nargs) for e in _EVENTS}
+    exit_id = {e.nr: e.exit.id for e in _EVENTS}
     sink = []
 
     def consumer(kind, task, nr, args, ret, ts):
-        sink.append(encode(kind, task.tid, nr, args, ret))
+        if kind == ENTER:
+            event_id, nargs = enter_id[nr]
+            sink.append(encode_enter(event_id, task.tid, nr, args, nargs))
+        else:
+            sink.append(encode_exit(exit_id[nr], task.tid, nr, ret))
         if len(sink) > 4096:
             sink.clear()
 
-    tracer = SyscallTracer(consumer, only, only, follow_cpu=follow_cpu)
+    engine = Engine(follow_cpu=follow_cpu)
+    engine.add(SyscallStops(consumer, only, only))
     t0 = time.perf_counter()
-    tracer.launch(argv)
-    status = tracer.run(handle_signals=False)
+    engine.launch(argv)
+    status = engine.run(handle_signals=False)
     dt = time.perf_counter() - t0
     if status.returncode != 0:
         sys.exit(f"{argv}: {status.describe()}")

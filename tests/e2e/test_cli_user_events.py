@@ -172,3 +172,41 @@ def test_list_and_format_show_registered_user_events(env, tmp_path):
     other = dict(env, USERTRACE_SESSION=str(tmp_path / "none"))
     r = usertrace(other, "list", "-e", "user_events:*")
     assert r.returncode == 1 and "no event matches" in r.stderr
+
+
+HOLDER = r"""
+import sys, time
+from usertrace.user_events import register
+req = register("app_req u32 status")
+print("ready", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_list_format_and_stream_agree_on_a_bare_event_name(env, tmp_path):
+    """A user event that `list` shows is one `format` prints and `-e` enables, by the same
+    name (the three used to disagree: `stream -e app_req` found nothing)."""
+    holder = subprocess.Popen([sys.executable, "-c", HOLDER], env=env, text=True,
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        listed = usertrace(env, "list", "-e", "app_req")
+        assert listed.returncode == 0 and listed.stdout.split() == ["user_events:app_req"]
+        fmt = usertrace(env, "format", "app_req")
+        assert fmt.returncode == 0 and fmt.stdout.startswith("name: app_req\n")
+        assert "field:u32 status;" in fmt.stdout
+        app = tmp_path / "app.py"
+        app.write_text("from usertrace.user_events import register\n"
+                       "e = register('app_req u32 status')\n"
+                       "print(e.enabled)\ne.emit(7)\n")
+        r = usertrace(env, "stream", "-e", "app_req", "--", sys.executable, str(app))
+        assert r.returncode == 0, r.stderr
+        lines = r.stdout.splitlines()
+        assert "True" in lines                          # enabled for the traced command
+        assert any("app_req:" in line and "status=7" in line for line in lines), r.stdout
+        # a bare name that no event has is refused, as before
+        bad = usertrace(env, "stream", "-e", "no_such_event_anywhere", "--", "true")
+        assert bad.returncode != 0 and "no event matches" in bad.stderr
+    finally:
+        holder.stdin.close()
+        holder.wait(timeout=30)

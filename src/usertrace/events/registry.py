@@ -3,16 +3,16 @@
 Each event has a *status*: a bit per kind of consumer that listens, as the seed's user_events
 ``reg``/``unreg`` keep it (bit 0 the trace buffer, bit 1 a live stream, bit 7 anything else,
 e.g. a counter).  A consumer kind may enable one event several times (two filters, two
-streams): the bit stays set until the last one disables it.  Sources watch status changes
-(:meth:`Registry.watch`) to start or stop paying for an event: the syscall engine rebuilds its
-seccomp filter, the user-events server sets status bytes, probes insert or remove breakpoints.
+streams): the bit stays set until the last one disables it.  An event is removed only when
+no consumer has it enabled (busy).  The registry is also the one allocator of event ids of a
+session (:meth:`Registry.allocate_id`).
 """
 
 from __future__ import annotations
 
 import fnmatch
 from enum import IntFlag
-from typing import Callable, Iterable
+from typing import Iterable
 
 from .format import EventFormat
 from .patterns import EventPattern
@@ -36,7 +36,6 @@ class Registry:
         self._by_key: dict[tuple[str, str], EventFormat] = {}
         self._by_id: dict[int, EventFormat] = {}
         self._refs: dict[int, dict[Consumer, int]] = {}
-        self._watchers: list[Callable[[EventFormat, int], None]] = []
         self._next_id = FIRST_DYNAMIC_ID
         self._handed: set[int] = set()
 
@@ -97,14 +96,14 @@ class Registry:
 
     # -- enabling -------------------------------------------------------------------------
     def enable(self, fmt: EventFormat, consumer: Consumer = Consumer.TRACE) -> int:
+        """One more reference of ``consumer`` to ``fmt``; the event's status after it."""
         refs = self._refs[fmt.id]
-        before = self.status(fmt)
         refs[consumer] = refs.get(consumer, 0) + 1
-        return self._changed(fmt, before)
+        return self.status(fmt)
 
     def disable(self, fmt: EventFormat, consumer: Consumer = Consumer.TRACE) -> int:
+        """One reference of ``consumer`` less; the event's status after it."""
         refs = self._refs[fmt.id]
-        before = self.status(fmt)
         n = refs.get(consumer, 0)
         if n <= 0:
             raise RegistryError(f"event {fmt.full_name} is not enabled for {consumer.name}")
@@ -112,7 +111,7 @@ class Registry:
             del refs[consumer]
         else:
             refs[consumer] = n - 1
-        return self._changed(fmt, before)
+        return self.status(fmt)
 
     def status(self, fmt: EventFormat) -> int:
         """The consumer bits of who listens to ``fmt`` (0: nobody)."""
@@ -126,17 +125,6 @@ class Registry:
 
     def enabled(self) -> list[EventFormat]:
         return [f for f in self if self.status(f)]
-
-    def watch(self, callback: Callable[[EventFormat, int], None]) -> None:
-        """Call ``callback(fmt, status)`` whenever an event's status changes."""
-        self._watchers.append(callback)
-
-    def _changed(self, fmt: EventFormat, before: int) -> int:
-        after = self.status(fmt)
-        if after != before:
-            for cb in self._watchers:
-                cb(fmt, after)
-        return after
 
     def add_all(self, formats: Iterable[EventFormat]) -> None:
         for f in formats:

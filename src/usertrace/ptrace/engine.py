@@ -90,6 +90,18 @@ def _mask_of(numbers: Iterable[int] | None, max_nr: int) -> bytearray:
     return mask
 
 
+def _wait_while(waiting: set[int]):
+    """``(tid, status)`` of every stop or end collected while ``waiting`` (which the caller
+    shrinks) is not empty, or until no child is left."""
+    while waiting:
+        try:
+            yield os.waitpid(-1, L.WALL)
+        except ChildProcessError:
+            return
+        except InterruptedError:
+            continue
+
+
 def _union(sets: list) -> set[int] | None:
     """The union of syscall sets, None (all) when any of them is None."""
     out: set[int] = set()
@@ -726,13 +738,7 @@ class Engine:
                 pending.add(tid)
             else:
                 gone.append(tid)
-        while pending:
-            try:
-                tid, status = os.waitpid(-1, L.WALL)
-            except ChildProcessError:
-                break
-            except InterruptedError:
-                continue
+        for tid, status in _wait_while(pending):
             pending.discard(tid)
             if status & 0xFF != 0x7F:
                 continue
@@ -759,18 +765,17 @@ class Engine:
     def _kill_all(self) -> None:
         """SIGKILL every tracee and reap them (what EXITKILL does when a tracer exits)."""
         live = set(self.tasks) | set(self._hidden)
+        for tid, status in self._held + [(p[0], p[1]) for p in self._pending]:
+            if status & 0xFF != 0x7F:         # its end was collected already
+                live.discard(tid)
+                if tid == self._launched and self._status is None:
+                    self._status = ExitStatus.from_wait(status)
         for pid in {t.pid for t in self.tasks.values()} | {t.pid for t in self._hidden.values()}:
             try:
                 os.kill(pid, signal.SIGKILL)
             except OSError:
                 pass
-        while live:
-            try:
-                tid, status = os.waitpid(-1, L.WALL)
-            except ChildProcessError:
-                break
-            except InterruptedError:
-                continue
+        for tid, status in _wait_while(live):
             if status & 0xFF == 0x7F:
                 # A stop on the way to death, or a child born meanwhile: kill it too.
                 victims = [tid]
