@@ -102,6 +102,22 @@ def _wait_while(waiting: set[int]):
             continue
 
 
+def _terminal_sent_it_to(pid: int) -> bool:
+    """Did a terminal's SIGINT (Ctrl-C) reach ``pid`` too?  Yes when we are in the foreground
+    process group of our terminal and ``pid`` is in that group as well."""
+    try:
+        fd = os.open("/dev/tty", os.O_RDONLY | os.O_NOCTTY)
+    except OSError:
+        return False
+    try:
+        foreground = os.tcgetpgrp(fd)
+        return foreground == os.getpgrp() == os.getpgid(pid)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
+
+
 def _union(sets: list) -> set[int] | None:
     """The union of syscall sets, None (all) when any of them is None."""
     out: set[int] = set()
@@ -157,6 +173,7 @@ class Engine:
         self._exec_seen = False
         self._status: ExitStatus | None = None
         self._stop_sig = 0
+        self._interrupted = False                      # the first SIGINT went to the command
         self._held: list[tuple[int, int]] = []       # stops collected, not resumed (an error)
         self._pending: deque = deque()                 # stops collected, not served yet
         self._attached = False
@@ -333,6 +350,12 @@ class Engine:
         detached, or, under a seccomp filter, is killed with its children.  The status then
         says ``detached`` and carries that signal (strace then re-raises it on itself:
         :meth:`ExitStatus.exit_like`).
+
+        The first SIGINT while a launched command runs is the command's, as with ``strace -o
+        FILE COMMAND``: the command gets it (from the terminal, which sends it to the whole
+        foreground process group, or from the tracer when it came from elsewhere) and the
+        tracing goes on, so a command that cleans up is traced while it does and its exit
+        status is passed on.  A second SIGINT, or any of the others, lets go as above.
         """
         saved = {}
         if handle_signals and threading.current_thread() is threading.main_thread():
@@ -370,6 +393,16 @@ class Engine:
             _fast_ptrace(L.PTRACE_INTERRUPT, tid, 0, 0)
 
     def _on_signal(self, sig, frame):
+        launched = self._launched
+        if sig == signal.SIGINT and not self._interrupted and launched is not None \
+                and launched in self.tasks:
+            self._interrupted = True
+            if not _terminal_sent_it_to(launched):
+                try:
+                    os.kill(launched, signal.SIGINT)
+                except OSError:
+                    pass
+            return
         self.request_stop(sig)
 
     # -- the loop ---------------------------------------------------------------------------
