@@ -164,6 +164,7 @@ class Engine:
         self._coloc = Colocation(bool(follow_cpu))
         self.tasks: dict[int, Task] = {}
         self.processes: dict[int, Process] = {}
+        self.seen_pids: set[int] = set()               # every process traced, gone ones too
         self._hidden: dict[int, Task] = {}
         self._idle_req = L.PTRACE_SYSCALL      # PTRACE_CONT under a seccomp filter
         self._exitkill = False
@@ -620,6 +621,7 @@ class Engine:
         proc = self.processes.get(t.pid)
         if proc is None:
             proc = self.processes[t.pid] = Process(t.pid)
+            self.seen_pids.add(t.pid)
         proc.tids.add(t.tid)
         t.process = proc
         return proc

@@ -36,13 +36,17 @@ class Recorder:
     """One recording.  ``consumers``: Consumer bits of the events enabled (TRACE for
     ``record``, STREAM for ``stream``, OTHER for ``stat``).  ``strings``: show string
     arguments in the live stream; ``stats``: count syscalls as ``strace -c``.
+    With a command or pids, only the traced processes' user events are recorded, unless
+    ``all_user_events`` (every process of the user, as without a command).
     ``warn(message)`` hears what the user should know while recording."""
 
     def __init__(self, specs: list[EventSpec] | None = None, *,
                  consumers: int = Consumer.TRACE, strings: bool = False,
                  stats: SyscallStats | None = None, session_dir: str | None = None,
                  registry: Registry | None = None, ncpus: int | None = None,
+                 all_user_events: bool = False,
                  warn: Callable[[str], None] | None = None):
+        self.all_user_events = all_user_events
         self.specs = list(specs) if specs else [EventSpec("syscalls")]
         self.consumers = consumers
         self.stats = stats
@@ -127,6 +131,8 @@ class Recorder:
 
     def _trace(self, sources, command, pids, seccomp, handle_signals) -> ExitStatus:
         self.engine = engine = Engine()
+        if not self.all_user_events:
+            self.user_events.scope = engine.seen_pids.__contains__
         for source in sources:
             handler = source.stop_handler()
             if handler is not None:

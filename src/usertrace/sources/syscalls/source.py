@@ -23,6 +23,17 @@ from .stops import SyscallStops
 from .table import SyscallTable
 
 
+STRING_MAX = 256        # bytes of a buffer shown by the live stream
+_LENGTH_NAMES = ("count", "len", "size", "nbytes", "length")
+
+
+def _length_arg(fields, i: int) -> int:
+    """The index of the argument right after ``fields[i]`` when it is its length, else -1."""
+    if i + 1 < len(fields) and fields[i + 1].name in _LENGTH_NAMES:
+        return i + 1
+    return -1
+
+
 class _Slot:
     """One enabled syscall event, ready for the hot path."""
 
@@ -36,8 +47,10 @@ class _Slot:
         self.nargs = len(own)
         self.names = tuple(f.name for f in own)
         self.event = event
-        # indexes of the ``const char *`` arguments, shown as strings in text
-        self.strings = tuple(i for i, f in enumerate(own) if f.type == "const char *") if strings else ()
+        # the ``const char *`` arguments shown as strings in text: index -> the index of the
+        # argument that gives its length (a buffer: write's buf and count), or -1 (a string)
+        self.strings = {i: _length_arg(own, i) for i, f in enumerate(own)
+                        if f.type == "const char *"} if strings else {}
         self.needs_values = needs_values or state.filter is not None
         # arguments whose strings the filter compares (``filename.ustring ~ "/etc/*"``)
         wanted = state.filter.ustring_fields if state.filter is not None else ()
@@ -65,6 +78,7 @@ class SyscallSource(Source):
         self.enter: list[_Slot | None] = [None] * size
         self.exit: list[_Slot | None] = [None] * size
         self._names = {s.nr: s.name for s in self.table}
+        self._sigreturn = self.arch.nr["rt_sigreturn"]
         self._entered: dict[int, int] = {}
 
     def formats(self) -> list[EventFormat]:
@@ -149,7 +163,10 @@ class SyscallSource(Source):
     def on_syscall(self, kind: int, task, nr: int, args: tuple, ret: int, ts: int) -> None:
         if kind == ENTER:
             if self.stats is not None:
-                self._entered[task.tid] = ts
+                if nr == self._sigreturn:         # no exit ever comes: count it now
+                    self.stats.add(self._names.get(nr, str(nr)), nr, 0, None)
+                else:
+                    self._entered[task.tid] = ts
             slot = self.enter[nr]
             if slot is None:
                 return
@@ -199,8 +216,14 @@ class SyscallSource(Source):
         for i, name in enumerate(slot.names):
             v = args[i] & 0xFFFF_FFFF_FFFF_FFFF
             piece = f"{name}: {arg_text(v)}"
-            if i in slot.strings:
-                got = task.process.read_string(v)
+            length_at = slot.strings.get(i)
+            if length_at is not None:
+                if length_at < 0:
+                    got = task.process.read_string(v)
+                else:                             # a buffer: its bytes up to its count
+                    want = args[length_at]
+                    data = task.process.read(v, min(want, STRING_MAX)) if v and want else b""
+                    got = None if data is None else (data, want > len(data))
                 if got is not None:
                     piece += " " + quote(*got)
             parts.append(piece)
