@@ -110,6 +110,10 @@ class Recorder:
         for source in sources:
             source.reserve(self.session.cpus)
             source.prepare(self.session, self._claimed(source), self.consumers)
+        if command or pids:
+            self.engine = Engine()
+            if not self.all_user_events:      # before any record is drained
+                self.user_events.scope = self.engine.seen_pids.__contains__
         started: list[Source] = []
         try:
             for source in sources:
@@ -130,9 +134,7 @@ class Recorder:
         return status
 
     def _trace(self, sources, command, pids, seccomp, handle_signals) -> ExitStatus:
-        self.engine = engine = Engine()
-        if not self.all_user_events:
-            self.user_events.scope = engine.seen_pids.__contains__
+        engine = self.engine
         for source in sources:
             handler = source.stop_handler()
             if handler is not None:
