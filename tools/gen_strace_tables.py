@@ -60,6 +60,7 @@ KERNEL_HEADERS = (
     "linux/random.h", "linux/eventpoll.h", "linux/close_range.h", "linux/memfd.h",
     "asm/ioctls.h", "asm/socket.h", "linux/in.h", "linux/fadvise.h", "linux/falloc.h",
     "linux/personality.h", "linux/membarrier.h", "linux/ptrace.h", "linux/net.h",
+    "asm/siginfo.h", "linux/netlink.h",
 )
 LIBC_HEADERS = ("bits/socket.h", "bits/socket_type.h", "sys/socket.h", "netinet/in.h",
                 "netinet/tcp.h", "netinet/udp.h", "unistd.h",
@@ -362,6 +363,9 @@ GROUPS = (
        "STATX_ATIME STATX_MTIME STATX_CTIME STATX_INO STATX_SIZE STATX_BLOCKS STATX_BTIME "
        "STATX_MNT_ID STATX_DIOALIGN", "statx(2) mask"),
     _g("unlinkat_flags", "flags", "AT_REMOVEDIR", "unlinkat(2) flags"),
+    _g("at_fdcwd", "enum", "AT_FDCWD", "the *at(2) calls' current directory"),
+    _g("statx_sync", "enum", "AT_STATX_SYNC_AS_STAT AT_STATX_FORCE_SYNC AT_STATX_DONT_SYNC "
+       "AT_STATX_SYNC_TYPE", "statx(2) sync types (flags & AT_STATX_SYNC_TYPE)"),
     _g("renameat2_flags", "flags", "RENAME_NOREPLACE RENAME_EXCHANGE RENAME_WHITEOUT",
        "renameat2(2) flags"),
     _g("access_modes", "flags", "F_OK R_OK W_OK X_OK", "access(2) modes"),
@@ -402,6 +406,7 @@ GROUPS = (
        "CLONE_PARENT CLONE_THREAD CLONE_NEWNS CLONE_SYSVSEM CLONE_SETTLS CLONE_PARENT_SETTID "
        "CLONE_CHILD_CLEARTID CLONE_UNTRACED CLONE_CHILD_SETTID CLONE_NEWCGROUP CLONE_NEWUTS "
        "CLONE_NEWIPC CLONE_NEWUSER CLONE_NEWPID CLONE_NEWNET CLONE_IO", "clone(2) flags"),
+    _g("clone_misc", "enum", "CSIGNAL", "clone(2): the exit signal's bits"),
     _g("unshare_flags", "flags",
        "CLONE_FILES CLONE_FS CLONE_NEWCGROUP CLONE_NEWIPC CLONE_NEWNET CLONE_NEWNS "
        "CLONE_NEWPID CLONE_NEWUSER CLONE_NEWUTS CLONE_SYSVSEM CLONE_THREAD CLONE_SIGHAND "
@@ -423,6 +428,7 @@ GROUPS = (
        "futex(2) operations (without FUTEX_CLOCK_REALTIME)"),
     _g("futex_misc", "enum", "FUTEX_PRIVATE_FLAG FUTEX_CLOCK_REALTIME FUTEX_CMD_MASK",
        "futex(2) operation bits"),
+    _g("futex_bitset", "enum", "FUTEX_BITSET_MATCH_ANY", "futex(2) bitsets"),
     _g("rlimit_resources", "enum",
        "RLIMIT_CPU RLIMIT_FSIZE RLIMIT_DATA RLIMIT_STACK RLIMIT_CORE RLIMIT_RSS RLIMIT_NPROC "
        "RLIMIT_NOFILE RLIMIT_MEMLOCK RLIMIT_AS RLIMIT_LOCKS RLIMIT_SIGPENDING "
@@ -484,6 +490,27 @@ GROUPS = (
        "FALLOC_FL_UNSHARE_RANGE", "fallocate(2) modes"),
     _g("file_types", "enum", "S_IFREG S_IFSOCK S_IFIFO S_IFLNK S_IFDIR S_IFBLK S_IFCHR",
        "file types of a mode (mode & S_IFMT)"),
+    _g("file_type_mask", "enum", "S_IFMT", "the file type bits of a mode"),
+    _g("si_codes", "enum",
+       "SI_USER SI_KERNEL SI_QUEUE SI_TIMER SI_MESGQ SI_ASYNCIO SI_SIGIO SI_TKILL SI_DETHREAD "
+       "SI_ASYNCNL", "siginfo si_code of any signal"),
+    _g("cld_codes", "enum",
+       "CLD_EXITED CLD_KILLED CLD_DUMPED CLD_TRAPPED CLD_STOPPED CLD_CONTINUED",
+       "siginfo si_code of SIGCHLD"),
+    _g("segv_codes", "enum",
+       "SEGV_MAPERR SEGV_ACCERR SEGV_BNDERR SEGV_PKUERR SEGV_ACCADI SEGV_ADIDERR "
+       "SEGV_ADIPERR SEGV_MTEAERR SEGV_MTESERR SEGV_CPERR", "siginfo si_code of SIGSEGV"),
+    _g("bus_codes", "enum", "BUS_ADRALN BUS_ADRERR BUS_OBJERR BUS_MCEERR_AR BUS_MCEERR_AO",
+       "siginfo si_code of SIGBUS"),
+    _g("ill_codes", "enum",
+       "ILL_ILLOPC ILL_ILLOPN ILL_ILLADR ILL_ILLTRP ILL_PRVOPC ILL_PRVREG ILL_COPROC "
+       "ILL_BADSTK ILL_BADIADDR", "siginfo si_code of SIGILL"),
+    _g("fpe_codes", "enum",
+       "FPE_INTDIV FPE_INTOVF FPE_FLTDIV FPE_FLTOVF FPE_FLTUND FPE_FLTRES FPE_FLTINV "
+       "FPE_FLTSUB FPE_FLTUNK FPE_CONDTRAP", "siginfo si_code of SIGFPE"),
+    _g("trap_codes", "enum", "TRAP_BRKPT TRAP_TRACE TRAP_BRANCH TRAP_HWBKPT TRAP_UNK "
+       "TRAP_PERF", "siginfo si_code of SIGTRAP"),
+    _g("sys_codes", "enum", "SYS_SECCOMP SYS_USER_DISPATCH", "siginfo si_code of SIGSYS"),
     _g("address_families", "enum",
        "AF_UNSPEC AF_UNIX AF_INET AF_AX25 AF_IPX AF_APPLETALK AF_NETROM AF_BRIDGE AF_ATMPVC "
        "AF_X25 AF_INET6 AF_ROSE AF_DECnet AF_NETBEUI AF_SECURITY AF_KEY AF_NETLINK AF_PACKET "
@@ -501,6 +528,12 @@ GROUPS = (
        "IPPROTO_ESP IPPROTO_AH IPPROTO_MTP IPPROTO_BEETPH IPPROTO_ENCAP IPPROTO_PIM "
        "IPPROTO_COMP IPPROTO_L2TP IPPROTO_SCTP IPPROTO_UDPLITE IPPROTO_MPLS IPPROTO_ETHERNET "
        "IPPROTO_RAW IPPROTO_MPTCP", "IP protocols"),
+    _g("netlink_protocols", "enum",
+       "NETLINK_ROUTE NETLINK_UNUSED NETLINK_USERSOCK NETLINK_FIREWALL NETLINK_SOCK_DIAG "
+       "NETLINK_NFLOG NETLINK_XFRM NETLINK_SELINUX NETLINK_ISCSI NETLINK_AUDIT "
+       "NETLINK_FIB_LOOKUP NETLINK_CONNECTOR NETLINK_NETFILTER NETLINK_IP6_FW "
+       "NETLINK_DNRTMSG NETLINK_KOBJECT_UEVENT NETLINK_GENERIC NETLINK_SCSITRANSPORT "
+       "NETLINK_ECRYPTFS NETLINK_RDMA NETLINK_CRYPTO NETLINK_SMC", "AF_NETLINK protocols"),
     _g("msg_flags", "flags",
        "MSG_OOB MSG_PEEK MSG_DONTROUTE MSG_CTRUNC MSG_PROXY MSG_TRUNC MSG_DONTWAIT MSG_EOR "
        "MSG_WAITALL MSG_FIN MSG_SYN MSG_CONFIRM MSG_RST MSG_ERRQUEUE MSG_NOSIGNAL MSG_MORE "
@@ -528,8 +561,13 @@ GROUPS = (
        "TIOCSERSWILD TIOCGLCKTRMIOS TIOCSLCKTRMIOS TIOCSERGSTRUCT TIOCSERGETLSR "
        "TIOCSERGETMULTI TIOCSERSETMULTI TIOCMIWAIT TIOCGICOUNT FIOQSIZE",
        "ioctl(2) requests of terminals and files"),
-    _g("personality_types", "enum", "PER_LINUX PER_LINUX_32BIT PER_LINUX32",
-       "personality(2) types"),
+    _g("personality_types", "enum",
+       "PER_LINUX PER_BSD PER_LINUX32 PER_RISCOS PER_OSF4 PER_HPUX PER_MASK",
+       "personality(2) types (persona & PER_MASK)"),
+    _g("personality_flags", "flags",
+       "UNAME26 ADDR_NO_RANDOMIZE FDPIC_FUNCPTRS MMAP_PAGE_ZERO ADDR_COMPAT_LAYOUT "
+       "READ_IMPLIES_EXEC ADDR_LIMIT_32BIT SHORT_INODE WHOLE_SECONDS STICKY_TIMEOUTS "
+       "ADDR_LIMIT_3GB", "personality(2) flags"),
     _g("membarrier_cmds", "enum",
        "MEMBARRIER_CMD_QUERY MEMBARRIER_CMD_GLOBAL MEMBARRIER_CMD_GLOBAL_EXPEDITED "
        "MEMBARRIER_CMD_REGISTER_GLOBAL_EXPEDITED MEMBARRIER_CMD_PRIVATE_EXPEDITED "

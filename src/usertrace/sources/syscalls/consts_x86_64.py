@@ -10,6 +10,7 @@ Sources:
         asm-generic/mman-common.h
         asm-generic/mman.h
         asm-generic/resource.h
+        asm-generic/siginfo.h
         asm-generic/signal-defs.h
         asm-generic/socket.h
         linux/close_range.h
@@ -23,6 +24,7 @@ Sources:
         linux/membarrier.h
         linux/memfd.h
         linux/mman.h
+        linux/netlink.h
         linux/personality.h
         linux/prctl.h
         linux/ptrace.h
@@ -53,7 +55,7 @@ Sources:
 Names these headers do not define (left out):
     ARCH_GET_UNTAG_MASK ARCH_ENABLE_TAGGED_ADDR ARCH_GET_MAX_TAG_BITS ARCH_FORCE_TAGGED_SVA
     ARCH_SHSTK_ENABLE ARCH_SHSTK_DISABLE ARCH_SHSTK_LOCK ARCH_SHSTK_UNLOCK ARCH_SHSTK_STATUS
-    PR_SET_MDWE PR_GET_MDWE MFD_NOEXEC_SEAL MFD_EXEC
+    PR_SET_MDWE PR_GET_MDWE MFD_NOEXEC_SEAL MFD_EXEC SEGV_CPERR
 """
 
 GENERATOR = 'tools/gen_strace_tables.py'
@@ -334,6 +336,17 @@ GROUPS = {
     'unlinkat_flags': ('flags', (
         ('AT_REMOVEDIR', 0x200),
     )),
+    # the *at(2) calls' current directory
+    'at_fdcwd': ('enum', (
+        ('AT_FDCWD', -100),
+    )),
+    # statx(2) sync types (flags & AT_STATX_SYNC_TYPE)
+    'statx_sync': ('enum', (
+        ('AT_STATX_SYNC_AS_STAT', 0),
+        ('AT_STATX_FORCE_SYNC', 0x2000),
+        ('AT_STATX_DONT_SYNC', 0x4000),
+        ('AT_STATX_SYNC_TYPE', 0x6000),
+    )),
     # renameat2(2) flags
     'renameat2_flags': ('flags', (
         ('RENAME_NOREPLACE', 1),
@@ -515,6 +528,10 @@ GROUPS = {
         ('CLONE_NEWNET', 0x40000000),
         ('CLONE_IO', 0x80000000),
     )),
+    # clone(2): the exit signal's bits
+    'clone_misc': ('enum', (
+        ('CSIGNAL', 0xff),
+    )),
     # unshare(2) flags
     'unshare_flags': ('flags', (
         ('CLONE_FILES', 0x400),
@@ -591,6 +608,10 @@ GROUPS = {
         ('FUTEX_PRIVATE_FLAG', 0x80),
         ('FUTEX_CLOCK_REALTIME', 0x100),
         ('FUTEX_CMD_MASK', -385),
+    )),
+    # futex(2) bitsets
+    'futex_bitset': ('enum', (
+        ('FUTEX_BITSET_MATCH_ANY', 0xffffffff),
     )),
     # getrlimit(2) resources
     'rlimit_resources': ('enum', (
@@ -802,6 +823,91 @@ GROUPS = {
         ('S_IFBLK', 0x6000),
         ('S_IFCHR', 0x2000),
     )),
+    # the file type bits of a mode
+    'file_type_mask': ('enum', (
+        ('S_IFMT', 0xf000),
+    )),
+    # siginfo si_code of any signal
+    'si_codes': ('enum', (
+        ('SI_USER', 0),
+        ('SI_KERNEL', 0x80),
+        ('SI_QUEUE', -1),
+        ('SI_TIMER', -2),
+        ('SI_MESGQ', -3),
+        ('SI_ASYNCIO', -4),
+        ('SI_SIGIO', -5),
+        ('SI_TKILL', -6),
+        ('SI_DETHREAD', -7),
+        ('SI_ASYNCNL', -60),
+    )),
+    # siginfo si_code of SIGCHLD
+    'cld_codes': ('enum', (
+        ('CLD_EXITED', 1),
+        ('CLD_KILLED', 2),
+        ('CLD_DUMPED', 3),
+        ('CLD_TRAPPED', 4),
+        ('CLD_STOPPED', 5),
+        ('CLD_CONTINUED', 6),
+    )),
+    # siginfo si_code of SIGSEGV
+    'segv_codes': ('enum', (
+        ('SEGV_MAPERR', 1),
+        ('SEGV_ACCERR', 2),
+        ('SEGV_BNDERR', 3),
+        ('SEGV_PKUERR', 4),
+        ('SEGV_ACCADI', 5),
+        ('SEGV_ADIDERR', 6),
+        ('SEGV_ADIPERR', 7),
+        ('SEGV_MTEAERR', 8),
+        ('SEGV_MTESERR', 9),
+    )),
+    # siginfo si_code of SIGBUS
+    'bus_codes': ('enum', (
+        ('BUS_ADRALN', 1),
+        ('BUS_ADRERR', 2),
+        ('BUS_OBJERR', 3),
+        ('BUS_MCEERR_AR', 4),
+        ('BUS_MCEERR_AO', 5),
+    )),
+    # siginfo si_code of SIGILL
+    'ill_codes': ('enum', (
+        ('ILL_ILLOPC', 1),
+        ('ILL_ILLOPN', 2),
+        ('ILL_ILLADR', 3),
+        ('ILL_ILLTRP', 4),
+        ('ILL_PRVOPC', 5),
+        ('ILL_PRVREG', 6),
+        ('ILL_COPROC', 7),
+        ('ILL_BADSTK', 8),
+        ('ILL_BADIADDR', 9),
+    )),
+    # siginfo si_code of SIGFPE
+    'fpe_codes': ('enum', (
+        ('FPE_INTDIV', 1),
+        ('FPE_INTOVF', 2),
+        ('FPE_FLTDIV', 3),
+        ('FPE_FLTOVF', 4),
+        ('FPE_FLTUND', 5),
+        ('FPE_FLTRES', 6),
+        ('FPE_FLTINV', 7),
+        ('FPE_FLTSUB', 8),
+        ('FPE_FLTUNK', 0xe),
+        ('FPE_CONDTRAP', 0xf),
+    )),
+    # siginfo si_code of SIGTRAP
+    'trap_codes': ('enum', (
+        ('TRAP_BRKPT', 1),
+        ('TRAP_TRACE', 2),
+        ('TRAP_BRANCH', 3),
+        ('TRAP_HWBKPT', 4),
+        ('TRAP_UNK', 5),
+        ('TRAP_PERF', 6),
+    )),
+    # siginfo si_code of SIGSYS
+    'sys_codes': ('enum', (
+        ('SYS_SECCOMP', 1),
+        ('SYS_USER_DISPATCH', 2),
+    )),
     # socket address families
     'address_families': ('enum', (
         ('AF_UNSPEC', 0),
@@ -896,6 +1002,31 @@ GROUPS = {
         ('IPPROTO_ETHERNET', 0x8f),
         ('IPPROTO_RAW', 0xff),
         ('IPPROTO_MPTCP', 0x106),
+    )),
+    # AF_NETLINK protocols
+    'netlink_protocols': ('enum', (
+        ('NETLINK_ROUTE', 0),
+        ('NETLINK_UNUSED', 1),
+        ('NETLINK_USERSOCK', 2),
+        ('NETLINK_FIREWALL', 3),
+        ('NETLINK_SOCK_DIAG', 4),
+        ('NETLINK_NFLOG', 5),
+        ('NETLINK_XFRM', 6),
+        ('NETLINK_SELINUX', 7),
+        ('NETLINK_ISCSI', 8),
+        ('NETLINK_AUDIT', 9),
+        ('NETLINK_FIB_LOOKUP', 0xa),
+        ('NETLINK_CONNECTOR', 0xb),
+        ('NETLINK_NETFILTER', 0xc),
+        ('NETLINK_IP6_FW', 0xd),
+        ('NETLINK_DNRTMSG', 0xe),
+        ('NETLINK_KOBJECT_UEVENT', 0xf),
+        ('NETLINK_GENERIC', 0x10),
+        ('NETLINK_SCSITRANSPORT', 0x12),
+        ('NETLINK_ECRYPTFS', 0x13),
+        ('NETLINK_RDMA', 0x14),
+        ('NETLINK_CRYPTO', 0x15),
+        ('NETLINK_SMC', 0x16),
     )),
     # send(2)/recv(2) flags
     'msg_flags': ('flags', (
@@ -1046,11 +1177,29 @@ GROUPS = {
         ('TIOCGICOUNT', 0x545d),
         ('FIOQSIZE', 0x5460),
     )),
-    # personality(2) types
+    # personality(2) types (persona & PER_MASK)
     'personality_types': ('enum', (
         ('PER_LINUX', 0),
-        ('PER_LINUX_32BIT', 0x800000),
+        ('PER_BSD', 6),
         ('PER_LINUX32', 8),
+        ('PER_RISCOS', 0xc),
+        ('PER_OSF4', 0xf),
+        ('PER_HPUX', 0x10),
+        ('PER_MASK', 0xff),
+    )),
+    # personality(2) flags
+    'personality_flags': ('flags', (
+        ('UNAME26', 0x20000),
+        ('ADDR_NO_RANDOMIZE', 0x40000),
+        ('FDPIC_FUNCPTRS', 0x80000),
+        ('MMAP_PAGE_ZERO', 0x100000),
+        ('ADDR_COMPAT_LAYOUT', 0x200000),
+        ('READ_IMPLIES_EXEC', 0x400000),
+        ('ADDR_LIMIT_32BIT', 0x800000),
+        ('SHORT_INODE', 0x1000000),
+        ('WHOLE_SECONDS', 0x2000000),
+        ('STICKY_TIMEOUTS', 0x4000000),
+        ('ADDR_LIMIT_3GB', 0x8000000),
     )),
     # membarrier(2) commands
     'membarrier_cmds': ('enum', (
