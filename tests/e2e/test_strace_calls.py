@@ -332,6 +332,38 @@ def test_strings_are_cut_at_the_buffer_size_as_the_kernel_cuts_them(tmp):
         assert len(path) == 20
 
 
+def _fd_args(calls: Calls) -> list[str]:
+    return [a for th in calls.threads.values() for _, args, ret in th for a in args + [ret]]
+
+
+@pytest.mark.parametrize("name", ["ls", "tar", "pipeline", "calls"])
+def test_descriptor_paths_equal_strace_y(name, tmp):
+    """-y: the paths of the descriptors opened while traced (strace's -y also knows those
+    inherited, from /proc; a recording does not)."""
+    argv = _argv(name)
+    out = tmp / f"{name}.strace-y"
+    subprocess.run(["strace", "-f", "-y", "-s", str(MAX_LEN), "-o", str(out), *argv],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
+    theirs_text = out.read_text()
+    plain = re.sub(r"(\d|AT_FDCWD)<[^>]*>", r"\1", theirs_text)
+    events = with_strings(recorded_events(run(name, tmp).dat), plain,
+                          user_data.KERNEL_MAX_BUF_SIZE)
+    ours_text = view_text(events, show_fds=True, resolve_links=True)
+    theirs, ours = Calls(theirs_text), Calls(ours_text)
+    tids = pair_threads(Calls(plain), Calls(re.sub(r"(\d)<[^>]*>", r"\1", ours_text)), LEFT_OUT)
+    n, diffs = 0, []
+    for ta, tb in tids.items():
+        pairs, _, _ = align(theirs.threads[ta], ours.threads[tb], LEFT_OUT)
+        for (call, a_args, a_ret), (_, b_args, b_ret) in pairs:
+            for x, y in zip(a_args + [a_ret], b_args + [b_ret]):
+                if "<" in y and not y.startswith('"'):
+                    n += 1
+                    if x != y:
+                        diffs.append((call, x, y))
+    assert n > 10
+    assert diffs == []
+
+
 def test_strings_recorded_by_the_syscall_source_equal_straces(tmp):
     r = run("ls", tmp)
     events = list(recorded_events(r.dat))

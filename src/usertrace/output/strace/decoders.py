@@ -75,10 +75,12 @@ class Context:
     """What a printer needs: the names, the options, the descriptors' paths (``-y``)."""
 
     def __init__(self, xlat: Xlat, options: Options,
-                 fd_path: Callable[[int], str | None] = lambda fd: None):
+                 fd_path: Callable[[int], str | None] = lambda fd: None,
+                 cwd: Callable[[], str | None] = lambda: None):
         self.x = xlat
         self.opt = options
         self.fd_path = fd_path
+        self.cwd = cwd
         self.at_fdcwd = xlat.value("at_fdcwd", "AT_FDCWD")
 
     def fd(self, value: int) -> str:
@@ -144,8 +146,12 @@ def FD(ctx, call, i):           # noqa: N802
 
 
 def DIRFD(ctx, call, i):        # noqa: N802
+    """A directory descriptor: ``AT_FDCWD`` (with -y, ``AT_FDCWD</its/path>``) or a fd."""
     v = _s32(call.arg(i))
-    return "AT_FDCWD" if v == ctx.at_fdcwd else ctx.fd(v)
+    if v != ctx.at_fdcwd:
+        return ctx.fd(v)
+    cwd = ctx.cwd() if ctx.opt.show_fds else None
+    return f"AT_FDCWD<{_fd_path_text(cwd)}>" if cwd else "AT_FDCWD"
 
 
 def MODE(ctx, call, i):         # noqa: N802

@@ -7,7 +7,9 @@ directory when those are known), ``dup``, ``fcntl(F_DUPFD)``, ``pipe2``, ``close
 by ``clone``/``fork`` starts with a copy of its parent's table, or shares it
 (``CLONE_FILES``, threads).  Descriptors opened before tracing began come from
 ``/proc/PID/fd`` (:meth:`FdTables.load_proc`); in a live trace every look-up may ask
-``/proc`` first (``live=True``), which is what strace does.
+``/proc`` first (``live=True``), which is what strace does.  Offline, ``resolve=True`` resolves symbolic
+links on this machine, as ``/proc`` shows paths (``/lib/x.so`` opened, ``/usr/lib/x.so``
+shown).
 """
 
 from __future__ import annotations
@@ -28,9 +30,10 @@ class _Table:
 class FdTables:
     """The descriptor tables of the traced tasks (threads share their process's)."""
 
-    def __init__(self, xlat, live: bool = False, proc: str = "/proc"):
+    def __init__(self, xlat, live: bool = False, proc: str = "/proc", resolve: bool = False):
         self.x = xlat
         self.live = live
+        self.resolve = resolve
         self.proc = proc
         self._of: dict[int, _Table] = {}
         self._cloexec = xlat.value("open_flags", "O_CLOEXEC")
@@ -51,6 +54,15 @@ class FdTables:
                 pass
         got = self.table(tid).fds.get(fd)
         return got[0] if got else None
+
+    def cwd(self, tid: int) -> str | None:
+        """The working directory of task ``tid``, when known."""
+        if self.live:
+            try:
+                return os.readlink(f"{self.proc}/{tid}/cwd")
+            except OSError:
+                pass
+        return self.table(tid).cwd
 
     def load_proc(self, pid: int, tids=()) -> None:
         """Read the descriptors and working directory of ``pid`` from ``/proc`` (at attach);
@@ -85,6 +97,12 @@ class FdTables:
             self._of[child] = _Table(dict(src.fds), src.cwd)
 
     def _absolute(self, t: _Table, dirfd: int | None, path: str) -> str:
+        """``path`` made absolute (when its directory is known) and normalized; with
+        ``resolve``, its symbolic links resolved on this machine (as /proc would show it)."""
+        path = self._joined(t, dirfd, path)
+        return os.path.realpath(path) if self.resolve and path.startswith("/") else path
+
+    def _joined(self, t: _Table, dirfd: int | None, path: str) -> str:
         if path.startswith("/"):
             return os.path.normpath(path)
         if dirfd is None or dirfd == self._at_fdcwd:

@@ -61,6 +61,7 @@ class ViewOptions:
     status: str = STATUS_ALL            # -z: successful, -Z: failed
     wall_offset_ns: int | None = None   # wall clock minus the events' clock (for -t)
     live_fds: bool = False              # -y asks /proc (a live trace)
+    resolve_links: bool = False         # -y resolves symbolic links here (a recording)
 
 
 @dataclass
@@ -95,7 +96,7 @@ class CallView:
         self.opt = options or ViewOptions()
         self.x = Xlat.for_arch(arch)
         self.table = SyscallTable.for_arch(arch)
-        self.fds = FdTables(self.x, live=self.opt.live_fds)
+        self.fds = FdTables(self.x, live=self.opt.live_fds, resolve=self.opt.resolve_links)
         self.ctx_options = Options(self.opt.max_len, self.opt.hex_mode, self.opt.show_fds)
         self._pending: dict[int, Call] = {}
         self._open: _Open | None = None
@@ -150,9 +151,8 @@ class CallView:
             arg_types = [t for t, _ in described][: len(args)]
         call = Call(name, tid, [a & 0xFFFF_FFFF_FFFF_FFFF for a in args], list(arg_names),
                     list(arg_types or []), dict(vals or {}), None, ts_ns, None, True)
-        old = self._pending.pop(tid, None)
-        if old is not None and self._open is not None and self._open.tid == tid:
-            self._flush_open()
+        if tid in self._pending:        # its last call never returned (no exit event)
+            self._finish_pending(tid, ts_ns)
         filtering = self.opt.status != STATUS_ALL
         if name in ("exit", "exit_group"):
             if not filtering:
@@ -261,7 +261,8 @@ class CallView:
             t.alive = False
 
     def _ctx(self, tid: int) -> Context:
-        return Context(self.x, self.ctx_options, lambda fd, tid=tid: self.fds.path(tid, fd))
+        return Context(self.x, self.ctx_options, lambda fd, tid=tid: self.fds.path(tid, fd),
+                       lambda tid=tid: self.fds.cwd(tid))
 
     def _selected(self, call: Call) -> bool:
         if self.opt.status == STATUS_SUCCESSFUL:

@@ -385,16 +385,24 @@ def _is_hex2(s: str) -> bool:
 
 
 def split_string(value) -> tuple[bytes, bool] | None:
-    """A recorded string as ``(bytes, cut)``; None when nothing was recorded (NULL or
-    unreadable).  ``cut``: the kernel ended it with ``...`` at the buffer size."""
-    raw = as_bytes(value)
-    if not raw:
+    """A recorded string as ``(bytes, cut)``; None when nothing was recorded (a NULL or
+    unreadable pointer: length 0).  ``cut``: the kernel ended it with ``...`` at the buffer
+    size.
+
+    A decoder that gives text (:class:`~usertrace.events.records.RecordCodec` gives ``""``
+    for both an empty string and no data) is taken as a string: ``""`` is the empty string.
+    """
+    if value is None:
         return None
+    if isinstance(value, (bytes, bytearray, memoryview, list)):
+        raw = as_bytes(value)
+        if not raw:
+            return None
+    else:
+        raw = as_bytes(value)
     nul = raw.find(b"\0")
     if nul >= 0:
         raw = raw[:nul]
-    elif raw.endswith(EXTRA):     # a decoder that dropped the NUL
-        pass
     if raw.endswith(EXTRA) and len(raw) > len(EXTRA):
         return raw[: -len(EXTRA)], True
     return raw, False
