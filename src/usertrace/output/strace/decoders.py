@@ -275,6 +275,8 @@ def _fds_pair(ctx, call, i):
 def wait_status_text(x: Xlat, s: int) -> str:
     """``[{WIFEXITED(s) && WEXITSTATUS(s) == 0}]``, strace's printstatus."""
     s &= 0xFFFF_FFFF
+    if s == 0xFFFF:
+        return "[{WIFCONTINUED(s)}]"
     if s & 0xFF == 0x7F:
         text = f"{{WIFSTOPPED(s) && WSTOPSIG(s) == {x.signal_text((s >> 8) & 0xFF)}}}"
         if s >> 16:
@@ -285,8 +287,6 @@ def wait_status_text(x: Xlat, s: int) -> str:
         if s & 0x80:
             text += " && WCOREDUMP(s)"
         return f"[{text}}}]"
-    if s == 0xFFFF:
-        return "[{WIFCONTINUED(s)}]"
     return f"[{{WIFEXITED(s) && WEXITSTATUS(s) == {(s >> 8) & 0xFF}}}]"
 
 

@@ -62,6 +62,7 @@ class ViewOptions:
     wall_offset_ns: int | None = None   # wall clock minus the events' clock (for -t)
     live_fds: bool = False              # -y asks /proc (a live trace)
     resolve_links: bool = False         # -y resolves symbolic links here (a recording)
+    task_events: bool = False           # the caller reports task ends (task_exit)
 
 
 @dataclass
@@ -77,6 +78,7 @@ class _Task:
     alive: bool = True
     group: int = 0              # the thread group (process) when known
     exit_code: int | None = None
+    ended: bool = False         # its +++ line is printed
 
 
 class CallView:
@@ -102,7 +104,7 @@ class CallView:
         self._open: _Open | None = None
         self._tasks: dict[int, _Task] = {}
         self._last_ts: int | None = None
-        self._task_events = False
+        self._task_events = self.opt.task_events
         self._ctx_cache: dict[int, Context] = {}
 
     # -- feeding events -----------------------------------------------------------------------
@@ -219,11 +221,15 @@ class CallView:
         self._task_events = True
         self._finish_pending(tid, ts_ns)
         self._end_open_of_others(None)
+        t = self._tasks.get(tid)
+        if t is not None and t.ended:
+            return                      # exit_group already said it
         if signal is not None:
             what = f"killed by {self.x.signal_text(signal)}" + (" (core dumped)" if core else "")
         else:
             what = f"exited with {code if code is not None else 0}"
         self._print(self._prefix(tid, ts_ns) + f"+++ {what} +++")
+        self._task(tid).ended = True
         self._gone(tid)
 
     def signal(self, tid: int, ts_ns: int, sig: int, info: dict | None = None) -> None:
@@ -252,7 +258,8 @@ class CallView:
         t = self._tasks.get(tid)
         if t is None:
             t = self._tasks[tid] = _Task(group=tid)
-        t.alive = True
+        elif not t.alive and not t.ended:
+            t.alive = True
         return t
 
     def _gone(self, tid: int) -> None:
@@ -292,6 +299,7 @@ class CallView:
         if self._task_events:
             return
         self._print(self._prefix(tid, call.ts_enter) + f"+++ exited with {code} +++")
+        t.ended = True
         self._gone(tid)
 
     def _finish_pending(self, tid: int, ts_ns: int) -> None:
