@@ -35,16 +35,18 @@ from __future__ import annotations
 
 import argparse
 import ast
-import difflib
 import os
 import platform
 import re
-import subprocess
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "tools"))
+
+from genlib import GenError, add_output_arguments, check_module, libc_dev_version  # noqa: E402
+
 DEFAULT_INCLUDE = Path("/usr/include")
 ARCH_INCLUDE = "x86_64-linux-gnu"
 DEFAULT_INTERNAL = ROOT / "tools" / "data" / "kernel_errno_internal.txt"
@@ -66,9 +68,6 @@ LIBC_HEADERS = ("bits/socket.h", "bits/socket_type.h", "sys/socket.h", "netinet/
                 "netinet/tcp.h", "netinet/udp.h", "unistd.h",
                 "bits/eventfd.h", "bits/timerfd.h", "bits/signalfd.h", "bits/inotify.h")
 
-
-class GenError(Exception):
-    pass
 
 
 # -- reading C headers ------------------------------------------------------------------------
@@ -647,15 +646,6 @@ def signal_table(h: Headers) -> tuple[dict[int, str], int, int]:
 
 # -- the module -------------------------------------------------------------------------------
 
-def _libc_dev_version() -> str:
-    try:
-        out = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", "linux-libc-dev"],
-                             capture_output=True, text=True, check=False)
-    except OSError:
-        return ""
-    return out.stdout.strip() if out.returncode == 0 else ""
-
-
 def build(include: Path, internal: Path) -> str:
     h = Headers(include)
     for name in KERNEL_HEADERS:
@@ -680,7 +670,7 @@ def build(include: Path, internal: Path) -> str:
         if not items:
             raise GenError(f"group {g.name}: none of its names has a value in {include}")
         groups.append((g, items))
-    libc = _libc_dev_version()
+    libc = libc_dev_version()
     glibc = " ".join(platform.libc_ver())
     return render(groups, errnos, restart, signals, rtmin, rtmax, missing,
                   sorted(f for f in used_files if f), include, libc, glibc, internal)
@@ -770,25 +760,12 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--internal", type=Path, default=DEFAULT_INTERNAL,
                     help="the kernel's internal error codes (default "
                          "tools/data/kernel_errno_internal.txt)")
-    ap.add_argument("-o", "--output", type=Path, default=DEFAULT_OUTPUT,
-                    help="the module to write (default %(default)s)")
-    ap.add_argument("--check", action="store_true",
-                    help="write nothing; exit 1 when the output differs from the file")
+    add_output_arguments(ap, DEFAULT_OUTPUT)
     args = ap.parse_args(argv)
     try:
         text = build(args.include, args.internal)
         if args.check:
-            try:
-                current = args.output.read_text()
-            except OSError as exc:
-                raise GenError(f"{args.output}: {exc.strerror}") from None
-            if current != text:
-                sys.stdout.writelines(difflib.unified_diff(
-                    current.splitlines(True), text.splitlines(True),
-                    str(args.output), "generated", n=1))
-                print(f"{args.output}: differs from its generator's output", file=sys.stderr)
-                return 1
-            return 0
+            return check_module(args.output, text)
         args.output.write_text(text)
     except GenError as exc:
         print(f"gen_strace_tables: {exc}", file=sys.stderr)

@@ -167,26 +167,26 @@ def SIG(ctx, call, i):          # noqa: N802
     return ctx.x.signal_text(_s32(call.arg(i)))
 
 
-def PATH(ctx, call, i):         # noqa: N802
-    """A path: the recorded string, never cut by -s; else the pointer."""
+def _cstring(ctx, call, i, max_len: int | None) -> str:
+    """A string argument: NULL, the recorded string (at most ``max_len`` bytes), or the
+    pointer when nothing was recorded."""
     if call.arg(i) == 0:
         return "NULL"
     got = split_string(call.data(i))
     if got is None:
         return hex_text(call.arg(i))
     raw, cut = got
-    return quote_cstring(raw, None, ctx.opt.hex_mode, cut)
+    return quote_cstring(raw, max_len, ctx.opt.hex_mode, cut)
+
+
+def PATH(ctx, call, i):         # noqa: N802
+    """A path: never cut by -s (strace reads paths up to PATH_MAX)."""
+    return _cstring(ctx, call, i, None)
 
 
 def STR(ctx, call, i):          # noqa: N802
     """A NUL-terminated string, cut at -s."""
-    if call.arg(i) == 0:
-        return "NULL"
-    got = split_string(call.data(i))
-    if got is None:
-        return hex_text(call.arg(i))
-    raw, cut = got
-    return quote_cstring(raw, ctx.opt.max_len, ctx.opt.hex_mode, cut)
+    return _cstring(ctx, call, i, ctx.opt.max_len)
 
 
 def OUT_PATH(ctx, call, i):     # noqa: N802
