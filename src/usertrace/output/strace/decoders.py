@@ -312,19 +312,17 @@ class Signature:
     def __init__(self, *printers):
         self.printers = [p if isinstance(p, tuple) else (p, ENTER) for p in printers]
 
-    def __call__(self, ctx: Context, call: Call) -> tuple[list[str], list[str]]:
-        enter: list[str] = []
-        exit_: list[str] = []
-        for i, (p, when) in enumerate(self.printers):
-            if when == EXIT or exit_:
-                exit_.append(_exit_text(ctx, call, i, p))
-            else:
-                enter.append(p(ctx, call, i))
-        return enter, exit_
+        first = [i for i, (_, when) in enumerate(self.printers) if when == EXIT]
+        self.first_exit = first[0] if first else len(self.printers)
 
-    @property
-    def has_exit_part(self) -> bool:
-        return any(when == EXIT for _, when in self.printers)
+    def __call__(self, ctx: Context, call: Call) -> tuple[list[str], list[str]]:
+        k = self.first_exit
+        return ([p(ctx, call, i) for i, (p, _) in enumerate(self.printers[:k])],
+                self.exit_part(ctx, call))
+
+    def exit_part(self, ctx: Context, call: Call) -> list[str]:
+        k = self.first_exit
+        return [_exit_text(ctx, call, k + j, p) for j, (p, _) in enumerate(self.printers[k:])]
 
 
 def _exit_text(ctx, call, i, p) -> str:
@@ -426,11 +424,7 @@ def _futex(ctx, call):
     val2 = str(call.arg(3) & 0xFFFF_FFFF)
     val3 = call.arg(5) & 0xFFFF_FFFF
     bitset = x.lookup("futex_bitset", val3) or hex_text(val3)
-    ops = {n: x.value("futex_ops", n) for n in (
-        "FUTEX_WAIT", "FUTEX_LOCK_PI", "FUTEX_LOCK_PI2", "FUTEX_WAIT_BITSET",
-        "FUTEX_WAKE_BITSET", "FUTEX_REQUEUE", "FUTEX_CMP_REQUEUE", "FUTEX_CMP_REQUEUE_PI",
-        "FUTEX_WAKE_OP", "FUTEX_WAIT_REQUEUE_PI", "FUTEX_WAKE", "FUTEX_FD",
-        "FUTEX_UNLOCK_PI", "FUTEX_TRYLOCK_PI")}
+    ops = x.values("futex_ops")
     args = [PTR(ctx, call, 0), op_text]
     timeout = PTR(ctx, call, 3)
     if cmd == ops["FUTEX_WAIT"]:
@@ -458,13 +452,9 @@ def _futex(ctx, call):
     return args, []
 
 
-def _fcntl_cmds(x: Xlat) -> dict[str, int]:
-    return {n: v for n, v in x.groups["fcntl_cmds"][1]}
-
-
 def _fcntl(ctx, call):
     x = ctx.x
-    cmds = _fcntl_cmds(x)
+    cmds = x.values("fcntl_cmds")
     cmd = call.arg(1) & 0xFFFF_FFFF
     args = [FD(ctx, call, 0), x.enum("fcntl_cmds", cmd)]
     if cmd == cmds["F_SETFD"]:
@@ -858,6 +848,14 @@ def decode_args(ctx: Context, call: Call) -> tuple[list[str], list[str]]:
     return decoder(ctx, call)
 
 
+def decode_exit(ctx: Context, call: Call) -> list[str]:
+    """Only what ``call`` prints at its return (the entry part is printed already)."""
+    decoder = DECODERS.get(call.name, generic)
+    if isinstance(decoder, Signature):
+        return decoder.exit_part(ctx, call)
+    return decoder(ctx, call)[1]
+
+
 def result_text(ctx: Context, call: Call) -> str:
     """What follows ``= ``: ``3``, ``0x7f...``, ``-1 ENOENT (No such file or directory)``,
     ``? ERESTARTSYS (To be restarted if SA_RESTART is set)``, ``?``."""
@@ -887,7 +885,7 @@ def result_text(ctx: Context, call: Call) -> str:
 
 def _fcntl_result(ctx: Context, call: Call) -> str:
     x = ctx.x
-    cmds = _fcntl_cmds(x)
+    cmds = x.values("fcntl_cmds")
     cmd = call.arg(1) & 0xFFFF_FFFF
     ret = call.ret or 0
     if cmd == cmds["F_GETFD"]:

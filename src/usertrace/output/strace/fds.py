@@ -177,10 +177,7 @@ class FdTables:
         t.fds[call.ret] = (path, cloexec)
 
     def _cmd(self, call, name: str) -> bool:
-        for n, v in self.x.groups["fcntl_cmds"][1]:
-            if n == name:
-                return call.arg(1) & 0xFFFF_FFFF == v
-        return False
+        return call.arg(1) & 0xFFFF_FFFF == self.x.values("fcntl_cmds").get(name)
 
     def _is_dupfd(self, call) -> bool:
         return self._cmd(call, "F_DUPFD") or self._cmd(call, "F_DUPFD_CLOEXEC")

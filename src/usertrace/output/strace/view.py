@@ -35,7 +35,7 @@ from typing import Callable, Iterable
 from ...sources.syscalls import events as sc_events
 from ...sources.syscalls.table import SyscallTable
 from ...sources.syscalls.user_data import val_fields
-from .decoders import Call, Context, Options, decode_args, result_text
+from .decoders import Call, Context, Options, decode_args, decode_exit, result_text
 from .fds import FdTables
 from .quote import HEX_NONE
 from .xlat import Xlat, hex_text
@@ -44,6 +44,7 @@ PID_AUTO, PID_PLAIN, PID_NONE = "auto", "plain", "none"
 TS_NONE, TS_TIME, TS_USEC, TS_EPOCH = 0, 1, 2, 3        # -t, -tt, -ttt
 STATUS_ALL, STATUS_SUCCESSFUL, STATUS_FAILED = "all", "successful", "failed"
 CLONES = frozenset({"clone", "clone3", "fork", "vfork"})
+_SYSCALL, _SIGNAL, _OTHER = range(3)
 
 
 @dataclass
@@ -106,6 +107,7 @@ class CallView:
         self._last_ts: int | None = None
         self._task_events = self.opt.task_events
         self._ctx_cache: dict[int, Context] = {}
+        self._shapes: dict[int, tuple] = {}   # id(format) -> (format, what feed needs)
 
     # -- feeding events -----------------------------------------------------------------------
     def feed(self, event) -> None:
@@ -116,25 +118,39 @@ class CallView:
             return
         values = event.values
         tid = values.get("common_pid", 0)
-        if fmt.system == sc_events.SYSTEM:
-            base = sc_events.event_base(fmt.name)
-            if base is None:
-                return
-            sc = self.table.by_nr.get(values.get("__syscall_nr", -1)) \
-                or self.table.by_event.get(base[0])
+        got = self._shapes.get(id(fmt))
+        if got is None or got[0] is not fmt:      # (the format kept: its id stays its own)
+            got = self._shapes[id(fmt)] = (fmt, self._shape(fmt))
+        shape = got[1]
+        kind = shape[0]
+        if kind == _SYSCALL:
+            _, sc_of_event, is_enter, names, types, vals = shape
+            sc = self.table.by_nr.get(values.get("__syscall_nr", -1)) or sc_of_event
             if sc is None:
                 return
-            datas = {arg: values.get(f) for arg, f in val_fields(fmt).items()}
-            if base[1]:
-                own = [f for f in fmt.fields if f.name != sc_events.NR_FIELD.name
-                       and not f.is_dynamic]
-                self.enter(tid, sc.name, [values.get(f.name, 0) for f in own], event.ts_ns,
-                           datas, [f.name for f in own], [f.type for f in own])
+            datas = {arg: values.get(f) for arg, f in vals} if vals else None
+            if is_enter:
+                self.enter(tid, sc.name, [values.get(n, 0) for n in names], event.ts_ns,
+                           datas, names, types)
             else:
                 self.exit(tid, sc.name, values.get("ret", 0), event.ts_ns, datas)
-        elif fmt.system == "signal" and fmt.name == "signal_deliver":
+        elif kind == _SIGNAL:
             self.signal(tid, event.ts_ns, values.get("sig", 0),
                         {"si_code": values.get("code")} if "code" in values else None)
+
+    def _shape(self, fmt) -> tuple:
+        """What ``feed`` needs of a format, worked out once per format."""
+        if fmt.system == sc_events.SYSTEM:
+            base = sc_events.event_base(fmt.name)
+            if base is not None:
+                own = [f for f in fmt.fields if f.name != sc_events.NR_FIELD.name
+                       and not f.is_dynamic]
+                return (_SYSCALL, self.table.by_event.get(base[0]), base[1],
+                        [f.name for f in own], [f.type for f in own],
+                        tuple(val_fields(fmt).items()))
+        elif fmt.system == "signal" and fmt.name == "signal_deliver":
+            return (_SIGNAL,)
+        return (_OTHER,)
 
     def feed_all(self, events: Iterable) -> None:
         for e in events:
@@ -195,9 +211,11 @@ class CallView:
         ctx = self._ctx(tid)
         if unmatched:
             exit_text = ""
-        else:
+        elif self.opt.status != STATUS_ALL:
             enter, exit_ = decode_args(ctx, call)
             exit_text = ", ".join(exit_)
+        else:
+            exit_text = ", ".join(decode_exit(ctx, call))
         if self.opt.status != STATUS_ALL and not unmatched:
             text = self._prefix(tid, call.ts_enter) + name + "(" + ", ".join(enter)
             text += (", " if enter and exit_ else "") + exit_text
@@ -268,8 +286,12 @@ class CallView:
             t.alive = False
 
     def _ctx(self, tid: int) -> Context:
-        return Context(self.x, self.ctx_options, lambda fd, tid=tid: self.fds.path(tid, fd),
-                       lambda tid=tid: self.fds.cwd(tid))
+        ctx = self._ctx_cache.get(tid)
+        if ctx is None:
+            ctx = self._ctx_cache[tid] = Context(
+                self.x, self.ctx_options, lambda fd, tid=tid: self.fds.path(tid, fd),
+                lambda tid=tid: self.fds.cwd(tid))
+        return ctx
 
     def _selected(self, call: Call) -> bool:
         if self.opt.status == STATUS_SUCCESSFUL:

@@ -37,6 +37,7 @@ class Xlat:
         self.module = module
         self.groups = {}
         self._enums: dict[str, dict[int, str]] = {}
+        self._values: dict[str, dict[str, int]] = {}
         self._prefix: dict[str, str] = {}
         for name, (kind, items) in module.GROUPS.items():
             self.groups[name] = (kind, items)
@@ -44,6 +45,7 @@ class Xlat:
             for n, v in items:
                 table.setdefault(v, n)
             self._enums[name] = table
+            self._values[name] = {n: v for n, v in reversed(items)}
             first = items[0][0].lstrip("_")
             self._prefix[name] = first[: first.find("_") + 1] if "_" in first else ""
         self.errnos = module.ERRNO
@@ -63,10 +65,14 @@ class Xlat:
 
     def value(self, group: str, name: str) -> int:
         """The value of ``name`` in ``group`` (KeyError when it has none here)."""
-        for n, v in self.groups[group][1]:
-            if n == name:
-                return v
-        raise KeyError(f"{name} is not in {group}")
+        try:
+            return self._values[group][name]
+        except KeyError:
+            raise KeyError(f"{name} is not in {group}") from None
+
+    def values(self, group: str) -> dict[str, int]:
+        """``{name: value}`` of a group."""
+        return self._values[group]
 
     def lookup(self, group: str, value: int) -> str | None:
         return self._enums[group].get(value)
