@@ -6,11 +6,15 @@ so decoding a record is one ``unpack_from`` plus the few fields that need more w
 strings, dynamic fields).  Any format is enough: ours or one read from the kernel's tracefs.
 
 Dynamic fields hold a 32-bit word ``len << 16 | offset``: for ``__data_loc`` the offset counts
-from the start of the record, for ``__rel_loc`` from the end of the word itself.
+from the start of the record, for ``__rel_loc`` from the end of the word itself.  A dynamic
+``char[]`` is text, up to its NUL, unless the print fmt prints it as an array
+(``__print_dynamic_array(field, 1)``, as the kernel does for ``write``'s buffer): then it is
+its bytes, all of them.
 """
 
 from __future__ import annotations
 
+import re
 import struct
 from dataclasses import dataclass
 
@@ -56,12 +60,22 @@ def _decode_str(raw: bytes) -> str:
     return raw.decode("utf-8", "backslashreplace")
 
 
+_ARRAY_PRINT_RE = re.compile(r"__print_dynamic_array\(\s*(\w+)|"
+                             r"__print_(?:array|hex|hex_str)\(\s*__get_dynamic_array\(\s*(\w+)")
+
+
+def byte_array_fields(fmt: EventFormat) -> frozenset[str]:
+    """The dynamic ``char[]`` fields that ``fmt``'s print fmt prints as arrays of bytes."""
+    return frozenset(a or b for a, b in _ARRAY_PRINT_RE.findall(fmt.print_fmt))
+
+
 class RecordCodec:
     """Decoder and encoder of the records of one event format."""
 
     def __init__(self, fmt: EventFormat, abi: Abi = NATIVE):
         self.format = fmt
         self.abi = abi
+        self._bytes_fields = byte_array_fields(fmt) if "__print_" in fmt.print_fmt else frozenset()
         fields = sorted(fmt.all_fields(), key=lambda f: f.offset)
         codes: list[str] = []
         self._names: list[str] = []       # one per struct item, in order
@@ -155,7 +169,7 @@ class RecordCodec:
                               f"{start}..{start + size} outside the record of {length} bytes")
         raw = bytes(data[offset + start: offset + start + size])
         if f.is_string:
-            return _decode_str(raw)
+            return raw if f.name in self._bytes_fields else _decode_str(raw)
         return self._array(raw, f)
 
     # -- encoding -------------------------------------------------------------------------
@@ -209,6 +223,8 @@ class RecordCodec:
             return b"\0" if f.is_string else b""
         if f.is_string:
             raw = v.encode() if isinstance(v, str) else bytes(v)
+            if f.name in self._bytes_fields:
+                return raw
             return raw if raw.endswith(b"\0") else raw + b"\0"
         return self._array_bytes(f, v)
 

@@ -7,7 +7,8 @@ A print fmt is a C string literal followed by C expressions over the record::
 The expressions are parsed once into small closures (:func:`compile_print_fmt`), then evaluated
 per record.  What syscall, uprobe and user events use is covered: ``REC->field``, casts,
 arithmetic and bit operators, the conditional operator, ``__get_str``, ``__get_rel_str``,
-``__get_dynamic_array``, ``__print_symbolic``, ``__print_flags``; the conversions ``%d %i %u
+``__get_dynamic_array``, ``__print_symbolic``, ``__print_flags``, ``__print_dynamic_array``
+(``{0x68,0x69}``, as the kernel's ``trace_print_array_seq``); the conversions ``%d %i %u
 %x %X %o %c %s %p`` with flags, width, precision and the ``hh h l ll z`` lengths.  What cannot
 be parsed renders as libtraceevent does, ``[FAILED TO PARSE]`` followed by the raw fields.
 """
@@ -224,6 +225,12 @@ class _Parser:
             name = self.take()[1]
             self.take(")")
             return lambda r: r[name]
+        if fn == "__print_dynamic_array":
+            name = self.take()[1]
+            self.take(",")
+            size = self.expr()({})
+            self.take(")")
+            return lambda r: _print_array(r[name], size)
         if fn in ("__get_dynamic_array_len", "__get_rel_dynamic_array_len"):
             name = self.take()[1]
             self.take(")")
@@ -250,6 +257,16 @@ class _Parser:
                 return lambda r: next((n for k, n in table if k == value(r)), _hexstr(value(r)))
             return lambda r: _flags(value(r), sep({}), table)
         raise PrintFmtError(f"unknown function {fn}")
+
+
+def _print_array(value, el_size: int) -> str:
+    """``{0x1,0x2}``: the elements of a dynamic array (bytes, a list, or text)."""
+    if isinstance(value, str):
+        value = value.encode("utf-8", "surrogateescape")
+    if isinstance(value, (bytes, bytearray)) and el_size > 1:
+        n = len(value) // el_size
+        value = [int.from_bytes(value[i * el_size:(i + 1) * el_size], "little") for i in range(n)]
+    return "{" + ",".join(f"0x{v:x}" for v in value) + "}"
 
 
 def _hexstr(v) -> str:
