@@ -220,7 +220,7 @@ def resolve_place(place: str, ctx, log) -> str:
             near = elf.closest(sym)
             detail = (f"no function '{sym}' in {path}"
                       + (f"; closest: {', '.join(near)}" if near else ""))
-            raise ProbeError("NO_SYMBOL", log.command(), _pos(log, at), errno.ENOENT,
+            raise ProbeError("NO_SYMBOL", log.command(), _pos(log, at), errno.EINVAL,
                              detail) from None
         raise ProbeError("NON_UNIQ_SYMBOL", log.command(), _pos(log, at), errno.EADDRNOTAVAIL,
                          f"{len(elf.find(sym))} functions '{sym}' in {path}",

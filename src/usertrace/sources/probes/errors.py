@@ -52,7 +52,7 @@ CATALOG: tuple[tuple[str, str], ...] = (
     ("NO_RETVAL", "This function returns 'void' type"),
     ("BAD_STACK_NUM", "Invalid stack number"),
     ("BAD_ARG_NUM", "Invalid argument number"),
-    ("BAD_VAR", "Invalid $-valiable specified"),
+    ("BAD_VAR", "Invalid $-variable specified"),
     ("BAD_REG_NAME", "Invalid register name"),
     ("BAD_MEM_ADDR", "Invalid memory address"),
     ("BAD_IMM", "Invalid immediate value"),

@@ -213,32 +213,52 @@ def _radix(s: str, base: int) -> tuple[str, int]:
     return s, base
 
 
-def kstrtoul(s: str, base: int = 0, limit: int = (1 << 64) - 1) -> int | None:
-    """``kstrtoul``/``kstrtouint``: the whole text a number (one trailing newline allowed),
-    within ``limit``; None where the kernel fails."""
+def kstrtoul_ret(s: str, base: int = 0, limit: int = (1 << 64) - 1) -> tuple[int, int]:
+    """``kstrtoul``/``kstrtouint``: (value, 0), or (0, the errno the kernel returns:
+    ERANGE for an overflow, EINVAL for anything else).  One trailing newline is allowed."""
     if s[:1] == "+":
         s = s[1:]
     s, base = _radix(s, base)
     value, used, overflow = _parse_integer(s, base)
-    if overflow or used == 0 or value > limit:
-        return None
+    if overflow:
+        return 0, errno.ERANGE
+    if used == 0:
+        return 0, errno.EINVAL
     rest = s[used:]
     if rest[:1] == "\n":
         rest = rest[1:]
-    return None if rest else value
+    if rest:
+        return 0, errno.EINVAL
+    if value > limit:
+        return 0, errno.ERANGE
+    return value, 0
+
+
+def kstrtol_ret(s: str, base: int = 0) -> tuple[int, int]:
+    """``kstrtol``: as :func:`kstrtoul_ret`, with a sign, within the long range."""
+    if s[:1] == "-":
+        rest = s[1:]
+        if rest[:1] == "+":
+            return 0, errno.EINVAL
+        v, err = kstrtoul_ret(rest, base)
+        if err:
+            return 0, err
+        return (0, errno.ERANGE) if v > 1 << 63 else (-v, 0)
+    v, err = kstrtoul_ret(s, base)
+    if err:
+        return 0, err
+    return (0, errno.ERANGE) if v >= 1 << 63 else (v, 0)
+
+
+def kstrtoul(s: str, base: int = 0, limit: int = (1 << 64) - 1) -> int | None:
+    """The value, or None where ``kstrtoul`` fails."""
+    v, err = kstrtoul_ret(s, base, limit)
+    return None if err else v
 
 
 def kstrtol(s: str, base: int = 0) -> int | None:
-    """``kstrtol``: as kstrtoul, with a sign, within the long range."""
-    if s[:1] == "-":
-        v = kstrtoul(s[1:] if s[1:2] != "+" else "x", base)
-        if v is None or v > 1 << 63:
-            return None
-        return -v
-    v = kstrtoul(s, base)
-    if v is None or v >= 1 << 63:
-        return None
-    return v
+    v, err = kstrtol_ret(s, base)
+    return None if err else v
 
 
 def simple_strtoul(s: str, base: int = 0) -> tuple[int, int]:
@@ -400,9 +420,9 @@ def _parse_definition(argv: list[str], source: str, ctx: ParseContext) -> ProbeD
             raise log.error("REFCNT_OPEN_BRACE", base + len(arg))
         if rend + 1 != len(arg):
             raise log.error("BAD_REFCNT_SUFFIX", base + rend + 1)
-        value = kstrtoul(arg[rctr + 1:rend])
-        if value is None:
-            raise log.error("BAD_REFCNT", base + rctr + 1)
+        value, err = kstrtoul_ret(arg[rctr + 1:rend])
+        if err:
+            raise log.error("BAD_REFCNT", base + rctr + 1, err)
         ref_ctr_offset = value
         arg = arg[:rctr]
     is_return = kind == "r"
@@ -412,9 +432,9 @@ def _parse_definition(argv: list[str], source: str, ctx: ParseContext) -> ProbeD
             raise log.error("BAD_ADDR_SUFFIX", base + pct)
         is_return = True
         arg = arg[:pct]
-    offset = kstrtoul(arg)
-    if offset is None:
-        raise log.error("BAD_UPROBE_OFFS", base)
+    offset, err = kstrtoul_ret(arg)
+    if err:
+        raise log.error("BAD_UPROBE_OFFS", base, err)
     # step 6: the names
     log.index = 0
     group = DEFAULT_GROUP
@@ -476,7 +496,12 @@ def _expand_legacy(words: list[str], kind: str, ctx: ParseContext, place: str,
     out = []
     for i, word in enumerate(words):
         body = _legacy(word, kind, ctx, place, log, i + 2)
-        out.append(f"{word}={body}" if body is not None else word)
+        if body is None:
+            out.append(word)
+            continue
+        # the word names the argument; @SYM+8 becomes SYM_8
+        name = word.lstrip("@").replace("+", "_").replace("-", "_")
+        out.append(f"{name}={body}")
     return out
 
 
@@ -617,16 +642,14 @@ def _parse_probe_arg_type(body: str, ctx: _Ctx):
     return arg, type_name, count, ftype
 
 
-def _str_to_immediate(s: str) -> int | None:
-    if s[:1].isdigit() and _isdigit(s[0]):
-        return kstrtoul(s)
-    if s[:1] == "-":
-        v = kstrtol(s)
-    elif s[:1] == "+":
-        v = kstrtol(s[1:])
-    else:
-        return None
-    return None if v is None else v & ((1 << 64) - 1)
+def _str_to_immediate(s: str) -> tuple[int, int]:
+    """``str_to_immediate``: (value, 0) or (0, errno)."""
+    if _isdigit(s[:1] or "x"):
+        return kstrtoul_ret(s)
+    if s[:1] in ("-", "+"):
+        v, err = kstrtol_ret(s if s[0] == "-" else s[1:])
+        return v & ((1 << 64) - 1), err
+    return 0, errno.EINVAL
 
 
 def _parse_probe_arg(arg: str, code: _Code, c: int, ctx: _Ctx) -> int:
@@ -643,14 +666,14 @@ def _parse_probe_arg(arg: str, code: _Code, c: int, ctx: _Ctx) -> int:
     elif head == "@":
         deref_offset = 0
         if _isdigit(arg[1:2] or "x"):
-            v = kstrtoul(arg[1:])
-            if v is None:
-                raise ctx.err("BAD_MEM_ADDR")
+            v, err = kstrtoul_ret(arg[1:])
+            if err:
+                raise ctx.err("BAD_MEM_ADDR", err=err)
             op.update(op=T.IMM, immediate=v)
         elif arg[1:2] == "+":
-            v = kstrtol(arg[2:])
-            if v is None:
-                raise ctx.err("BAD_FILE_OFFS")
+            v, err = kstrtol_ret(arg[2:])
+            if err:
+                raise ctx.err("BAD_FILE_OFFS", err=err)
             op.update(op=T.FOFFS, immediate=v & ((1 << 64) - 1))
         else:
             raise ctx.err("SYM_ON_UPROBE")
@@ -670,9 +693,9 @@ def _parse_probe_arg(arg: str, code: _Code, c: int, ctx: _Ctx) -> int:
         tmp = p.find("(")
         if tmp < 0:
             raise ctx.err("DEREF_NEED_BRACE")
-        offset = kstrtol(p[:tmp])
-        if offset is None:
-            raise ctx.err("BAD_DEREF_OFFS")
+        offset, err = kstrtol_ret(p[:tmp])
+        if err:
+            raise ctx.err("BAD_DEREF_OFFS", err=err)
         ctx.offset += tmp + 1 + (1 if p[0] != "-" else 0)
         inner = p[tmp + 1:]
         close = inner.rfind(")")
@@ -695,9 +718,9 @@ def _parse_probe_arg(arg: str, code: _Code, c: int, ctx: _Ctx) -> int:
                 raise ctx.err("IMMSTR_NO_CLOSE", ctx.offset + 2 + len(s))
             op.update(op=T.DATA, data=s[:-1])
         else:
-            v = _str_to_immediate(arg[1:])
-            if v is None:
-                raise ctx.err("BAD_IMM", ctx.offset + 1)
+            v, err = _str_to_immediate(arg[1:])
+            if err:
+                raise ctx.err("BAD_IMM", ctx.offset + 1, err)
             op.update(op=T.IMM, immediate=v)
     elif _isalpha(head) or head == "_":
         raise ctx.err("NOSUP_BTFARG")                # a BTF variable: kernel functions only
