@@ -19,7 +19,6 @@ import difflib
 import errno
 import os
 import re
-import stat
 from dataclasses import dataclass
 
 from .errors import ProbeError
@@ -158,12 +157,8 @@ _PLACE_RE = re.compile(r"^(?P<body>[^%(]*)(?P<suffix>[%(].*)?$")
 
 
 def _open(path: str, ctx, log, at: int) -> ElfFile:
-    try:
-        st = os.stat(path)
-    except OSError as exc:
-        raise log.error("FILE_NOT_FOUND", 0, exc.errno) from None
-    if not stat.S_ISREG(st.st_mode):
-        raise log.error("NO_REGULAR_FILE", 0)
+    from .parse import check_file
+    check_file(path, log)
     try:
         return ctx.elf(path)
     except ElfError as exc:

@@ -405,12 +405,7 @@ def _parse_definition(argv: list[str], source: str, ctx: ParseContext) -> ProbeD
     filename, arg = place[:colon], place[colon + 1:]
     base = colon + 1                                   # where ``arg`` starts in argv[1]
     # step 4: the file
-    try:
-        st = os.stat(filename)
-    except OSError as exc:
-        raise log.error("FILE_NOT_FOUND", 0, exc.errno) from None
-    if not stat.S_ISREG(st.st_mode):
-        raise log.error("NO_REGULAR_FILE", 0)
+    check_file(filename, log)
     # step 5: reference counter, %return, offset
     ref_ctr_offset = 0
     rctr = arg.find("(")
@@ -457,6 +452,16 @@ def _parse_definition(argv: list[str], source: str, ctx: ParseContext) -> ProbeD
         args.append(parg)
     return ProbeDefinition("r" if is_return else "p", group, event, filename, offset,
                            ref_ctr_offset, tuple(args), size, source.strip(), symbol)
+
+
+def check_file(path: str, log: _Log) -> None:
+    """Step 4 (``kern_path`` then ``d_is_reg``): the file exists and is a regular file."""
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        raise log.error("FILE_NOT_FOUND", 0, exc.errno) from None
+    if not stat.S_ISREG(st.st_mode):
+        raise log.error("NO_REGULAR_FILE", 0)
 
 
 def _parse_event_name(text: str, group: str, log: _Log, offset: int) -> tuple[str, str | None]:
