@@ -19,6 +19,7 @@ COMMANDS = {
     "report": ("report", "print a trace.dat file as the kernel's trace text or JSON"),
     "list": ("listing", "list the events that can be traced"),
     "format": ("listing", "print the format of an event or of a format file"),
+    "probe": ("probe", "define, list and remove probe events (as uprobe_events)"),
 }
 
 EPILOG = """\
