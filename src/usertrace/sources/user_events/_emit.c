@@ -757,22 +757,10 @@ static PyTypeObject EmitterType = {
 };
 
 /* -- the module --------------------------------------------------------------------------- */
-static PyObject *forget_thread_ring(PyObject *m, PyObject *unused)
-{
-    epoch++;
-    Py_RETURN_NONE;
-}
-
-static PyMethodDef module_methods[] = {
-    {"forget_thread_ring", forget_thread_ring, METH_NOARGS,
-     "Drop every thread's cached ring (they are looked up again at their next emit)."},
-    {NULL}
-};
-
 static struct PyModuleDef module_def = {
     PyModuleDef_HEAD_INIT, "_emit",
     "The compiled emit path of user events (see emitters.py for the pure-Python one).",
-    -1, module_methods,
+    -1, NULL,
 };
 
 PyMODINIT_FUNC PyInit__emit(void)
