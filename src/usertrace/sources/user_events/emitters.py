@@ -19,7 +19,7 @@ compiled path calls it when it refuses a value, the pure path when ``struct`` do
 
 Worked example, ``app_req u32 status; __data_loc char[] path`` emitting ``(200, "/a")``::
 
-    ring record  0  u32 payload length 7          8  u64 time stamp (CLOCK_MONOTONIC)
+    ring record  0  u32 payload length 11         8  u64 time stamp (CLOCK_MONOTONIC)
                  4  u32 index word                16 s32 cpu -1, then u32 0
                  24 u16 common_type, u8 0, u8 0   28 s32 common_pid (the thread id)
     payload      32 u32 status = 200              (offset 8 of the kernel's record)
