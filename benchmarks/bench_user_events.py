@@ -4,8 +4,8 @@
                                             [--before SRC] [--only per-event|throughput]
 
 Per event (ns, thread CPU time, median of interleaved rounds, net of an empty loop).  Each
-column is a process of its own, all attached to one tracer (this process) that drains between
-rounds, so every column runs under the same conditions:
+column is a process of its own, all on one cpu (--cpu) and attached to one tracer (this
+process) that drains between rounds, so every column runs under the same conditions:
 
   compiled       this checkout, the compiled emit path (_emit.c; skipped if it is not built)
   pure           this checkout, USERTRACE_PURE_PYTHON=1
@@ -59,7 +59,9 @@ GOALS = {"disabled check": 30, "emit, positional": 200, "emit, by name": 200}
 
 # A column: one process that answers "round N" with {row: gross ns per call} for N calls.
 COLUMN = r'''
-import json, mmap, struct, sys, time
+import json, mmap, os, struct, sys, time
+if sys.argv[1:]:
+    os.sched_setaffinity(0, {int(sys.argv[1])})
 from usertrace.sources.user_events import register
 try:
     from usertrace.sources.user_events.emit_path import describe
@@ -111,6 +113,8 @@ for line in sys.stdin:
 
 PEERS = r'''
 import json, logging, os, struct, sys, time
+if sys.argv[2:]:
+    os.sched_setaffinity(0, {int(sys.argv[2])})
 now = time.thread_time_ns
 log = logging.getLogger("bench_user_events")
 log.propagate = False
@@ -196,17 +200,18 @@ def per_event_figures(args, tmp: str) -> dict:
     srv = UserEventsServer(sdir, ring_size=128 << 20).open()
     for name in ("bench_emit", "bench_ints", "bench_chars"):
         srv.enable(name)
+    cpu = [] if args.cpu < 0 else [str(args.cpu)]
     columns = []
     if args.before:
-        columns.append(Column("before", COLUMN, args.before, env))
-    columns.append(Column("pure", COLUMN, SRC, dict(env, USERTRACE_PURE_PYTHON="1")))
-    compiled = Column("compiled", COLUMN, SRC, env)
+        columns.append(Column("before", COLUMN, args.before, env, *cpu))
+    columns.append(Column("pure", COLUMN, SRC, dict(env, USERTRACE_PURE_PYTHON="1"), *cpu))
+    compiled = Column("compiled", COLUMN, SRC, env, *cpu)
     if compiled.path.startswith("compiled"):
         columns.append(compiled)
     else:
         print(f"compiled: skipped ({compiled.path})")
         compiled.close()
-    columns.append(Column("kernel, logging", PEERS, SRC, env, os.path.join(tmp, "log.txt")))
+    columns.append(Column("kernel, logging", PEERS, SRC, env, os.path.join(tmp, "log.txt"), *cpu))
     sink = lambda *rec: None  # noqa: E731
     for _ in range(args.runs):
         for col in columns:
@@ -220,7 +225,8 @@ def per_event_figures(args, tmp: str) -> dict:
 
     nets = {col.name: col.net() for col in columns}
     print(f"per event, ns: thread CPU time, median of {args.runs} interleaved rounds of "
-          f"{args.events}, net of an empty loop")
+          f"{args.events}, net of an empty loop" + (f", every column on cpu {args.cpu}"
+                                                    if cpu else ""))
     for col in columns:
         print(f"  {col.name:16} {col.path}")
     names = [c.name for c in columns]
@@ -326,6 +332,8 @@ def main() -> None:
     ap.add_argument("--runs", type=int, default=7)
     ap.add_argument("--stream", type=int, default=1_000_000)
     ap.add_argument("--before", metavar="SRC", help="a column for the usertrace in SRC")
+    ap.add_argument("--cpu", type=int, default=0,
+                    help="run every column on this cpu (default 0; -1: anywhere)")
     ap.add_argument("--json", help="write the figures to this file too")
     ap.add_argument("--only", choices=["per-event", "throughput"], help="run one half")
     args = ap.parse_args()

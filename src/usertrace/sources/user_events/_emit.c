@@ -54,7 +54,7 @@
 #define MAX_FIELDS 256          /* a definition of 511 bytes has fewer */
 #define LAYOUT_VERSION 1
 
-/* Field kinds: the rows of the layout table (emitters.py, _Layout.table). */
+/* Field kinds: the rows of the layout table (emitters.py, _Layout.rows). */
 enum { K_INT = 0, K_BYTES = 1, K_DYN_STR = 2, K_DYN_ARRAY = 3 };
 
 static uint64_t epoch = 1;
@@ -279,6 +279,20 @@ typedef struct {
     PyObject *own;               /* a reference to drop afterwards */
 } Value;
 
+/* An integer of `size` bytes in the machine's byte order, as struct's "=" codes store it. */
+static inline void store_int(unsigned char *dst, uint64_t u, int size)
+{
+    uint8_t u8 = (uint8_t)u;
+    uint16_t u16 = (uint16_t)u;
+    uint32_t u32 = (uint32_t)u;
+    switch (size) {
+    case 1: memcpy(dst, &u8, 1); break;
+    case 2: memcpy(dst, &u16, 2); break;
+    case 4: memcpy(dst, &u32, 4); break;
+    default: memcpy(dst, &u, 8);
+    }
+}
+
 static int to_int(PyObject *v, int size, int is_signed, uint64_t *out)
 {
     PyObject *num;
@@ -386,7 +400,7 @@ static int take_array(PyObject *v, const FieldSpec *f, Value *val)
             Py_DECREF(out);
             return -1;
         }
-        memcpy(dst + i * f->elem_size, &u, f->elem_size);       /* little-endian */
+        store_int((unsigned char *)dst + i * f->elem_size, u, f->elem_size);
     }
     Py_DECREF(seq);
     val->own = out;
@@ -496,7 +510,7 @@ static void write_record(Emitter *e, WriterState *w, unsigned char *rec, uint32_
         unsigned char *dst = payload + f->offset;
         switch (f->kind) {
         case K_INT:
-            memcpy(dst, &v->u, f->size);                /* little-endian */
+            store_int(dst, v->u, f->size);
             break;
         case K_BYTES: {
             Py_ssize_t n = v->n < f->nbytes ? v->n : f->nbytes;
