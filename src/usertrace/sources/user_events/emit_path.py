@@ -4,7 +4,7 @@ The compiled path is the CPython extension ``_emit`` (``_emit.c``), built at ins
 compiler and Python's headers exist (``pip install .``, ``install.sh``; in a checkout
 ``python3 setup.py build_ext --inplace``).  It is used when it imports, was built for the
 layout of :mod:`.abi`, and ``USERTRACE_PURE_PYTHON`` is not set to anything but ``0``;
-otherwise :mod:`.emitters` writes the same records in pure Python, about six times slower.
+otherwise :mod:`.emitters` writes the same records in pure Python, about ten times slower.
 """
 
 from __future__ import annotations
