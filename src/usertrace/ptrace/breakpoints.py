@@ -213,18 +213,25 @@ class Breakpoints(StopHandler):
             ri.on_return(task, regs, ts)
 
     # -- a hit -----------------------------------------------------------------------------
-    def on_trap(self, task: Task, ts: int) -> int:
+    def _trapped_at(self, task: Task):
+        """(table, regs, breakpoint) when ``task`` stopped just after a trap of ours."""
         process = task.process
         table = process.state.get(self) if process is not None else None
         if not table:
-            return NOT_MINE
+            return None
         regs = self.regs.get(task.tid)
         pc = (regs["ip"] - len(self.arch.breakpoint)) & MASK64
         bp = table.bps.get(pc)
         if bp is None:
-            return NOT_MINE                   # the program's own trap: it gets its SIGTRAP
-        self.hits += 1
+            return None
         regs["ip"] = pc
+        return table, regs, bp
+
+    def on_trap(self, task: Task, ts: int) -> int:
+        found = self._trapped_at(task)
+        if found is None:
+            return NOT_MINE                   # the program's own trap: it gets its SIGTRAP
+        table, regs, bp = found
         if bp.info is None:                   # the return trampoline
             self._returned(task, regs, ts)
             self.regs.set(task.tid, regs)
@@ -295,22 +302,15 @@ class Breakpoints(StopHandler):
         return slot
 
     def take_back_trap(self, task: Task) -> bool:
-        process = task.process
-        table = process.state.get(self) if process is not None else None
-        if not table:
+        found = self._trapped_at(task)
+        if found is None:
             return False
-        regs = self.regs.get(task.tid)
-        pc = (regs["ip"] - len(self.arch.breakpoint)) & MASK64
-        bp = table.bps.get(pc)
-        if bp is None:
-            return False
-        if bp.info is None:                   # the trampoline: on to the real return address
-            stack = self._returns.get(task.tid) or []
-            if not stack:
+        _, regs, bp = found                   # regs["ip"] is back on the instruction, whose
+        if bp.info is None:                   # byte returns before the task runs again;
+            stack = self._returns.get(task.tid) or []     # the trampoline: on to the real
+            if not stack:                                 # return address
                 return False
             regs["ip"] = stack.pop().ret
-        else:
-            regs["ip"] = pc                   # the original byte is back before it runs
         self.regs.set(task.tid, regs)
         return True
 
