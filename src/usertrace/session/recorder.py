@@ -54,6 +54,7 @@ class Recorder:
         self.syscalls = SyscallSource(strings=strings, stats=stats)
         self.user_events = UserEventsSource(session_dir, warn=self.warn)
         self.session = Session(registry, CpuMap(ncpus))
+        self.session.on_error = self.warn
         self.engine: Engine | None = None
         self._claims: dict[int, list[EventSpec]] = {}
         self._enable()
@@ -124,9 +125,13 @@ class Recorder:
             else:
                 status = _wait_for_signal()
         except BaseException:
+            # Whatever ended the recording, what was recorded until then is kept.
             for source in reversed(started):
                 source.stop()
-            self.session.abort()
+            try:
+                self.session.finish()
+            except Exception:
+                self.session.abort()
             raise
         for source in reversed(started):
             source.stop()
@@ -149,6 +154,9 @@ class Recorder:
     def problems(self) -> list[str]:
         """What the user must hear: records lost or refused, by source and reason."""
         out = []
+        if self.session.error:
+            out.append(f"{self.session.error}; {self.session.lost_after_error} events not "
+                       "recorded from then on")
         for source in self.sources:
             out += source.problems()
         return out
