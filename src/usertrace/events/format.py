@@ -229,7 +229,30 @@ _FIELD_RE = re.compile(
     r"\tfield:(?P<decl>[^;]*);\toffset:(?P<offset>\d+);\tsize:(?P<size>\d+);"
     r"\tsigned:(?P<signed>[01]);$"
 )
-_DECL_RE = re.compile(r"^(?P<type>.*?)\s*(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*(?P<arr>\[[^\]]*\])?$")
+_IDENT_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_"
+
+# A record lives on one ring-buffer page: no field of a sane format reaches past this.
+MAX_RECORD_SIZE = 1 << 20
+
+
+def _split_decl(decl: str) -> tuple[str, str] | None:
+    """(type, name) of a field declaration ``TYPE NAME`` or ``TYPE NAME[N]`` (the array
+    suffix kept on the type), or None.  In linear time: the name is the identifier that
+    ends the declaration, found with one ``rstrip`` (a backtracking regex is quadratic on a
+    long declaration that does not fit)."""
+    d = decl.strip()
+    arr = ""
+    if d.endswith("]"):
+        i = d.rfind("[")
+        if i < 0 or "]" in d[i:-1]:
+            return None
+        arr, d = d[i:], d[:i].rstrip()
+    head = d.rstrip(_IDENT_CHARS)
+    name = d[len(head):].lstrip("0123456789")
+    ctype = d[:len(d) - len(name)].strip()
+    if not name or not ctype:
+        return None
+    return ctype + arr, name
 
 
 def parse_field_line(line: str, lineno: int = 0) -> Field:
@@ -241,14 +264,23 @@ def parse_field_line(line: str, lineno: int = 0) -> Field:
                           "'\\tfield:TYPE NAME;\\toffset:N;\\tsize:N;\\tsigned:0|1;')",
                           lineno, col, line)
     decl = m["decl"].strip()
-    dm = _DECL_RE.match(decl)
-    if not dm or not dm["type"]:
-        raise FormatError(f"field declaration {decl!r} has no type and name", lineno,
+    split = _split_decl(decl)
+    if split is None:
+        shown = decl if len(decl) <= 60 else decl[:60] + "..."
+        raise FormatError(f"field declaration {shown!r} has no type and name", lineno,
                           line.find(":") + 2, line)
-    ctype, name, arr = dm["type"].strip(), dm["name"], dm["arr"]
-    if arr:
-        ctype = f"{ctype}{arr}"
-    return Field(ctype, name, int(m["offset"]), int(m["size"]), m["signed"] == "1")
+    ctype, name = split
+    for key in ("offset", "size"):
+        digits = m[key]
+        if len(digits) > 7 or int(digits) > MAX_RECORD_SIZE:
+            raise FormatError(f"{key} {digits[:24]}{'...' if len(digits) > 24 else ''} is "
+                              f"larger than a record can be ({MAX_RECORD_SIZE} bytes)",
+                              lineno, m.start(key) + 1, line)
+    offset, size = int(m["offset"]), int(m["size"])
+    if offset + size > MAX_RECORD_SIZE:
+        raise FormatError(f"the field ends at byte {offset + size}, past the largest record "
+                          f"({MAX_RECORD_SIZE} bytes)", lineno, m.start("offset") + 1, line)
+    return Field(ctype, name, offset, size, m["signed"] == "1")
 
 
 def _first_mismatch(line: str) -> int:
