@@ -11,7 +11,10 @@ metadata, then each cpu's pages at a page-aligned offset, copied with ``sendfile
 ...     w.set_cmdline(4242, "getppid_loop")
 ...     w.write_page(0, page_bytes)
 
-Options written (see ``Option``): TRACECLOCK (``[mono]`` by default, so that ``trace-cmd
+Options written (see ``Option``): CPUSTAT per cpu of each buffer (the kernel's per-cpu
+``stats`` text after a full read: ``read events`` the events of the cpu's pages in the file,
+``overrun`` those lost before them as the pages flag; the writer counts them from the pages'
+event headers as they come, and readers take the trace header's counts from them), TRACECLOCK (``[mono]`` by default, so that ``trace-cmd
 report`` shows our CLOCK_MONOTONIC nanoseconds as seconds.microseconds and, in v6, reads the
 clock saved after the flyrecord table), UNAME and VERSION (shown by ``report --uname`` and
 ``--version``: the machine and the program that made the file), a BUFFER option per trace
@@ -27,6 +30,9 @@ import tempfile
 from dataclasses import dataclass, field
 
 from .. import __version__ as _usertrace_version
+from ..events.records import Abi
+from .layout import PageLayout, RingBufferError
+from .reader import PageReader
 from .tracedat_layout import (
     HEADER_EVENT_TEXT,
     MAGIC,
@@ -57,6 +63,13 @@ class _BufferOut:
     clock: str
     files: dict[int, io.BufferedRandom] = field(default_factory=dict)
     sizes: list[int] = field(default_factory=list)
+    events: list[int] = field(default_factory=list)     # data events of each cpu's pages
+    lost: list[int] = field(default_factory=list)       # events lost before them
+    counted: bool = True                                # False: a page did not decode
+
+
+def _new_buffer(name: str, cpus: int, clock: str) -> _BufferOut:
+    return _BufferOut(name, cpus, clock, sizes=[0] * cpus, events=[0] * cpus, lost=[0] * cpus)
 
 
 def _align(n: int, to: int) -> int:
@@ -148,7 +161,8 @@ class TraceDatWriter:
         self.uname = uname
         self.extra_options: list[tuple[int, bytes]] = []
         self.tmpdir = os.fspath(tmpdir) if tmpdir is not None else (os.path.dirname(os.path.abspath(self.path)))
-        self._buffers: dict[str, _BufferOut] = {"": _BufferOut("", cpus, clock, sizes=[0] * cpus)}
+        self._buffers: dict[str, _BufferOut] = {"": _new_buffer("", cpus, clock)}
+        self._page_reader = None
         self._closed = False
         for item in events:
             if isinstance(item, tuple):
@@ -200,7 +214,7 @@ class TraceDatWriter:
         if self.version == 6 and cpus != self.cpus:
             raise TraceDatError("in a version 6 file every buffer has the top buffer's number of cpus")
         clock = clock or self.clock
-        self._buffers[name] = _BufferOut(name, cpus, clock, sizes=[0] * cpus)
+        self._buffers[name] = _new_buffer(name, cpus, clock)
 
     @property
     def buffer_names(self) -> list[str]:
@@ -230,6 +244,31 @@ class TraceDatWriter:
         except OSError as exc:
             raise TraceDatError(f"cannot keep pages in a temporary file in {self.tmpdir}: {exc.strerror}") from None
         buf.sizes[cpu] += n
+        if buf.counted:
+            self._count(buf, cpu, data)
+
+    def _count(self, buf: _BufferOut, cpu: int, data) -> None:
+        """Count the events of the pages (for the CPUSTAT options); a page that does not
+        decode leaves the buffer without counts."""
+        reader = self._page_reader
+        try:
+            if reader is None:
+                abi = Abi("<" if self.endian == "little" else ">", self.long_size)
+                try:
+                    layout = PageLayout.from_header_page(self.header_page, abi)
+                except RingBufferError:
+                    layout = PageLayout(self.page_size, abi)
+                if layout.page_size != self.page_size:
+                    layout = PageLayout(self.page_size, abi)
+                reader = self._page_reader = PageReader(layout)
+            ps = self.page_size
+            mv = memoryview(data).cast("B")
+            for off in range(0, len(mv), ps):
+                events, lost = reader.count(mv[off:off + ps])
+                buf.events[cpu] += events
+                buf.lost[cpu] += lost
+        except RingBufferError:
+            buf.counted = False
 
     def num_bytes(self, cpu: int, buffer: str = "") -> int:
         """Bytes of pages written so far for a cpu."""
@@ -314,8 +353,26 @@ class TraceDatWriter:
         t = _text(cmdlines_text(self.cmdlines))
         return self.num.u64.pack(len(t)) + t
 
+    def _cpustats(self) -> list[tuple[int, bytes]]:
+        """CPUSTAT options with the counts of every cpu of every buffer (none when the caller
+        added its own, or when a page could not be counted)."""
+        if any(oid == Option.CPUSTAT for oid, _ in self.extra_options):
+            return []
+        if not all(b.counted for b in self._buffers.values()):
+            return []
+        opts = []
+        for name, buf in self._buffers.items():
+            if name:
+                opts.append((Option.CPUSTAT, _text(f"\nBuffer: {name}\n\n") + b"\0"))
+            for cpu in range(buf.cpus):
+                text = (f"CPU: {cpu}\nentries: 0\noverrun: {buf.lost[cpu]}\n"
+                        f"read events: {buf.events[cpu]}\n")
+                opts.append((Option.CPUSTAT, _text(text) + b"\0"))
+        return opts
+
     def _common_options(self) -> list[tuple[int, bytes]]:
-        opts = [(Option.TRACECLOCK, _text(clock_option_text(self.clock) + "\n") + b"\0")]
+        opts = self._cpustats()
+        opts.append((Option.TRACECLOCK, _text(clock_option_text(self.clock) + "\n") + b"\0"))
         if self.uname:
             opts.append((Option.UNAME, _text(self.uname) + b"\0"))
         opts.append((Option.VERSION, _text(f"usertrace {_usertrace_version}") + b"\0"))
