@@ -7,14 +7,19 @@ strings, dynamic fields).  Any format is enough: ours or one read from the kerne
 
 Dynamic fields hold a 32-bit word ``len << 16 | offset``: for ``__data_loc`` the offset counts
 from the start of the record, for ``__rel_loc`` from the end of the word itself.
+
+An :class:`EventDecoder` picks the codec of each record by its ``common_type``; a
+:class:`TraceEvent` is one decoded record with where and when it happened, as a trace reader
+(:class:`usertrace.trace.Trace`) hands it out.
 """
 
 from __future__ import annotations
 
 import struct
 from dataclasses import dataclass
+from typing import Iterable
 
-from .format import EventFormat, Field
+from .format import COMMON_FIELDS, EventFormat, Field
 
 
 class RecordError(ValueError):
@@ -232,3 +237,69 @@ def _wrap(v: int, size: int, signed: bool) -> int:
     if signed and v >> (bits - 1):
         v -= 1 << bits
     return v
+
+
+# -- records of many formats ------------------------------------------------------------------
+
+@dataclass(slots=True)
+class TraceEvent:
+    """One event of a trace: its time, cpu, buffer, format and decoded values.
+
+    ``format`` is None for a record whose ``common_type`` no format describes (its values are
+    then the common header only); ``error`` says why a record could not be decoded (its
+    values are then the common header only, and ``format`` the format it claims).
+    """
+
+    ts_ns: int
+    cpu: int
+    format: EventFormat | None
+    values: dict
+    comm: str
+    buffer: str = ""
+    error: str | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.values.get("common_pid", 0)
+
+    @property
+    def name(self) -> str | None:
+        """``system:event``, or None for an unknown event."""
+        return self.format.full_name if self.format is not None else None
+
+
+class EventDecoder:
+    """Decodes records of many formats by their ``common_type``, one codec per format
+    (built when its first record comes)."""
+
+    def __init__(self, formats: Iterable[EventFormat], abi: Abi = NATIVE):
+        self.abi = abi
+        self.formats = {f.id: f for f in formats}
+        self._codecs: dict[int, RecordCodec] = {}
+        self._common = struct.Struct(abi.endian + "HBBi")
+        self._common_names = tuple(f.name for f in COMMON_FIELDS)
+
+    def common(self, data, offset: int = 0) -> dict:
+        """The common header of a record (type, flags, preempt count, pid), which every
+        event of a kernel starts with, whatever its format says."""
+        if len(data) - offset < self._common.size:
+            raise RecordError(f"record of {len(data) - offset} bytes has no common header")
+        return dict(zip(self._common_names, self._common.unpack_from(data, offset)))
+
+    def codec(self, event_id: int) -> RecordCodec | None:
+        codec = self._codecs.get(event_id)
+        if codec is None:
+            fmt = self.formats.get(event_id)
+            if fmt is None:
+                return None
+            codec = self._codecs[event_id] = RecordCodec(fmt, self.abi)
+        return codec
+
+    def decode(self, payload) -> tuple[EventFormat | None, dict]:
+        """(format, values) of one record; (None, its common header) when no format has its
+        type.  Raises :class:`RecordError` for a record that does not fit its format."""
+        values = self.common(payload)
+        codec = self.codec(values["common_type"])
+        if codec is None:
+            return None, values
+        return codec.format, codec.decode(payload)
