@@ -223,6 +223,60 @@ def parse_format(text: str, system: str = "") -> EventFormat:
     return _parse(text, system)
 
 
+MAX_FORMAT_TEXT = 1 << 20       # a kernel's format files are a few KB
+READ_TIMEOUT = 5.0              # seconds a pipe may take to deliver a format
+
+
+def read_format_text(path, limit: int = MAX_FORMAT_TEXT, timeout: float = READ_TIMEOUT) -> str:
+    """The text of a format file, read within bounds: at most ``limit`` bytes (``/dev/zero``
+    is refused, not read to exhaustion), and from a pipe or FIFO only what comes within
+    ``timeout`` seconds (a FIFO with no writer reads as empty, never hangs).  Raises
+    FormatError naming the file."""
+    import os
+    import select
+    import stat
+    import time
+
+    name = os.fspath(path)
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    except OSError as exc:
+        raise FormatError(f"{name}: cannot read: {exc.strerror}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise FormatError(f"{name}: is a directory, not a format file")
+        chunks: list[bytes] = []
+        size = 0
+        deadline = time.monotonic() + timeout
+        while size <= limit:
+            try:
+                chunk = os.read(fd, min(1 << 16, limit + 1 - size))
+            except BlockingIOError:
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([fd], [], [], left)[0]:
+                    raise FormatError(f"{name}: nothing to read within {timeout:g} s") from None
+                continue
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > limit:
+            raise FormatError(f"{name}: larger than {limit} bytes: not a format file")
+        if not size:
+            raise FormatError(f"{name}: empty{' (a FIFO with no writer?)' if stat.S_ISFIFO(mode) else ''}, "
+                              f"not a format file")
+    except OSError as exc:
+        raise FormatError(f"{name}: cannot read: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+    try:
+        return b"".join(chunks).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FormatError(f"{name}: not a format file (not text: byte {exc.start} is not "
+                          f"UTF-8)") from None
+
+
 # -- parsing ----------------------------------------------------------------------------------
 
 _FIELD_RE = re.compile(
