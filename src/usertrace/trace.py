@@ -327,7 +327,7 @@ class Trace:
         ids = filters = None
         if events is not None:
             from .events.registry import Registry
-            from .filter import compile_filter
+            from .filter import compile_group_filter
             reg = Registry()
             for fmt in self.formats.values():
                 if reg.get(fmt.system, fmt.name) is None:
@@ -337,16 +337,20 @@ class Trace:
                 matched = reg.match(pattern)
                 if not matched:
                     raise TraceReadError(f"{self.path}: no event of the file matches {pattern!r}")
+                ids.update(fmt.id for fmt in matched)
+                if text is None:
+                    continue
+                group = compile_group_filter(text, matched, self.ncpus)
                 for fmt in matched:
-                    ids.add(fmt.id)
-                    if text is not None:
-                        filt = compile_filter(text, fmt, self.ncpus)
-                        if filt.ustring_fields:
-                            raise TraceReadError(
-                                f"filter {text!r}: .ustring reads the traced process's memory, "
-                                "which a recorded trace does not have")
-                        if not filt.is_clear:
-                            filters[fmt.id] = filt
+                    filt = group[fmt.full_name]
+                    if filt is not None and filt.ustring_fields:
+                        raise TraceReadError(
+                            f"filter {text!r}: .ustring reads the traced process's memory, "
+                            "which a recorded trace does not have")
+                    if filt is not None and not filt.is_clear:
+                        filters[fmt.id] = filt
+                    else:
+                        filters.pop(fmt.id, None)
         return Selection(frozenset(ids) if ids is not None else None, filters or {},
                          frozenset(pids) if pids is not None else None,
                          frozenset(cpus) if cpus is not None else None,
@@ -579,6 +583,8 @@ class _Stream:
                 return None         # not selected: not shown, not counted
         fmt = rec and (rec.format or rec.failed)
         name = f"event {fmt.full_name}" if fmt else "a record"
+        if fmt and reason.startswith(f"{fmt.full_name}: "):
+            reason = reason[len(fmt.full_name) + 2:]
         self.trace.problems.add("records", self.where(self.index, start),
                                 f"{name} cannot be decoded: {reason}")
         return self.renderer.failed(rec, page, start, size, ts, reason) if rec else None
