@@ -285,6 +285,9 @@ _FIELD_RE = re.compile(
 )
 _IDENT_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_"
 
+# A type: brackets only as one pair at its end (``__data_loc char[]``); linear to match.
+_TYPE_RE = re.compile(r"[^\[\]]*(?:\[[^\[\]]*\])?\Z")
+
 # A record lives on one ring-buffer page: no field of a sane format reaches past this.
 MAX_RECORD_SIZE = 1 << 20
 
@@ -304,7 +307,7 @@ def _split_decl(decl: str) -> tuple[str, str] | None:
     head = d.rstrip(_IDENT_CHARS)
     name = d[len(head):].lstrip("0123456789")
     ctype = d[:len(d) - len(name)].strip()
-    if not name or not ctype:
+    if not name or not ctype or not _TYPE_RE.match(ctype):
         return None
     return ctype + arr, name
 
