@@ -498,6 +498,7 @@ class _Stream:
         failed, other = self._failed, self.reader.other
         words, off, ts = pw.words, pw.offset, pw.timestamp
         start_ns, end_ns = self.sel.start_ns, self.sel.end_ns
+        bounded = start_ns is not None
         n = len(words)
         i = 0
         try:
@@ -505,28 +506,29 @@ class _Stream:
                 word = words[i]
                 type_len = word & 31
                 if 0 < type_len <= 28:
-                    j = i + 1 + type_len
-                    if j > n:
-                        raise pw.past_end(i)
+                    start = off + 4 * i + 4
+                    size = type_len << 2
+                    i += 1 + type_len
+                    if i > n:
+                        raise pw.past_end(i - 1 - type_len)
                     ts += word >> 5
-                    first = i + 1
-                    i = j
                 else:
                     i, ts, first = other(pw, i, ts)
                     if first < 0:
                         continue
-                if start_ns is not None and (ts < start_ns or ts > end_ns):
+                    start = off + 4 * first
+                    size = 4 * (i - first)
+                if bounded and (ts < start_ns or ts > end_ns):
                     if ts > end_ns:
                         self.done = True
                         break
                     continue
-                start = off + 4 * first
-                size = 4 * (i - first)
                 if size < 8:
                     item = failed(None, page, start, size, ts,
                                   f"record of {size} bytes has no common header")
                 else:
-                    key = words[first] | words[first + 1] << 32
+                    w = (start - off) >> 2
+                    key = words[w] | words[w + 1] << 32
                     fn = get(key)
                     if fn is None:
                         fn = self._compile(key, page, start)

@@ -85,7 +85,7 @@ def _report(trace: Trace, args, ctx: Context) -> int:
     progress = _Progress(ctx, trace)
     first = True
     for batch in trace.batches(renderer, sel, on_page=progress.page):
-        out.write("".join(batch))
+        out.lines(batch)
         if first:
             out.flush()
             first = False
@@ -122,6 +122,13 @@ class _Output:
     def write(self, text: str) -> None:
         self.parts.append(text)
         self.size += len(text)
+        if self.size >= CHUNK:
+            self.flush()
+
+    def lines(self, lines: list[str]) -> None:
+        """A batch of lines (joined once, with the others of the chunk, when it goes out)."""
+        self.parts += lines
+        self.size += 100 * len(lines)          # about: a line's length is not worth summing
         if self.size >= CHUNK:
             self.flush()
 
