@@ -137,14 +137,18 @@ class _Parser:
             out.append(self.expr())
         return out
 
-    def expr(self) -> Eval:
+    def _nested(self, parse: Callable[[], Eval]) -> Eval:
+        """``parse()`` one level deeper: the parser recurses on nesting, which is bounded."""
         self.depth += 1
         if self.depth > MAX_NESTING:
             raise PrintFmtError(f"expressions nested more than {MAX_NESTING} deep")
         try:
-            return self._conditional()
+            return parse()
         finally:
             self.depth -= 1
+
+    def expr(self) -> Eval:
+        return self._nested(self._conditional)
 
     def _conditional(self) -> Eval:
         cond = self.binary(0)
@@ -167,13 +171,7 @@ class _Parser:
         return left
 
     def unary(self) -> Eval:
-        self.depth += 1
-        if self.depth > MAX_NESTING:
-            raise PrintFmtError(f"expressions nested more than {MAX_NESTING} deep")
-        try:
-            return self._unary()
-        finally:
-            self.depth -= 1
+        return self._nested(self._unary)
 
     def _unary(self) -> Eval:
         kind, val = self.peek()

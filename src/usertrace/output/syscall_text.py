@@ -38,8 +38,8 @@ def syscall_row_printer(fmt: EventFormat) -> RowPrinter | None:
         ret = fmt.field("ret")
         if ret is None or not plain_int_fields([ret]):
             return None
-        tmpl = f"sys_{event} -> %s"
-        return RowPrinter(("ret",), lambda v: tmpl % hex(v[0] & _MASK))
+        tmpl = f"sys_{event} -> 0x%x"
+        return RowPrinter(("ret",), lambda v: tmpl % (v[0] & _MASK))
     own = [f for f in fmt.fields if f.name != NR_FIELD.name and not f.is_dynamic]
     if not plain_int_fields(own):
         return None
