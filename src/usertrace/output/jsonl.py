@@ -76,7 +76,7 @@ class JsonRenderer:
         names = tuple(f.name for f in fmt.fields)
         st = row_struct(fmt, names, self.trace.abi) if names else None
         if st is not None:
-            tmpl = "{" + ", ".join(f"{_dumps(n)}: %d" for n in names) + "}"
+            tmpl = "{" + ", ".join(f"{_dumps(n).replace('%', '%%')}: %d" for n in names) + "}"
             unpack, need, full_name = st.unpack_from, st.size, fmt.full_name
 
             def plain(page, start: int, size: int) -> str:

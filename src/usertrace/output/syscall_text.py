@@ -34,6 +34,7 @@ def syscall_row_printer(fmt: EventFormat) -> RowPrinter | None:
     if fmt.system != SYSTEM or base is None:
         return None
     event, is_enter = base
+    event = event.replace("%", "%%")        # the name goes into % templates
     if not is_enter:
         ret = fmt.field("ret")
         if ret is None or not plain_int_fields([ret]):
