@@ -283,9 +283,9 @@ class Trace:
             for cpu in b.cpus:
                 try:
                     for i, page in enumerate(b.pages(cpu)):
-                        d = reader.scan(page, i, partial=True)
-                        entries += len(d.events)
-                        lost += max(d.missed_events, 0)
+                        events, missed = reader.count(page, i, partial=True)
+                        entries += events
+                        lost += missed
                 except TraceDatError:
                     continue        # counted as a problem when its events are read
         return entries, lost

@@ -315,3 +315,28 @@ def test_a_comm_that_is_not_utf8_goes_out_as_its_bytes(tmp_path):
         ours = subprocess.run([sys.executable, "-m", "usertrace", "report", "-i", str(path)],
                               capture_output=True, env=env, timeout=60).stdout
         assert b"\xff\xfeab\xc3-9 " in ours
+
+
+def test_count_walk_equals_the_decoding_walk(tmp_path):
+    """PageReader.count() walks as scan() does, counting only: the same numbers, also up to
+    a fault (partial) on pages damaged at every word."""
+    from usertrace.buffer.layout import RingBufferError
+    from usertrace.buffer.reader import PageReader
+
+    path = tmp_path / "t.dat"
+    write_sample(path, 7, page_size=1024)
+    with Trace(path) as t:
+        pages = [(b.layout, p) for b in t.buffers for cpu in b.cpus for p in b.pages(cpu)]
+    assert len(pages) > 5
+    for layout, page in pages:
+        r = PageReader(layout)
+        d = r.scan(page)
+        assert r.count(page) == (len(d.events), max(d.missed_events, 0))
+        for at in range(16, 16 + d.commit, 4):
+            bad = bytearray(page)
+            bad[at:at + 4] = struct.pack("<I", 0x1F << 5 | (at // 4) % 32)
+            d = r.scan(bytes(bad), partial=True)
+            assert r.count(bytes(bad), partial=True) == (len(d.events), max(d.missed_events, 0))
+            if d.error is not None:
+                with pytest.raises(RingBufferError):
+                    r.count(bytes(bad))

@@ -97,11 +97,35 @@ class PageReader:
             d.error = exc
         return d
 
-    def count(self, page, index: int = 0) -> tuple[int, int]:
+    def count(self, page, index: int = 0, partial: bool = False) -> tuple[int, int]:
         """(data events, events lost before the page) of one page, the lost count 0 when
-        the page flags a loss without room for its count."""
-        d = self.scan(page, index)
-        return len(d.events), max(d.missed_events, 0)
+        the page flags a loss without room for its count.  The walk of :meth:`_walk`,
+        counting only (a third of its time); ``partial`` counts up to a fault."""
+        try:
+            pw = self.words(page, index)
+        except RingBufferError:
+            if partial:
+                return 0, 0
+            raise
+        words = pw.words
+        other = self.other
+        n = len(words)
+        i = events = 0
+        try:
+            while i < n:
+                type_len = words[i] & 31
+                if 0 < type_len <= 28:
+                    i += 1 + type_len
+                    if i > n:
+                        raise pw.past_end(i - 1 - type_len)
+                    events += 1
+                    continue
+                i, _, first = other(pw, i, 0)
+                events += first >= 0
+        except RingBufferError:
+            if not partial:
+                raise
+        return events, max(pw.missed_events, 0)
 
     def words(self, page, index: int = 0) -> "PageWords":
         """The page's header and its data as 32-bit words, for a walk (:meth:`_walk` is the
