@@ -10,7 +10,8 @@ its buffers and its events, in time order.
 
 A trace.dat holds the top buffer and the instances that ``trace-cmd extract -B`` adds, each
 with its own page size and cpus.  Every (buffer, cpu) is a *stream* of pages in the kernel's
-format.  Each page is decoded once: walked into its events (:meth:`PageReader.scan`), each
+format.  Each page is decoded once: one walk over its events (the walk of
+:class:`~usertrace.buffer.reader.PageReader`, with each record's work done in its loop), each
 record turned into an item by a *renderer* (a text line, a JSON line, a :class:`TraceEvent`),
 and the items of the streams merged by time (ties: the lower cpu first, then the buffer that
 comes first in the file, as the kernel's ``trace`` file orders cpus).
@@ -368,6 +369,7 @@ class Trace:
         """The items ``renderer`` makes of the selected records, in time order, a list at a
         time (a page's worth or so).  ``on_page`` is called after each page is read."""
         sel = selection or Selection()
+        self.problems = Problems()          # what this reading meets
         streams = [_Stream(self, b, cpu, renderer, sel, on_page)
                    for cpu in sorted({c for b in self.buffers for c in b.cpus})
                    for b in self.buffers

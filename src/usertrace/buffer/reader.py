@@ -12,6 +12,13 @@ and the byte offset in the page: a commit past the page end, an event running pa
 commit, a type_len 0 event whose array[0] is too small or unaligned, a time stamp with no
 event after it, a truncated page.  Every step moves forward by at least 4 bytes, so a page
 is read in bounded time.
+
+A walk reads the page's data as an array of 32-bit words (:meth:`PageReader.words`): a data
+event of type_len 1..28 is its header word and type_len words of payload, the common case
+handled in the walker's own loop; every other event is :meth:`PageReader.other`'s.
+:meth:`PageReader.scan` keeps offsets (``(ts, start, stop)``) and may stop at a fault keeping
+what came before; :meth:`PageReader.count` counts; :class:`usertrace.trace.Trace` does each
+record's work inside the loop.
 """
 
 from __future__ import annotations
