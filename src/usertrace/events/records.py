@@ -47,7 +47,8 @@ _INT_CODES = {1: "b", 2: "h", 4: "i", 8: "q"}
 _K_INT, _K_STR, _K_ARRAY, _K_BYTES, _K_DYN, _K_TAIL = range(6)
 
 
-def _int_code(size: int, signed: bool) -> str | None:
+def int_code(size: int, signed: bool) -> str | None:
+    """The struct code of an integer field of ``size`` bytes (None for other sizes)."""
     c = _INT_CODES.get(size)
     if c is None:
         return None
@@ -104,7 +105,7 @@ class RecordCodec:
             # A flexible array at the end (``char buf[]``): the rest of the record.
             return _K_TAIL, ""
         if n is None:
-            code = _int_code(f.size, f.signed)
+            code = int_code(f.size, f.signed)
             if code is not None:
                 return _K_INT, code
             return _K_BYTES, f"{f.size}s"
@@ -138,14 +139,14 @@ class RecordCodec:
                 values[name] = self._dynamic(data, offset, length, f, word)
             elif name not in values:  # overlapping plain field
                 raw = bytes(data[offset + f.offset: offset + f.offset + f.size])
-                code = _int_code(f.size, f.signed)
+                code = int_code(f.size, f.signed)
                 values[name] = (struct.unpack(self.abi.endian + code, raw)[0]
                                 if code else raw)
         return values
 
     def _array(self, raw: bytes, f: Field) -> list[int] | bytes:
         es = f.elem_size
-        code = _int_code(es, f.signed)
+        code = int_code(es, f.signed)
         if code is None or len(raw) % es:
             return bytes(raw)
         return list(struct.unpack(f"{self.abi.endian}{len(raw) // es}{code}", raw))
@@ -189,7 +190,7 @@ class RecordCodec:
                     tail += b"\0"
                 continue
             if n is None:
-                code = _int_code(f.size, f.signed)
+                code = int_code(f.size, f.signed)
                 if code is None:
                     raw = bytes(v)[: f.size]
                     out[f.offset: f.offset + len(raw)] = raw
@@ -223,7 +224,7 @@ class RecordCodec:
         if isinstance(v, (bytes, bytearray, memoryview)):
             return bytes(v)
         es = f.elem_size
-        code = _int_code(es, f.signed)
+        code = int_code(es, f.signed)
         if code is None:
             raise RecordError(f"{self.format.full_name}: cannot encode field {f.name}")
         return struct.pack(f"{self.abi.endian}{len(v)}{code}", *(_wrap(x, es, f.signed) for x in v))

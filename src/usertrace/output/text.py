@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from ..events.format import EventFormat
-from ..events.records import NATIVE, Abi, RecordCodec, RecordError
+from ..events.records import NATIVE, Abi, RecordCodec, RecordError, int_code
 from .printfmt import PrintFmt
 
 # Flags of common_flags, as kernel/trace/trace.h numbers them (6.x).
@@ -134,12 +134,11 @@ def row_struct(fmt: EventFormat, names: tuple[str, ...], abi: Abi) -> struct.Str
             return None
         if f.offset > pos:
             codes.append(f"{f.offset - pos}x")
-        codes.append(_INT_CODES[f.size].lower() if f.signed else _INT_CODES[f.size])
+        codes.append(int_code(f.size, f.signed))
         pos = f.offset + f.size
     return struct.Struct(abi.endian + "".join(codes))
 
 
-_INT_CODES = {1: "B", 2: "H", 4: "I", 8: "Q"}
 _T3 = tuple(f"{i:03d}" for i in range(1000))
 
 
