@@ -16,7 +16,8 @@ to /dev/null:
     trace-cmd report         trace-cmd's text (its own format, not the kernel's)
 
 and, for each usertrace variant, the time from start to its first line (through a pipe).
-The medians of the rounds, events per second and the ratios to trace-cmd are printed.
+The medians of the rounds (wall time and the process's CPU time), events per second and the
+ratios to trace-cmd are printed.
 
     python benchmarks/bench_report.py [--events 3000000] [--rounds 5] [--keep DIR]
 """
@@ -26,6 +27,7 @@ from __future__ import annotations
 import argparse
 import os
 import random
+import resource
 import shutil
 import statistics
 import subprocess
@@ -93,10 +95,14 @@ def make_file(path: Path, n: int, seed: int = 1) -> None:
                 w.write_page(c, page)
 
 
-def timed(argv: list[str], env: dict) -> float:
+def timed(argv: list[str], env: dict) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the process: user + system)."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     t0 = time.perf_counter()
     subprocess.run(argv, stdout=subprocess.DEVNULL, env=env, check=True)
-    return time.perf_counter() - t0
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
 
 
 def first_line(argv: list[str], env: dict) -> float:
@@ -131,22 +137,30 @@ def main() -> int:
     else:
         print("trace-cmd is not installed: usertrace alone")
     times = {k: [] for k in variants}
+    cpu = {k: [] for k in variants}
     firsts = {k: [] for k in variants if k.startswith("usertrace")}
     for r in range(args.rounds):
         for k, argv in variants.items():
-            times[k].append(timed(argv, env))
+            wall, used = timed(argv, env)
+            times[k].append(wall)
+            cpu[k].append(used)
             if k in firsts:
                 firsts[k].append(first_line(argv, env))
         print(f"round {r + 1}: " + ", ".join(f"{k} {v[-1]:.2f} s" for k, v in times.items()),
               flush=True)
     med = {k: statistics.median(v) for k, v in times.items()}
-    tc = med.get("trace-cmd report")
-    print(f"\n{args.events} events, median of {args.rounds} rounds")
-    print(f"  {'variant':26s} {'time s':>8s} {'events/s':>10s} {'x trace-cmd':>11s} {'first line s':>12s}")
+    med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
+    tc, tc_cpu = med.get("trace-cmd report"), med_cpu.get("trace-cmd report")
+    print(f"\n{args.events} events, median of {args.rounds} rounds (wall time; CPU time of the "
+          f"process, less disturbed by other load)")
+    print(f"  {'variant':26s} {'time s':>8s} {'events/s':>10s} {'x trace-cmd':>11s} "
+          f"{'CPU s':>7s} {'x trace-cmd':>11s} {'first line s':>12s}")
     for k, t in med.items():
         ratio = f"{t / tc:11.2f}" if tc else f"{'':11s}"
+        c = med_cpu[k]
+        cratio = f"{c / tc_cpu:11.2f}" if tc_cpu else f"{'':11s}"
         fl = f"{statistics.median(firsts[k]):12.3f}" if k in firsts else ""
-        print(f"  {k:26s} {t:8.2f} {args.events / t:10,.0f} {ratio} {fl}")
+        print(f"  {k:26s} {t:8.2f} {args.events / t:10,.0f} {ratio} {c:7.2f} {cratio} {fl}")
     if not args.keep:
         shutil.rmtree(workdir)
     return 0
