@@ -497,7 +497,7 @@ class _Stream:
         tss, items = self.tss, self.items
         add_ts, add_item = tss.append, items.append
         get = self.cache.get
-        failed, other = self._failed, self.reader.other
+        failed = self._failed
         words, off, ts = pw.words, pw.offset, pw.timestamp
         start_ns, end_ns = self.sel.start_ns, self.sel.end_ns
         bounded = start_ns is not None
@@ -507,7 +507,8 @@ class _Stream:
             while i < n:
                 word = words[i]
                 type_len = word & 31
-                if 0 < type_len <= 28:
+                if 1 < type_len <= 28:          # small, with room for a common header
+                    key = words[i + 1] | words[i + 2] << 32
                     start = off + 4 * i + 4
                     size = type_len << 2
                     i += 1 + type_len
@@ -515,22 +516,18 @@ class _Stream:
                         raise pw.past_end(i - 1 - type_len)
                     ts += word >> 5
                 else:
-                    i, ts, first = other(pw, i, ts)
-                    if first < 0:
+                    i, ts, start, size, key = self._other(pw, i, ts)
+                    if start < 0:
                         continue
-                    start = off + 4 * first
-                    size = 4 * (i - first)
                 if bounded and (ts < start_ns or ts > end_ns):
                     if ts > end_ns:
                         self.done = True
                         break
                     continue
-                if size < 8:
+                if key is None:
                     item = failed(None, page, start, size, ts,
                                   f"record of {size} bytes has no common header")
                 else:
-                    w = (start - off) >> 2
-                    key = words[w] | words[w + 1] << 32
                     fn = get(key)
                     if fn is None:
                         fn = self._compile(key, page, start)
@@ -545,6 +542,22 @@ class _Stream:
                     add_item(item)
         except RingBufferError as exc:
             self._page_problem(exc)
+
+    def _other(self, pw, i: int, ts: int):
+        """The rest of :meth:`_read`'s walk: ``(next word, time, start, size, key)`` of the
+        event at word ``i``, ``start`` -1 for an event with no data, ``key`` None for a
+        record too short for a common header."""
+        words = pw.words
+        if words[i] & 31 == 1:                  # a data event of 4 bytes
+            if i + 2 > len(words):
+                raise pw.past_end(i)
+            return i + 2, ts + (words[i] >> 5), pw.offset + 4 * i + 4, 4, None
+        i, ts, first = self.reader.other(pw, i, ts)
+        if first < 0:
+            return i, ts, -1, 0, None
+        size = 4 * (i - first)
+        key = words[first] | words[first + 1] << 32 if size >= 8 else None
+        return i, ts, pw.offset + 4 * first, size, key
 
     def _page_problem(self, exc: RingBufferError) -> None:
         self.trace.problems.add("pages", self.where(self.index, exc.offset),

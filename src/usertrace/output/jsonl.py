@@ -59,11 +59,25 @@ class JsonRenderer:
     def __init__(self, trace):
         self.trace = trace
         self._fields: dict[int, Callable] = {}
+        self._plain: dict[int, tuple | None] = {}
 
     def _head(self, rec, system, event) -> str:
         """What follows the time stamp, up to the fields."""
         return (f', "cpu": {rec.cpu}, "pid": {rec.pid}, "comm": {_dumps(rec.comm)}, '
                 f'"system": {_dumps(system)}, "event": {_dumps(event)}, "fields": ')
+
+    def plain(self, fmt) -> tuple[str, Callable, int] | None:
+        """``(template, unpack, size)`` when the own fields of ``fmt`` are plain integers:
+        the ``fields`` object is ``template % unpack(page, start)`` for a record of at least
+        ``size`` bytes."""
+        key = fmt.id
+        if key not in self._plain:
+            names = tuple(f.name for f in fmt.fields)
+            st = row_struct(fmt, names, self.trace.abi) if names else None
+            self._plain[key] = None if st is None else (
+                "{" + ", ".join(f"{_dumps(n).replace('%', '%%')}: %d" for n in names) + "}",
+                st.unpack_from, st.size)
+        return self._plain[key]
 
     def fields(self, fmt) -> Callable:
         """``fields(page, start, size) -> text`` of the ``fields`` object of a record."""
@@ -73,17 +87,16 @@ class JsonRenderer:
         return f
 
     def _compile_fields(self, fmt) -> Callable:
-        names = tuple(f.name for f in fmt.fields)
-        st = row_struct(fmt, names, self.trace.abi) if names else None
-        if st is not None:
-            tmpl = "{" + ", ".join(f"{_dumps(n).replace('%', '%%')}: %d" for n in names) + "}"
-            unpack, need, full_name = st.unpack_from, st.size, fmt.full_name
+        plain = self.plain(fmt)
+        if plain is not None:
+            tmpl, unpack, need = plain
+            full_name = fmt.full_name
 
-            def plain(page, start: int, size: int) -> str:
+            def plain_fields(page, start: int, size: int) -> str:
                 if size < need:
                     raise short_record(full_name, size, need)
                 return tmpl % unpack(page, start)
-            return plain
+            return plain_fields
         decode = self.trace.decoder.codec(fmt.id).decode
         own = [f.name for f in fmt.fields]
 
@@ -105,6 +118,18 @@ class JsonRenderer:
             rest = _dumps(obj)[len('{"ts_ns": 0'):]
             return lambda page, start, size, ts: f'{{"ts_ns": {ts}{rest}\n'
         head = self._head(rec, fmt.system, fmt.name)
+        plain = self.plain(fmt)
+        if plain is not None:
+            # the hot path: the fields are one struct unpack into one %d template
+            tmpl, unpack, need = plain
+            tmpl = head.replace("%", "%%") + tmpl + "}\n"
+            full_name = fmt.full_name
+
+            def plain_line(page, start: int, size: int, ts: int) -> str:
+                if size < need:
+                    raise short_record(full_name, size, need)
+                return f'{{"ts_ns": {ts}' + tmpl % unpack(page, start)
+            return plain_line
         fields = self.fields(fmt)
 
         def line(page, start: int, size: int, ts: int) -> str:
