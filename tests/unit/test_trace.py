@@ -340,3 +340,19 @@ def test_count_walk_equals_the_decoding_walk(tmp_path):
             if d.error is not None:
                 with pytest.raises(RingBufferError):
                     r.count(bytes(bad))
+
+
+def test_a_record_too_short_for_a_common_header(tmp_path):
+    fmt = load_format("syscalls.sys_exit_getppid")
+    c = RecordCodec(fmt, Abi())
+    path = tmp_path / "t.dat"
+    one_buffer(path, [(1000, c.encode({"common_pid": 3, "ret": 1})), (2000, b"abcd"),
+                      (3000, c.encode({"common_pid": 3, "ret": 2}))], [fmt], {3: "three"})
+    status, out, err = report(path)
+    assert body(out) == [
+        "           three-3       [000] .....     0.000001: sys_getppid -> 0x1",
+        "           <...>-0       [000] .....     0.000002: [FAILED TO PARSE]",
+        "           three-3       [000] .....     0.000003: sys_getppid -> 0x2"]
+    assert "a record cannot be decoded: record of 4 bytes has no common header" in err
+    status, out, err = report(path, "-P", "3")          # selected away, still counted
+    assert len(body(out)) == 2 and "1 record" in err

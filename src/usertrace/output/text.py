@@ -298,6 +298,11 @@ class TextRenderer:
 
     def failed(self, rec, page, start: int, size: int, ts: int, reason: str) -> str:
         fmt = rec.format or rec.failed
-        name = fmt.name if fmt is not None else f"[UNKNOWN EVENT TYPE {rec.event_id}]"
+        if fmt is not None:
+            text = f"{fmt.name}: [FAILED TO PARSE]"
+        elif rec.event_id >= 0:
+            text = f"[UNKNOWN EVENT TYPE {rec.event_id}]: [FAILED TO PARSE]"
+        else:
+            text = "[FAILED TO PARSE]"          # not even a common header
         return (line_prefix(rec.comm, rec.pid, rec.cpu, ts, rec.flags, rec.preempt_count)
-                + f"{name}: [FAILED TO PARSE]\n")
+                + text + "\n")
