@@ -19,7 +19,7 @@ import json
 from typing import Callable
 
 from ..events.records import TraceEvent
-from .text import row_struct, short_record
+from .text import row_struct, short_record, unpacked_text
 
 _SEPARATORS = (", ", ": ")
 
@@ -90,13 +90,7 @@ class JsonRenderer:
         plain = self.plain(fmt)
         if plain is not None:
             tmpl, unpack, need = plain
-            full_name = fmt.full_name
-
-            def plain_fields(page, start: int, size: int) -> str:
-                if size < need:
-                    raise short_record(full_name, size, need)
-                return tmpl % unpack(page, start)
-            return plain_fields
+            return unpacked_text(fmt.full_name, unpack, need, tmpl.__mod__)
         decode = self.trace.decoder.codec(fmt.id).decode
         own = [f.name for f in fmt.fields]
 

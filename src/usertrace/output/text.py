@@ -216,13 +216,7 @@ class TextFormatter:
         fast = self.row(fmt)
         if fast is not None:
             unpack, need, render = fast
-            full_name = fmt.full_name
-
-            def row_body(page, start: int, size: int) -> str:
-                if size < need:
-                    raise short_record(full_name, size, need)
-                return render(unpack(page, start))
-            return row_body
+            return unpacked_text(fmt.full_name, unpack, need, render)
         decode = codec.decode
         row = self._row_printer(fmt)
         if row is not None:
@@ -236,6 +230,16 @@ class TextFormatter:
         render = compiled.render
         name = fmt.name
         return lambda page, start, size: f"{name}: {render(decode(page, start, size))}"
+
+
+def unpacked_text(full_name: str, unpack: Callable, need: int, render: Callable) -> Callable:
+    """``text(page, start, size) = render(unpack(page, start))`` for a record of at least
+    ``need`` bytes; a shorter one raises RecordError."""
+    def text(page, start: int, size: int) -> str:
+        if size < need:
+            raise short_record(full_name, size, need)
+        return render(unpack(page, start))
+    return text
 
 
 def short_record(full_name: str, size: int, need: int) -> RecordError:
