@@ -25,6 +25,15 @@ class PrintFmtError(ValueError):
     pass
 
 
+# Bounds that no kernel print fmt comes near, so that a hostile one costs little: the nesting
+# of parentheses and unary operators (the parser recurses on it), a width or precision (the
+# kernel's trace_seq holds a page: no conversion prints more), and shift counts (as x86 does
+# in the C the kernel runs, the count is taken mod 64 and the result kept to 64 bits).
+MAX_NESTING = 64
+MAX_WIDTH = 4096
+_MASK64 = (1 << 64) - 1
+
+
 # -- lexer --------------------------------------------------------------------------------------
 
 _TOKEN_RE = re.compile(r"""
@@ -98,7 +107,7 @@ _BINOPS: dict[str, Callable[[int, int], int]] = {
     "==": lambda a, b: int(a == b), "!=": lambda a, b: int(a != b),
     "<": lambda a, b: int(a < b), ">": lambda a, b: int(a > b),
     "<=": lambda a, b: int(a <= b), ">=": lambda a, b: int(a >= b),
-    "<<": lambda a, b: a << b, ">>": lambda a, b: a >> b,
+    "<<": lambda a, b: (a << (b & 63)) & _MASK64, ">>": lambda a, b: a >> (b & 63),
     "+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,
     "/": lambda a, b: int(a / b) if b else 0, "%": lambda a, b: a % b if b else 0,
 }
@@ -109,6 +118,7 @@ class _Parser:
         self.toks = tokens
         self.i = 0
         self.fmt = fmt
+        self.depth = 0
 
     def peek(self, k: int = 0) -> tuple[str, str]:
         j = self.i + k
@@ -128,7 +138,20 @@ class _Parser:
             out.append(self.expr())
         return out
 
+    def _nested(self, parse: Callable[[], Eval]) -> Eval:
+        """``parse()`` one level deeper: the parser recurses on nesting, which is bounded."""
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise PrintFmtError(f"expressions nested more than {MAX_NESTING} deep")
+        try:
+            return parse()
+        finally:
+            self.depth -= 1
+
     def expr(self) -> Eval:
+        return self._nested(self._conditional)
+
+    def _conditional(self) -> Eval:
         cond = self.binary(0)
         if self.peek()[1] == "?":
             self.take("?")
@@ -149,6 +172,9 @@ class _Parser:
         return left
 
     def unary(self) -> Eval:
+        return self._nested(self._unary)
+
+    def _unary(self) -> Eval:
         kind, val = self.peek()
         if val in ("-", "~", "!", "+"):
             self.take()
@@ -365,6 +391,12 @@ def _split_format(fmt: str) -> list[str | Callable[[object], str]]:
     pieces: list = []
     pos = 0
     for m in _CONV_RE.finditer(fmt):
+        for key in ("width", "prec"):
+            n = m[key]
+            if n and n != "*" and (len(n) > 5 or int(n) > MAX_WIDTH):
+                raise PrintFmtError(f"{'width' if key == 'width' else 'precision'} {n[:20]} "
+                                    f"of {m.group()[:30]!r} is larger than a trace line "
+                                    f"({MAX_WIDTH})")
         if m.start() > pos:
             pieces.append(fmt[pos:m.start()])
         if m["conv"] == "%":
@@ -388,6 +420,7 @@ class PrintFmt:
     def __init__(self, fmt: EventFormat):
         self.format = fmt
         self.failed = False
+        self.error = ""
         try:
             toks = _tokenize(fmt.print_fmt)
             if not toks or toks[0][0] != "str":
@@ -398,8 +431,9 @@ class PrintFmt:
             self._pieces = _split_format(fmt_text)
             if sum(1 for p in self._pieces if not isinstance(p, str)) != len(self._args):
                 raise PrintFmtError("the number of conversions and arguments differ")
-        except (PrintFmtError, IndexError, KeyError, ValueError):
+        except (PrintFmtError, IndexError, KeyError, ValueError) as exc:
             self.failed = True
+            self.error = str(exc) or type(exc).__name__
 
     def render(self, values: dict) -> str:
         if not self.failed:
