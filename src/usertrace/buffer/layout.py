@@ -40,6 +40,7 @@ import re
 import struct
 from dataclasses import dataclass, field
 
+from usertrace.errors import UsertraceError
 from usertrace.events.records import NATIVE, Abi
 
 # -- event header ------------------------------------------------------------------------------
@@ -68,7 +69,7 @@ MISSED_MASK = MISSED_EVENTS | MISSED_STORED
 PAGE_SIZE_DEFAULT = 4096
 
 
-class RingBufferError(ValueError):
+class RingBufferError(UsertraceError, ValueError):
     """Bad input to the ring buffer: a corrupt page (the message names the page index and the
     byte offset in the page), or a write the buffer cannot take."""
 

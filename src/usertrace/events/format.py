@@ -28,24 +28,32 @@ import re
 from dataclasses import dataclass, field as dc_field
 from functools import cached_property
 
+from ..errors import EXIT_SYNTAX, UsertraceError
 
-class FormatError(ValueError):
-    """A format text that cannot be parsed: the message names the line and column."""
 
-    def __init__(self, message: str, line: int = 0, col: int = 0, text: str = ""):
+class FormatError(UsertraceError, ValueError):
+    """A format text that cannot be parsed: the message names the line and column.
+
+    ``text`` is the line the fault is in and ``pos`` the fault's offset in it (``col - 1``);
+    ``render()`` shows the line with a caret under the fault.  ``path``, when a caller sets
+    it, names the file the text came from.
+    """
+
+    exit_status = EXIT_SYNTAX
+
+    def __init__(self, message: str, line: int = 0, col: int = 0, text: str = "",
+                 path: str | None = None):
         self.message = message
         self.line = line
         self.col = col
-        self.text = text
-        where = f"line {line}, column {col}: " if line else ""
-        super().__init__(f"{where}{message}")
+        self.text = text or None
+        self.pos = max(col - 1, 0) if text else None
+        self.path = path
+        super().__init__(message)
 
-    def render(self) -> str:
-        """The message with the offending line and a caret under the fault."""
-        if not self.text:
-            return str(self)
-        lead = "".join(c if c == "\t" else " " for c in self.text[: max(self.col - 1, 0)])
-        return f"{self}\n{self.text}\n{lead}^"
+    def __str__(self) -> str:
+        where = f"line {self.line}, column {self.col}: " if self.line else ""
+        return f"{self.path}: {where}{self.message}" if self.path else f"{where}{self.message}"
 
 
 _DYN_PREFIXES = ("__data_loc ", "__rel_loc ")

@@ -14,10 +14,11 @@ from __future__ import annotations
 import struct
 from dataclasses import dataclass
 
+from ..errors import UsertraceError
 from .format import EventFormat, Field
 
 
-class RecordError(ValueError):
+class RecordError(UsertraceError, ValueError):
     """A record that does not fit its format: too short, or a dynamic field out of bounds."""
 
 

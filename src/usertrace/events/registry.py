@@ -14,6 +14,8 @@ import fnmatch
 from enum import IntFlag
 from typing import Callable, Iterable
 
+from ..errors import UsertraceError
+
 from .format import EventFormat
 
 
@@ -23,8 +25,8 @@ class Consumer(IntFlag):
     OTHER = 0x80    # counters, statistics, anything else
 
 
-class RegistryError(LookupError):
-    pass
+class RegistryError(UsertraceError, LookupError):
+    """An event that cannot be added, removed or disabled: the message names it and why."""
 
 
 FIRST_DYNAMIC_ID = 1000  # ids we hand out; kernel formats read from files keep theirs

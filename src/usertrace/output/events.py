@@ -12,11 +12,12 @@ from typing import Iterable, Iterator, Mapping
 
 from ..buffer.layout import PageLayout, RingBufferError
 from ..buffer.reader import PageReader
+from ..errors import UsertraceError
 from ..events.format import EventFormat
 from ..events.records import Abi, RecordCodec, RecordError
 
 
-class TraceReadError(ValueError):
+class TraceReadError(UsertraceError, ValueError):
     """An event that cannot be decoded: the message says which cpu, page and why."""
 
 

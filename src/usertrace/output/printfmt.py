@@ -17,11 +17,14 @@ from __future__ import annotations
 import re
 from typing import Callable
 
+from ..errors import EXIT_SYNTAX, UsertraceError
 from ..events.format import EventFormat, c_type_size
 
 
-class PrintFmtError(ValueError):
-    pass
+class PrintFmtError(UsertraceError, ValueError):
+    """A print fmt that does not parse (``PrintFmt`` then renders the raw fields instead)."""
+
+    exit_status = EXIT_SYNTAX
 
 
 # -- lexer --------------------------------------------------------------------------------------

@@ -1,7 +1,9 @@
 """The engine's one exception."""
 
+from ..errors import UsertraceError
 
-class TraceError(Exception):
+
+class TraceError(UsertraceError):
     """Tracing could not start or go on: the message names the command or pid and the cause.
 
     ``errno`` is the system's error number where one caused it, else None.

@@ -17,6 +17,7 @@ from typing import Callable, TextIO
 from ..buffer.ring import RingBuffer
 from ..buffer.tracedat import TraceDatError, TraceDatWriter
 from ..catalog import known_events
+from ..errors import UsertraceError
 from ..events.format import EventFormat
 from ..events.records import RecordCodec
 from ..events.registry import Consumer, Registry
@@ -24,7 +25,7 @@ from ..filter import Filter, compile_filter, compile_system_filter
 from ..output.text import TextFormatter, line_prefix
 
 
-class SessionError(Exception):
+class SessionError(UsertraceError):
     """A request the session cannot carry out: the message says what and why."""
 
 

@@ -30,6 +30,7 @@ import os
 import struct
 import threading
 
+from usertrace.errors import UsertraceError
 from . import abi
 from .session import Session, open_file, proc_start_time, thread_comm
 
@@ -148,7 +149,7 @@ class RingWriter:
             pass
 
 
-class RingError(Exception):
+class RingError(UsertraceError):
     pass
 
 
