@@ -9,12 +9,13 @@ from __future__ import annotations
 from .events.registry import Registry
 
 
-def known_events(user_events: bool = False) -> Registry:
+def known_events(user_events: bool = False, session_dir: str | None = None) -> Registry:
     """A fresh registry holding every event the sources define up front; with
-    ``user_events``, also the user events registered in the user's session right now."""
+    ``user_events``, also the user events registered right now in the session at
+    ``session_dir`` (default: the user's)."""
     reg = Registry()
     if user_events:
-        for fmt in registered_user_events():
+        for fmt in registered_user_events(session_dir):
             reg.add(fmt)
     try:
         from .sources.syscalls.events import build_events
@@ -26,15 +27,16 @@ def known_events(user_events: bool = False) -> Registry:
     return reg
 
 
-def registered_user_events() -> list:
-    """The formats of the user events registered in the user's session (none without one).
+def registered_user_events(session_dir: str | None = None) -> list:
+    """The formats of the user events registered in the session at ``session_dir`` (default:
+    the user's; none without one).
 
     Read only: the session is not created, and no tracer is attached to it."""
     from .sources.user_events import abi
     from .sources.user_events.session import close_session, open_session
 
     try:
-        sess = open_session(None, create=False)
+        sess = open_session(session_dir, create=False)
     except Exception:     # no session, or not ours: there is nothing to list
         return []
     try:

@@ -22,6 +22,7 @@ import stat
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Mapping
 
 from . import abi
 from .parse import Definition, UserEventError, parse_definition
@@ -30,13 +31,14 @@ _O_BASE = os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 # -- locating the session ------------------------------------------------------------------------
-def default_session_dir() -> str:
+def default_session_dir(env: Mapping[str, str] | None = None) -> str:
     """``$USERTRACE_SESSION``, else ``$XDG_RUNTIME_DIR/usertrace``, else
-    ``/dev/shm/usertrace-<uid>``."""
-    explicit = os.environ.get(abi.SESSION_ENV)
+    ``/dev/shm/usertrace-<uid>``, looked up in ``env`` (default: this process's)."""
+    env = os.environ if env is None else env
+    explicit = env.get(abi.SESSION_ENV)
     if explicit:
         return explicit
-    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    xdg = env.get("XDG_RUNTIME_DIR")
     if xdg and os.path.isabs(xdg):
         try:
             st = os.stat(xdg)
@@ -173,16 +175,30 @@ def normalize_pattern(pattern: str) -> str:
     """A pattern as the session keeps it: a glob over ``system:event``.
 
     ``sys:ev`` and ``sys/ev`` keep their system; a bare word names a system when it matches one
-    of ours (``user_events``), else events of that name in any system (``app_*``).
+    of ours (``user_events``), else events of that name in any system (``app_*``).  A pattern
+    the session cannot keep (a NUL, or longer than :data:`abi.PATTERN_MAX_LEN` bytes once
+    normalized) is a ``BAD_PATTERN`` error with a caret at the fault.
     """
     for sep in (":", "/"):
         if sep in pattern:
             sys_pat, ev_pat = pattern.split(sep, 1)
-            return f"{sys_pat or '*'}:{ev_pat or '*'}"
-    if any(fnmatch.fnmatchcase(s, pattern)
-           for s in (abi.USER_EVENTS_SYSTEM, abi.USER_EVENTS_MULTI_SYSTEM)):
-        return f"{pattern}:*"
-    return f"*:{pattern}"
+            lead, glob = ("" if sys_pat else "*"), f"{sys_pat or '*'}:{ev_pat or '*'}"
+            break
+    else:
+        if any(fnmatch.fnmatchcase(s, pattern)
+               for s in (abi.USER_EVENTS_SYSTEM, abi.USER_EVENTS_MULTI_SYSTEM)):
+            lead, glob = "", f"{pattern}:*"
+        else:
+            lead, glob = "*:", f"*:{pattern}"
+    if "\0" in pattern:
+        raise UserEventError("BAD_PATTERN", "a NUL in the pattern", pattern.index("\0"), pattern)
+    if len(glob.encode()) > abi.PATTERN_MAX_LEN:
+        # The first character of the pattern that no longer fits the session's pattern slot.
+        room = abi.PATTERN_MAX_LEN - len(lead)
+        pos = len(pattern.encode()[:room].decode("utf-8", "ignore"))
+        raise UserEventError("BAD_PATTERN", f"longer than {abi.PATTERN_MAX_LEN} bytes",
+                             pos, pattern)
+    return glob
 
 
 # -- the session ---------------------------------------------------------------------------------
