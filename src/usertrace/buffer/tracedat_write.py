@@ -27,6 +27,7 @@ import tempfile
 from dataclasses import dataclass, field
 
 from .. import __version__ as _usertrace_version
+from .layout import align
 from .tracedat_layout import (
     HEADER_EVENT_TEXT,
     MAGIC,
@@ -57,10 +58,6 @@ class _BufferOut:
     clock: str
     files: dict[int, io.BufferedRandom] = field(default_factory=dict)
     sizes: list[int] = field(default_factory=list)
-
-
-def _align(n: int, to: int) -> int:
-    return (n + to - 1) & ~(to - 1)
 
 
 def _text(s: str) -> bytes:
@@ -443,13 +440,13 @@ class _V6Layout(_Layout):
         pos = self.pos + 16 * buf.cpus + 8 + len(clock)
         table = []
         for cpu in range(buf.cpus):
-            pos = _align(pos, w.page_size)
+            pos = align(pos, w.page_size)
             table.append(n.offset_size.pack(pos, buf.sizes[cpu]))
             pos += buf.sizes[cpu]
         self.put(b"".join(table))
         self.put(n.u64.pack(len(clock)) + clock)
         for cpu in range(buf.cpus):
-            self.pad_to(_align(self.pos, w.page_size))
+            self.pad_to(align(self.pos, w.page_size))
             if buf.sizes[cpu]:
                 self.copy_pages(buf.files[cpu])
 
@@ -517,7 +514,7 @@ class _V7Layout(_Layout):
         self.put(n.section_header.pack(Option.BUFFER, flags, self.string_id(f"buffer flyrecord {buf.name}"), 0))
         cpus = []
         for cpu in range(buf.cpus):
-            self.pad_to(_align(self.pos, w.page_size))
+            self.pad_to(align(self.pos, w.page_size))
             offset, size = self.pos, buf.sizes[cpu]
             if size and w.codec is not None:
                 size = self.copy_pages_compressed(buf.files[cpu], w.codec)

@@ -173,6 +173,17 @@ def c_type_size(ctype: str) -> int:
     return _C_SIZES.get(t, 1)
 
 
+def c_int(value: int, size: int, signed: bool) -> int:
+    """``value`` as a C integer of ``size`` bytes holds it (a store or a cast): the low
+    ``size`` bytes, read as two's complement when ``signed``.  ``c_int(-1, 2, False) == 0xffff``,
+    ``c_int(0xfff0, 1, True) == -16``."""
+    bits = size * 8
+    value &= (1 << bits) - 1
+    if signed and value >> (bits - 1):
+        value -= 1 << bits
+    return value
+
+
 COMMON_FIELDS: tuple[Field, ...] = (
     Field("unsigned short", "common_type", 0, 2, False),
     Field("unsigned char", "common_flags", 2, 1, False),

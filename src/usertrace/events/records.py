@@ -15,7 +15,8 @@ import struct
 from dataclasses import dataclass
 
 from ..errors import UsertraceError
-from .format import EventFormat, Field
+
+from .format import EventFormat, Field, c_int
 
 
 class RecordError(UsertraceError, ValueError):
@@ -226,10 +227,5 @@ class RecordCodec:
 
 
 def _wrap(v: int, size: int, signed: bool) -> int:
-    """Fold an integer into the range of a field, as a C store would."""
-    v = int(v)
-    bits = size * 8
-    v &= (1 << bits) - 1
-    if signed and v >> (bits - 1):
-        v -= 1 << bits
-    return v
+    """Fold a value into the range of a field, as a C store would."""
+    return c_int(int(v), size, signed)

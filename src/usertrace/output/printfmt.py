@@ -18,7 +18,7 @@ import re
 from typing import Callable
 
 from ..errors import EXIT_SYNTAX, UsertraceError
-from ..events.format import EventFormat, c_type_size
+from ..events.format import EventFormat, c_int, c_type_size
 
 
 class PrintFmtError(UsertraceError, ValueError):
@@ -67,20 +67,14 @@ _SIGNED_TYPES = ("int", "long", "short", "char", "s8", "s16", "s32", "s64", "sig
 def _cast(ctype: str) -> Callable[[object], object]:
     t = ctype.strip()
     if "*" in t:
-        return lambda v: v & 0xFFFFFFFFFFFFFFFF if isinstance(v, int) else v
-    size = c_type_size(t) if t not in ("bool", "_Bool") else 1
-    bits = size * 8
-    mask = (1 << bits) - 1
-    signed = not (t.startswith("unsigned") or t.startswith("u") or t.startswith("__u")
-                  or t in ("size_t", "bool", "_Bool")) and any(s in t for s in _SIGNED_TYPES)
+        size, signed = 8, False
+    else:
+        size = c_type_size(t) if t not in ("bool", "_Bool") else 1
+        signed = not (t.startswith("unsigned") or t.startswith("u") or t.startswith("__u")
+                      or t in ("size_t", "bool", "_Bool")) and any(s in t for s in _SIGNED_TYPES)
 
     def cast(v):
-        if not isinstance(v, int):
-            return v
-        v &= mask
-        if signed and v >> (bits - 1):
-            v -= 1 << bits
-        return v
+        return c_int(v, size, signed) if isinstance(v, int) else v
     return cast
 
 
@@ -309,10 +303,9 @@ def _conv_piece(spec: re.Match) -> Callable[[object], str]:
                 v = int(v)
             except (TypeError, ValueError):
                 return str(v)
-        mask = (1 << bits) - 1
-        u = v & mask
+        u = c_int(v, bits // 8, False)
         if conv in "di":
-            n = u - (1 << bits) if u >> (bits - 1) else u
+            n = c_int(v, bits // 8, True)
             s = str(abs(n))
             if prec is not None:
                 s = s.rjust(int(prec), "0")

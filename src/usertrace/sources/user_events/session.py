@@ -24,6 +24,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Mapping
 
+from usertrace.procstat import proc_start_time  # noqa: F401 (ring.py takes it from here)
+
 from . import abi
 from .parse import Definition, UserEventError, parse_definition
 
@@ -114,19 +116,6 @@ def open_file(dfd: int, name: str, dirpath: str, create: bool = False,
         os.close(fd)
         raise
     return fd
-
-
-def proc_start_time(pid: int) -> int | None:
-    """Field 22 of /proc/<pid>/stat (start time in clock ticks); None: no such process."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
-    try:
-        return int(data[data.rindex(b")") + 2:].split()[19])
-    except (ValueError, IndexError):
-        return None
 
 
 def thread_comm(tid: int) -> bytes:
