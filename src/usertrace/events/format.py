@@ -238,10 +238,6 @@ class EventFormat:
         return _parse(text, system)
 
 
-def parse_format(text: str, system: str = "") -> EventFormat:
-    return _parse(text, system)
-
-
 # -- parsing ----------------------------------------------------------------------------------
 
 _FIELD_RE = re.compile(

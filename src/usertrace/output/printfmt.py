@@ -4,7 +4,7 @@ A print fmt is a C string literal followed by C expressions over the record::
 
     "dfd: 0x%08lx, filename: 0x%08lx", ((unsigned long)(REC->dfd)), ((unsigned long)(REC->filename))
 
-The expressions are parsed once into small closures (:func:`compile_print_fmt`), then evaluated
+The expressions are parsed once into small closures (:class:`PrintFmt`), then evaluated
 per record.  What syscall, uprobe and user events use is covered: ``REC->field``, casts,
 arithmetic and bit operators, the conditional operator, ``__get_str``, ``__get_rel_str``,
 ``__get_dynamic_array``, ``__print_symbolic``, ``__print_flags``; the conversions ``%d %i %u
@@ -393,6 +393,3 @@ class PrintFmt:
         return "[FAILED TO PARSE] " + " ".join(
             f"{f.name}={values.get(f.name)}" for f in self.format.fields)
 
-
-def compile_print_fmt(fmt: EventFormat) -> PrintFmt:
-    return PrintFmt(fmt)
