@@ -28,8 +28,7 @@ def known_events(user_events: bool = False, session_dir: str | None = None) -> R
 
 
 def registered_user_events(session_dir: str | None = None) -> list:
-    """The formats of the user events registered in the session at ``session_dir`` (default:
-    the user's; none without one).
+    """The formats of the user events registered in the user's session (none without one).
 
     Read only: the session is not created, and no tracer is attached to it."""
     from .sources.user_events import abi

@@ -52,6 +52,7 @@ CASES = [
     # patterns the session's pattern slot cannot hold: the caret under the first byte too many
     ("pattern",     "user_events:" + "a" * (PATTERN_ROOM - 12) + "^" + "a" * 88, "BAD_PATTERN"),
     ("pattern",     "app_" + "a" * (PATTERN_ROOM - 2 - 4) + "^aa",               "BAD_PATTERN"),
+    ("pattern",     "/" + "a" * (PATTERN_ROOM - 1 - 1) + "^aa",                  "BAD_PATTERN"),
     ("pattern",     "user_events:" + "é" * ((PATTERN_ROOM - 12) // 2) + "^éé",   "BAD_PATTERN"),
 ]
 IDS = [f"{kind}-{k}" for k, (kind, _, _) in enumerate(CASES)]

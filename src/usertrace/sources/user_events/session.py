@@ -164,26 +164,29 @@ def normalize_pattern(pattern: str) -> str:
     """A pattern as the session keeps it: a glob over ``system:event``.
 
     ``sys:ev`` and ``sys/ev`` keep their system; a bare word names a system when it matches one
-    of ours (``user_events``), else events of that name in any system (``app_*``).  A pattern
-    the session cannot keep (a NUL, or longer than :data:`abi.PATTERN_MAX_LEN` bytes once
-    normalized) is a ``BAD_PATTERN`` error with a caret at the fault.
+    of ours (``user_events``), else events of that name in any system (``app_*``).
     """
     for sep in (":", "/"):
         if sep in pattern:
             sys_pat, ev_pat = pattern.split(sep, 1)
-            lead, glob = ("" if sys_pat else "*"), f"{sys_pat or '*'}:{ev_pat or '*'}"
-            break
-    else:
-        if any(fnmatch.fnmatchcase(s, pattern)
-               for s in (abi.USER_EVENTS_SYSTEM, abi.USER_EVENTS_MULTI_SYSTEM)):
-            lead, glob = "", f"{pattern}:*"
-        else:
-            lead, glob = "*:", f"*:{pattern}"
+            return _kept(pattern, f"{sys_pat or '*'}:{ev_pat or '*'}")
+    if any(fnmatch.fnmatchcase(s, pattern)
+           for s in (abi.USER_EVENTS_SYSTEM, abi.USER_EVENTS_MULTI_SYSTEM)):
+        return _kept(pattern, f"{pattern}:*")
+    return _kept(pattern, f"*:{pattern}")
+
+
+def _kept(pattern: str, glob: str) -> str:
+    """``glob``, the normalized ``pattern``, when a pattern slot of the session can keep it;
+    else a ``BAD_PATTERN`` error with a caret under the fault in ``pattern`` (a NUL, or the
+    first byte past :data:`abi.PATTERN_MAX_LEN`)."""
     if "\0" in pattern:
         raise UserEventError("BAD_PATTERN", "a NUL in the pattern", pattern.index("\0"), pattern)
     if len(glob.encode()) > abi.PATTERN_MAX_LEN:
-        # The first character of the pattern that no longer fits the session's pattern slot.
-        room = abi.PATTERN_MAX_LEN - len(lead)
+        # Normalizing puts "*:" before a bare event name, "*" before ":EVENT": the pattern's
+        # own text starts that far into the glob.
+        lead = glob.find(pattern if ":" in pattern else pattern.replace("/", ":", 1))
+        room = abi.PATTERN_MAX_LEN - max(lead, 0)
         pos = len(pattern.encode()[:room].decode("utf-8", "ignore"))
         raise UserEventError("BAD_PATTERN", f"longer than {abi.PATTERN_MAX_LEN} bytes",
                              pos, pattern)
