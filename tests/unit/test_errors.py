@@ -26,7 +26,7 @@ from usertrace.errors import EXIT_ERROR, EXIT_SYNTAX, UsertraceError, caret
 from usertrace.events.format import EventFormat, FormatError
 from usertrace.filter import FilterError, compile_filter
 from usertrace.sources.user_events import abi
-from usertrace.sources.user_events.parse import UserEventError, parse_definition
+from usertrace.sources.user_events.parse import parse_definition
 from usertrace.sources.user_events.session import normalize_pattern
 
 FIELD_LINES = ("\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;\n"
@@ -167,10 +167,11 @@ def test_a_long_user_events_pattern_is_an_error_not_a_traceback(tmp_path):
 
 
 def test_a_pattern_that_fits_is_kept():
-    assert normalize_pattern("user_events:" + "a" * (PATTERN_ROOM - 12)).endswith("a")
-    with pytest.raises(UserEventError) as info:
+    fits = "user_events:" + "a" * (PATTERN_ROOM - 12)
+    assert normalize_pattern(fits) == fits
+    with pytest.raises(UsertraceError) as info:      # a NUL: refused before the session
         normalize_pattern("app\0x")
-    assert (info.value.code, info.value.pos) == ("BAD_PATTERN", 3)
+    assert info.value.exit_status == EXIT_SYNTAX
 
 
 # -- argparse writes to the injected streams -----------------------------------------------------
