@@ -33,6 +33,7 @@ from .. import __version__ as _usertrace_version
 from ..events.records import Abi
 from .layout import PageLayout, RingBufferError
 from .reader import PageReader
+from .layout import align
 from .tracedat_layout import (
     HEADER_EVENT_TEXT,
     MAGIC,
@@ -72,10 +73,6 @@ class _BufferOut:
 def _new_buffer(name: str, cpus: int, clock: str, page_size: int) -> _BufferOut:
     return _BufferOut(name, cpus, clock, page_size, sizes=[0] * cpus, events=[0] * cpus,
                       lost=[0] * cpus)
-
-
-def _align(n: int, to: int) -> int:
-    return (n + to - 1) & ~(to - 1)
 
 
 def _text(s: str) -> bytes:
@@ -511,13 +508,13 @@ class _V6Layout(_Layout):
         pos = self.pos + 16 * buf.cpus + 8 + len(clock)
         table = []
         for cpu in range(buf.cpus):
-            pos = _align(pos, w.page_size)
+            pos = align(pos, w.page_size)
             table.append(n.offset_size.pack(pos, buf.sizes[cpu]))
             pos += buf.sizes[cpu]
         self.put(b"".join(table))
         self.put(n.u64.pack(len(clock)) + clock)
         for cpu in range(buf.cpus):
-            self.pad_to(_align(self.pos, w.page_size))
+            self.pad_to(align(self.pos, w.page_size))
             if buf.sizes[cpu]:
                 self.copy_pages(buf.files[cpu])
 
@@ -585,7 +582,7 @@ class _V7Layout(_Layout):
         self.put(n.section_header.pack(Option.BUFFER, flags, self.string_id(f"buffer flyrecord {buf.name}"), 0))
         cpus = []
         for cpu in range(buf.cpus):
-            self.pad_to(_align(self.pos, buf.page_size))
+            self.pad_to(align(self.pos, buf.page_size))
             offset, size = self.pos, buf.sizes[cpu]
             if size and w.codec is not None:
                 size = self.copy_pages_compressed(buf.files[cpu], w.codec, buf.page_size)

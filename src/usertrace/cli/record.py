@@ -101,7 +101,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     except FilterError as exc:
         spec = next((s for s in args.events or [] if (s.filter or "").rstrip() == exc.text), None)
         where = f" for -e {spec.pattern}" if spec else ""
-        raise CliError(f"bad filter{where}:\n{exc.render()}") from None
+        raise CliError(f"bad filter{where}:\n{exc.render()}", ExitStatus.USAGE) from None
     if not pids and not command and not (rec.wants_user_events and name != "stat"):
         raise CliError(f"nothing to trace: usertrace {name} [-e EVENT]... -- COMMAND, "
                        f"or -P PID (or -e 'user_events:...' alone, until Ctrl-C)",
@@ -113,7 +113,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     try:
         status = rec.run(command or None, pids or None, seccomp=not args.no_seccomp)
     except FilterError as exc:
-        raise CliError(exc.render()) from None
+        raise CliError(exc.render(), ExitStatus.USAGE) from None
 
     for line in rec.problems():
         ctx.error(line)

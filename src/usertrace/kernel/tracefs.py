@@ -13,10 +13,12 @@ import secrets
 import time
 from pathlib import Path
 
+from ..errors import UsertraceError
+
 TRACEFS_CANDIDATES = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 
 
-class TracefsError(Exception):
+class TracefsError(UsertraceError):
     """A tracefs operation failed; the message names the file and the kernel's answer."""
 
 

@@ -34,6 +34,7 @@ import os
 import struct
 import threading
 
+from usertrace.errors import UsertraceError
 from . import abi
 from .emit_path import compiled
 from .session import Session, open_file, proc_start_time, thread_comm
@@ -180,7 +181,7 @@ class RingWriter(WriterState):
             pass
 
 
-class RingError(Exception):
+class RingError(UsertraceError):
     pass
 
 

@@ -22,6 +22,9 @@ import stat
 import threading
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Mapping
+
+from usertrace.procstat import proc_start_time  # noqa: F401 (ring.py takes it from here)
 
 from ...events.patterns import EventPattern
 from . import abi
@@ -31,13 +34,14 @@ _O_BASE = os.O_NOFOLLOW | os.O_CLOEXEC
 
 
 # -- locating the session ------------------------------------------------------------------------
-def default_session_dir() -> str:
+def default_session_dir(env: Mapping[str, str] | None = None) -> str:
     """``$USERTRACE_SESSION``, else ``$XDG_RUNTIME_DIR/usertrace``, else
-    ``/dev/shm/usertrace-<uid>``."""
-    explicit = os.environ.get(abi.SESSION_ENV)
+    ``/dev/shm/usertrace-<uid>``, looked up in ``env`` (default: this process's)."""
+    env = os.environ if env is None else env
+    explicit = env.get(abi.SESSION_ENV)
     if explicit:
         return explicit
-    xdg = os.environ.get("XDG_RUNTIME_DIR")
+    xdg = env.get("XDG_RUNTIME_DIR")
     if xdg and os.path.isabs(xdg):
         try:
             st = os.stat(xdg)
@@ -115,19 +119,6 @@ def open_file(dfd: int, name: str, dirpath: str, create: bool = False,
     return fd
 
 
-def proc_start_time(pid: int) -> int | None:
-    """Field 22 of /proc/<pid>/stat (start time in clock ticks); None: no such process."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            data = f.read()
-    except OSError:
-        return None
-    try:
-        return int(data[data.rindex(b")") + 2:].split()[19])
-    except (ValueError, IndexError):
-        return None
-
-
 def thread_comm(tid: int) -> bytes:
     try:
         with open(f"/proc/self/task/{tid}/comm", "rb") as f:
@@ -175,7 +166,24 @@ def normalize_pattern(pattern: str) -> str:
     against the user-events systems (:mod:`usertrace.events.patterns`)."""
     sys_glob, ev_glob = EventPattern.parse(pattern).glob(
         (abi.USER_EVENTS_SYSTEM, abi.USER_EVENTS_MULTI_SYSTEM))
-    return f"{sys_glob}:{ev_glob}"
+    return _kept(pattern, f"{sys_glob}:{ev_glob}")
+
+
+def _kept(pattern: str, glob: str) -> str:
+    """``glob``, the normalized ``pattern``, when a pattern slot of the session can keep it;
+    else a ``BAD_PATTERN`` error with a caret under the fault in ``pattern`` (a NUL, or the
+    first byte past :data:`abi.PATTERN_MAX_LEN`)."""
+    if "\0" in pattern:
+        raise UserEventError("BAD_PATTERN", "a NUL in the pattern", pattern.index("\0"), pattern)
+    if len(glob.encode()) > abi.PATTERN_MAX_LEN:
+        # Normalizing puts "*:" before a bare event name, "*" before ":EVENT": the pattern's
+        # own text starts that far into the glob.
+        lead = glob.find(pattern if ":" in pattern else pattern.replace("/", ":", 1))
+        room = abi.PATTERN_MAX_LEN - max(lead, 0)
+        pos = len(pattern.encode()[:room].decode("utf-8", "ignore"))
+        raise UserEventError("BAD_PATTERN", f"longer than {abi.PATTERN_MAX_LEN} bytes",
+                             pos, pattern)
+    return glob
 
 
 # -- the session ---------------------------------------------------------------------------------
