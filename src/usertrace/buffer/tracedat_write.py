@@ -24,6 +24,8 @@ v7 the CPUCOUNT option and the offsets of the metadata sections.
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import io
 import os
 import tempfile
@@ -53,6 +55,31 @@ from .tracedat_layout import (
 )
 
 _COPY_CHUNK = 1 << 20
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_FALLOC_FL_KEEP_SIZE, _FALLOC_FL_PUNCH_HOLE = 0x01, 0x02
+
+
+def _punch_hole(fd: int, offset: int, length: int) -> None:
+    """Give the blocks of a copied range back to the file system (where it can)."""
+    _libc.fallocate(fd, _FALLOC_FL_PUNCH_HOLE | _FALLOC_FL_KEEP_SIZE,
+                    ctypes.c_long(offset), ctypes.c_long(length))
+
+
+def _free_bytes(path: str) -> int:
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return 0
+    return st.f_bavail * st.f_frsize
+
+
+def _count_events(page: bytes, w, page_size: int) -> int:
+    try:
+        abi = Abi("<" if w.endian == "little" else ">", w.long_size)
+        return PageReader(PageLayout(page_size, abi)).count(page)[0]
+    except RingBufferError:
+        return 0
 
 
 @dataclass
@@ -243,12 +270,23 @@ class TraceDatWriter:
         n = len(data)
         if n == 0 or n % buf.page_size:
             raise TraceDatError(f"{n} bytes are not whole pages of {buf.page_size} bytes")
+        at = buf.sizes[cpu]
+        f = None
         try:
             f = buf.files.get(cpu)
             if f is None:
-                f = buf.files[cpu] = tempfile.TemporaryFile(dir=self.tmpdir, prefix=".usertrace-cpu")
-            f.write(data)
+                # Unbuffered: a page is on disk or refused, never half kept in a buffer.
+                f = buf.files[cpu] = tempfile.TemporaryFile(dir=self.tmpdir, buffering=0,
+                                                            prefix=".usertrace-cpu")
+            written = os.pwrite(f.fileno(), data, at)
+            if written != n:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         except OSError as exc:
+            if f is not None:
+                try:
+                    os.ftruncate(f.fileno(), at)      # no torn page is ever kept
+                except OSError:
+                    pass
             raise TraceDatError(f"cannot keep pages in a temporary file in {self.tmpdir}: {exc.strerror}") from None
         buf.sizes[cpu] += n
         if buf.counted:
@@ -281,6 +319,28 @@ class TraceDatWriter:
     def num_bytes(self, cpu: int, buffer: str = "") -> int:
         """Bytes of pages written so far for a cpu."""
         return self._buffers[buffer].sizes[cpu]
+
+    def make_room(self, nbytes: int) -> int:
+        """Free ``nbytes`` on the file system of the temporary page files by dropping the
+        newest pages of the cpu that has most (a full disk: what fits is kept, so that the
+        trace.dat can still be written).  Returns the number of events dropped."""
+        dropped = 0
+        while _free_bytes(self.tmpdir) < nbytes:
+            buf, cpu = max(((b, c) for b in self._buffers.values() for c in b.files),
+                           key=lambda bc: bc[0].sizes[bc[1]], default=(None, 0))
+            if buf is None or not buf.sizes[cpu]:
+                break
+            ps = buf.page_size
+            keep = buf.sizes[cpu] - ps
+            f = buf.files[cpu]
+            page = os.pread(f.fileno(), ps, keep)
+            events = _count_events(page, self, ps)
+            dropped += events
+            os.ftruncate(f.fileno(), keep)
+            buf.sizes[cpu] = keep
+            if buf.counted:
+                buf.events[cpu] -= events
+        return dropped
 
     # -- finishing -----------------------------------------------------------------------
     def __enter__(self) -> "TraceDatWriter":
@@ -424,12 +484,15 @@ class _Layout:
         done = 0
         try:
             while done < size:
-                sent = os.sendfile(self.out.fileno(), f.fileno(), done, size - done)
+                sent = os.sendfile(self.out.fileno(), f.fileno(), done,
+                                   min(_COPY_CHUNK, size - done))
                 if sent == 0:
                     break
-                done += sent
-        except OSError:
-            pass
+                _punch_hole(f.fileno(), done, sent)   # copied: its blocks are free again,
+                done += sent                          # so a nearly full disk holds the copy
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise
         if done < size:
             f.seek(done)
             self.out.seek(self.pos + done)
