@@ -94,3 +94,27 @@ def test_ctrl_c_of_a_launched_command_is_the_commands_as_with_strace(tmp_path):
                        env=env, capture_output=True, text=True)
     writes = [json.loads(line)["fields"]["count"] for line in r.stdout.splitlines()]
     assert writes == [6, 12]                   # "ready\n", then the cleanup's write
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_to_record_keeps_the_trace_dat_of_a_launched_command(tmp_path, sig):
+    """SIGTERM or SIGHUP of `record`: the recording so far is written and readable (SIGKILL
+    cannot be caught: it leaves no trace.dat, and the command dies with the tracer)."""
+    dat = tmp_path / "t.dat"
+    env = {**os.environ, "PYTHONPATH": SRC}
+    loop = "import os, time\nprint('go', flush=True)\nwhile True:\n    os.getppid(); time.sleep(0.001)"
+    tracer = subprocess.Popen([sys.executable, "-m", "usertrace", "record", "-e",
+                               "sys_enter_getppid", "-o", str(dat), "--", sys.executable, "-c",
+                               loop], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+    assert tracer.stdout.readline() == "go\n"
+    time.sleep(0.3)
+    tracer.send_signal(sig)
+    _, err = tracer.communicate(timeout=30)
+    assert "Traceback" not in err
+    assert tracer.returncode == 128 + sig         # the status of the command it let go
+    r = subprocess.run([sys.executable, "-m", "usertrace", "report", "-i", str(dat), "--json"],
+                       env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    events = [json.loads(line) for line in r.stdout.splitlines()]
+    assert len(events) > 10 and {e["event"] for e in events} == {"sys_enter_getppid"}
