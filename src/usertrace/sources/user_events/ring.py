@@ -31,7 +31,7 @@ import struct
 import threading
 
 from . import abi
-from .session import Session, open_file, proc_start_time, thread_comm
+from .session import SessionDir, open_file, proc_start_time, thread_comm
 
 _HEAD = abi.RH_HEAD // 8
 _TAIL = abi.RH_TAIL // 8
@@ -46,7 +46,7 @@ class RingWriter:
     __slots__ = ("session", "name", "fd", "mm", "q", "size", "mask", "head", "tail", "lost",
                  "limit", "tid", "pid", "__weakref__")
 
-    def __init__(self, session: Session, name: str, fd: int, mm: mmap.mmap, size: int,
+    def __init__(self, session: SessionDir, name: str, fd: int, mm: mmap.mmap, size: int,
                  pid: int, tid: int):
         self.session = session
         self.name = name
@@ -63,7 +63,7 @@ class RingWriter:
         self.tid = tid
 
     @classmethod
-    def create(cls, session: Session) -> "RingWriter":
+    def create(cls, session: SessionDir) -> "RingWriter":
         pid = os.getpid()
         tid = threading.get_native_id()
         size = session.ring_data_size()
@@ -155,7 +155,7 @@ class RingError(Exception):
 class RingReader:
     """The tracer's end of a ring."""
 
-    def __init__(self, session: Session, name: str):
+    def __init__(self, session: SessionDir, name: str):
         self.name = name
         fd = open_file(session.dfd, name, session.path)
         try:

@@ -32,7 +32,7 @@ from usertrace.events.format import EventFormat
 from . import abi
 from .parse import K_DYN_STR, Definition, UserEventError
 from .ring import RingError, RingReader
-from .session import Session, Slot, close_session, normalize_pattern, open_session
+from .session import SessionDir, Slot, close_session, normalize_pattern, open_session
 
 COMMON = struct.Struct("<HBBi")
 _pack_type = struct.Struct("<H").pack
@@ -131,7 +131,7 @@ class UserEventsServer:
         self.ring_size = ring_size
         self._ids: set[int] = set()
         self._next_id = abi.ID_BASE + abi.MAX_EVENTS
-        self.session: Session | None = None
+        self.session: SessionDir | None = None
         self._events: dict[int, EventInfo] = {}       # index word -> info
         self._fast: dict[int, tuple] = {}             # index word -> what _parse needs
         self._rings: dict[str, RingReader] = {}
@@ -204,7 +204,7 @@ class UserEventsServer:
     def __exit__(self, *exc) -> None:
         self.close()
 
-    def _sess(self) -> Session:
+    def _sess(self) -> SessionDir:
         if self.session is None:
             raise UserEventError("BAD_SESSION", "the server is not open")
         return self.session

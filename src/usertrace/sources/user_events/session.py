@@ -1,7 +1,7 @@
 """A user events session: the directory, its mapped files, the registration lock.
 
 Both sides use this module: applications (through :mod:`.client`) to register events, the
-tracer (:mod:`.server`) to enable them and to find the writers' rings.  One :class:`Session`
+tracer (:mod:`.server`) to enable them and to find the writers' rings.  One :class:`SessionDir`
 object per directory per process (:func:`open_session`): POSIX record locks belong to a
 process, so two objects in one process would not exclude each other and closing either would
 drop the other's locks.
@@ -186,7 +186,7 @@ def normalize_pattern(pattern: str) -> str:
 
 
 # -- the session ---------------------------------------------------------------------------------
-class Session:
+class SessionDir:
     """An open session directory with its control, status and registry files mapped."""
 
     def __init__(self, path: str, create: bool = True):
@@ -541,14 +541,14 @@ class Session:
 class HolderFile:
     """``proc-<pid>``: which events one process holds (a bitmap), with its start time."""
 
-    def __init__(self, session: Session, fd: int, mm: mmap.mmap, pid: int):
+    def __init__(self, session: SessionDir, fd: int, mm: mmap.mmap, pid: int):
         self.session = session
         self.fd = fd
         self.mm = mm
         self.pid = pid
 
     @classmethod
-    def create(cls, session: Session, bitmap: bytes | None = None) -> "HolderFile":
+    def create(cls, session: SessionDir, bitmap: bytes | None = None) -> "HolderFile":
         pid = os.getpid()
         name = f"{abi.HOLDER_PREFIX}{pid}"
         fd = open_file(session.dfd, name, session.path, create=True)
@@ -578,7 +578,7 @@ class HolderFile:
             pass
 
     @staticmethod
-    def read_live(session: Session, name: str) -> bytes | None:
+    def read_live(session: SessionDir, name: str) -> bytes | None:
         """The bitmap of a holder file whose process is alive, None if it is dead or bad."""
         try:
             fd = open_file(session.dfd, name, session.path, write=False)
@@ -598,13 +598,13 @@ class HolderFile:
         return data[abi.HOLDER_BITMAP:]
 
 
-# -- one Session per directory per process -----------------------------------------------------
-_sessions: dict[tuple[int, int], Session] = {}
+# -- one SessionDir per directory per process --------------------------------------------------
+_sessions: dict[tuple[int, int], SessionDir] = {}
 _sessions_lock = threading.Lock()
 
 
-def open_session(path: str | None = None, create: bool = True) -> Session:
-    """The process's Session for ``path`` (default: :func:`default_session_dir`), counted."""
+def open_session(path: str | None = None, create: bool = True) -> SessionDir:
+    """The process's SessionDir for ``path`` (default: :func:`default_session_dir`), counted."""
     path = os.path.abspath(path or default_session_dir())
     with _sessions_lock:
         try:
@@ -614,7 +614,7 @@ def open_session(path: str | None = None, create: bool = True) -> Session:
         except FileNotFoundError:
             sess = None
         if sess is None or sess.status.closed:
-            sess = Session(path, create)
+            sess = SessionDir(path, create)
             st = os.fstat(sess.dfd)
             key = (st.st_dev, st.st_ino)
             _sessions[key] = sess
@@ -622,7 +622,7 @@ def open_session(path: str | None = None, create: bool = True) -> Session:
         return sess
 
 
-def close_session(sess: Session) -> None:
+def close_session(sess: SessionDir) -> None:
     with _sessions_lock:
         sess.refs -= 1
         if sess.refs > 0:
@@ -633,6 +633,6 @@ def close_session(sess: Session) -> None:
         sess.close()
 
 
-def all_sessions() -> list[Session]:
+def all_sessions() -> list[SessionDir]:
     with _sessions_lock:
         return list(_sessions.values())
