@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from typing import Callable, TextIO
 
 from ..buffer.ring import RingBuffer
+from ..buffer.safe_file import OutputFileError
 from ..buffer.tracedat import TraceDatError, TraceDatWriter
 from ..catalog import known_events
 from ..events.format import EventFormat
@@ -43,11 +44,10 @@ class TraceBuffer:
                  nr_pages: int = 256):
         self.path = path
         self.ncpus = ncpus
-        _check_writable(path)
         try:
             self.writer = TraceDatWriter(path, version=version, page_size=page_size,
                                          cpus=ncpus, clock="mono")
-        except TraceDatError as exc:
+        except (TraceDatError, OutputFileError) as exc:
             raise SessionError(str(exc)) from None
         except OSError as exc:
             raise SessionError(f"cannot write {path}: {exc.strerror}") from None
@@ -100,18 +100,6 @@ class TraceBuffer:
     @property
     def entries(self) -> int:
         return sum(r.entries_written for r in self.rings)
-
-
-def _check_writable(path: str) -> None:
-    """Refuse an output path that cannot be written before anything is traced."""
-    if os.path.isdir(path):
-        raise SessionError(f"cannot write {path}: it is a directory")
-    parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent):
-        raise SessionError(f"cannot write {path}: no directory {parent}")
-    if not os.access(parent, os.W_OK | os.X_OK) or (os.path.exists(path)
-                                                     and not os.access(path, os.W_OK)):
-        raise SessionError(f"cannot write {path}: permission denied")
 
 
 class LiveStream:
@@ -290,6 +278,8 @@ class Session:
                 self.trace.finish(self.enabled_formats(), self.cmdlines)
             except TraceDatError as exc:
                 raise SessionError(f"cannot write {self.trace.path}: {exc}") from None
+            except OutputFileError as exc:
+                raise SessionError(str(exc)) from None
             except OSError as exc:
                 raise SessionError(f"cannot write {self.trace.path}: {exc.strerror}") from None
 
