@@ -134,18 +134,22 @@ def test_fifo_is_written_through(tmp_path):
     fifo = tmp_path / "fifo"
     os.mkfifo(fifo)
     rfd = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)    # a reader, there before the commit
+    keep = os.open(fifo, os.O_WRONLY)                    # so that it never reads an early EOF
     os.set_blocking(rfd, True)
-    got = []
+    size = 300_000                                       # more than a pipe holds
+    got = bytearray()
 
     def read():
-        with os.fdopen(rfd, "rb") as f:
-            got.append(f.read())
+        while len(got) < size:
+            got.extend(os.read(rfd, size - len(got)))
 
     th = threading.Thread(target=read)
     th.start()
-    write(fifo, b"a" * 300_000)          # more than a pipe holds: the reader drains it
+    write(fifo, b"a" * size)
     th.join(30)
-    assert got == [b"a" * 300_000]
+    os.close(keep)
+    os.close(rfd)
+    assert got == b"a" * size
     assert stat.S_ISFIFO(os.lstat(fifo).st_mode)
 
 

@@ -51,10 +51,11 @@ def _group_readable(path):
 
 
 UNSAFE = [
-    ("directory owned by another user", lambda d: _other_owner(d), "owned by uid 65534"),
+    ("directory owned by another user", lambda d: _other_owner(d),
+     "belongs to uid 65534 (nobody), not to you"),
     ("directory readable by the group", lambda d: _group_readable(d), "mode 0750"),
     ("registry owned by another user", lambda d: _other_owner(os.path.join(d, "registry")),
-     "owned by uid 65534"),
+     "file belongs to uid 65534"),
     ("status readable by others", lambda d: os.chmod(os.path.join(d, "status"), 0o604),
      "mode 0604"),
 ]

@@ -87,9 +87,8 @@ class UserEventsSource:
             self._thread.join()
             self._thread = None
         if self.server.session is not None:
-            self.server.drain(self._on_record, on_lost=self._on_lost)
-            self.totals = self.server.totals()
             self.server.close(drain_into=self._on_record, on_lost=self._on_lost)
+            self.totals = self.server.totals()
 
     # -- records ----------------------------------------------------------------------------
     def _state(self, fmt: EventFormat, strict: bool = False) -> EventState:
@@ -127,6 +126,14 @@ class UserEventsSource:
     @property
     def refused(self) -> int:
         """Payloads the server refused (malformed), counted per writer."""
-        if self.server.session is not None:
-            return self.server.totals().refused
-        return self.totals.refused if self.totals is not None else 0
+        return self.report().refused
+
+    def report(self):
+        """Every figure of the drain (a :class:`~usertrace.sources.user_events.WriterStats`):
+        records delivered, and everything refused or lost, by reason (open or closed)."""
+        return self.server.totals()
+
+    def loss_lines(self) -> list[str]:
+        """What the final report says of user events refused or lost: one line per reason,
+        none when nothing was (``WriterStats.render_losses``)."""
+        return self.report().render_losses()
