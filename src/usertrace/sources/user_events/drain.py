@@ -153,6 +153,7 @@ class RingReader:
         self.start = start
         words = os.pread(fd, _WORDS_LEN, _WORDS_AT)
         self.tail = _unpack_u64(words, abi.RH_TAIL - _WORDS_AT)[0] if len(words) == _WORDS_LEN else 0
+        self.stored_tail = self.tail  # what the file says: the tail the writer sees
         self.fd = fd if keep_open else -1
         if not keep_open:
             os.close(fd)
@@ -236,9 +237,11 @@ class RingReader:
             raise RingFault("truncated")
         return data
 
-    def store_tail(self, fd: int, tail: int) -> None:
-        self.tail = tail
-        os.pwrite(fd, abi.U64.pack(tail), abi.RH_TAIL)
+    def store_tail(self, fd: int) -> None:
+        """Write :attr:`tail` (what the tracer consumed) where the writer reads it."""
+        if self.tail != self.stored_tail:
+            os.pwrite(fd, abi.U64.pack(self.tail), abi.RH_TAIL)
+            self.stored_tail = self.tail
 
     def store_refused(self, fd: int) -> None:
         os.pwrite(fd, abi.U64.pack(self.refused), abi.RH_REFUSED)

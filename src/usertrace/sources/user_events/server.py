@@ -104,6 +104,7 @@ class UserEventsServer:
         self._reasons: Counter = Counter()            # what belongs to no ring
         self._bad_files: set[tuple[str, int]] = set()  # (name, inode) counted as not_a_ring
         self._unopened: set[str] = set()              # rings not opened yet: no descriptor
+        self._unlisted = False                        # the directory could not be listed
         self._damaged: set[str] = set()
         self._gen = -1
         self._next_check = 0.0
@@ -111,6 +112,7 @@ class UserEventsServer:
         self._looked = False
         self._lock = threading.Lock()
         self._fd_budget = 0
+        self._reserve = -1                            # a descriptor kept for when none is free
 
     # -- lifetime --------------------------------------------------------------------------
     def open(self) -> "UserEventsServer":
@@ -131,6 +133,7 @@ class UserEventsServer:
             raise UserEventError("SESSION_BUSY", f"{sess.path}: tracer pid {pid}") from None
         self.session = sess
         sess.tracer = self
+        self._take_reserve()
         soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
         self._fd_budget = max(0, (soft if soft != resource.RLIM_INFINITY else 1 << 20) // 2
                               - FD_RESERVE)
@@ -162,6 +165,8 @@ class UserEventsServer:
         if sess is None:
             return
         try:
+            with self._lock:
+                self._check_session(sess)
             with sess.locked():
                 sess.set_patterns([])
                 sess.set_tracer(0, 0)
@@ -178,6 +183,9 @@ class UserEventsServer:
             self._detach(sess)
 
     def _detach(self, sess: SessionDir) -> None:
+        if self._reserve >= 0:
+            os.close(self._reserve)
+            self._reserve = -1
         try:
             fcntl.lockf(sess.ctl_fd, fcntl.LOCK_UN, 1, abi.TRACER_LOCK_OFFSET)
         except OSError:
@@ -286,16 +294,46 @@ class UserEventsServer:
                 return i.format
         return None
 
+    # -- descriptors -----------------------------------------------------------------------
+    # The tracer keeps one descriptor in reserve (the accept()-EMFILE trick): when an open
+    # fails because none is free, the reserve is closed, the open (and the read, and the close
+    # that follow) tried once more, and the reserve taken again.  So a tracer whose other
+    # parts used every descriptor still reads its rings, one at a time.
+    def _take_reserve(self) -> None:
+        if self._reserve < 0:
+            try:
+                self._reserve = os.open("/dev/null", os.O_RDONLY | os.O_CLOEXEC)
+            except OSError:
+                pass
+
+    def _spare(self, fn, *args):
+        """``fn(*args)``; on running out of descriptors, once more with the reserve's."""
+        try:
+            return fn(*args)
+        except OSError as exc:
+            if not is_fd_exhaustion(exc) or self._reserve < 0:
+                raise
+        os.close(self._reserve)
+        self._reserve = -1
+        self._fd_budget = 0                 # from now on no ring keeps a descriptor
+        try:
+            return fn(*args)
+        finally:
+            self._take_reserve()
+
     # -- rings -----------------------------------------------------------------------------
     def _scan_rings(self) -> None:
         sess = self._sess()
         try:
-            entries = list(os.scandir(sess.dfd))
+            entries = self._spare(lambda: list(os.scandir(sess.dfd)))
         except OSError as exc:
             if not is_fd_exhaustion(exc):
                 raise
             self._gen = -1                  # look again at the next drain
+            self._unlisted = True
             return
+        self._unlisted = False
+        kept = sum(1 for r in self._rings.values() if r.fd >= 0)
         for entry in entries:
             name = entry.name
             if not name.startswith(abi.RING_PREFIX):
@@ -311,14 +349,22 @@ class UserEventsServer:
                 self._retire(known, unlink=False)       # replaced by a new ring of that name
             if (name, ino) in self._bad_files:
                 continue
-            keep = sum(1 for r in self._rings.values() if r.fd >= 0) < self._fd_budget
+            keep = kept < self._fd_budget
             try:
-                r = RingReader(sess.dfd, sess.path, name, keep_open=keep)
+                r = self._spare(RingReader, sess.dfd, sess.path, name, keep)
+                kept += r.fd >= 0
+            except FileNotFoundError:
+                continue                    # gone meanwhile
             except OSError as exc:
                 if is_fd_exhaustion(exc):
                     self._unopened.add(name)
                     self._gen = -1          # try again at the next drain
-                continue                    # gone meanwhile
+                    continue
+                exc = RingFault("not_a_ring", f"{name}: {exc.strerror}")
+                self._bad_files.add((name, ino))
+                self._reasons["not_a_ring"] += 1
+                self.errors.append(str(exc))
+                continue
             except (RingFault, UserEventError) as exc:
                 self._bad_files.add((name, ino))
                 self._reasons["not_a_ring"] += 1
@@ -352,21 +398,29 @@ class UserEventsServer:
         for r in list(self._rings.values()):
             r.close()                       # descriptors back first: the last reads need some
         for r in list(self._rings.values()):
-            gone = False
             try:
-                with r.opened() as fd:
-                    flags, head, _ = r.words(fd)
-                    gone = (head == r.tail or r.fault) and (
-                        flags & abi.RING_CLOSED or not self._writer_alive(r))
+                flags, head, _ = self._spare(self._words, r)
+                gone = (head == r.tail or r.fault) and (
+                    flags & abi.RING_CLOSED or not self._writer_alive(r))
             except (OSError, RingFault):
-                pass
+                gone = False
             self._retire(r, unlink=gone)
-        self._reasons["no_descriptor"] += len(self._unopened)
+        if self._unopened or self._unlisted:
+            self._reasons["no_descriptor"] += len(self._unopened) + self._unlisted
         self._unopened.clear()
+        self._unlisted = False
 
     @staticmethod
-    def _writer_alive(r: RingReader) -> bool:
-        return r.start != 0 and proc_start_time(r.pid) == r.start
+    def _words(r: RingReader) -> tuple[int, int, int]:
+        with r.opened() as fd:
+            return r.words(fd)
+
+    def _writer_alive(self, r: RingReader) -> bool:
+        """Is the ring's writer process still there?  (True when that cannot be told now.)"""
+        try:
+            return r.start != 0 and self._spare(proc_start_time, r.pid, True) == r.start
+        except OSError:
+            return True
 
     def _quarantine(self, r: RingReader, fault: RingFault, pending: int) -> None:
         """Stop reading a ring no honest writer leaves like this; count what it still held."""
@@ -428,19 +482,23 @@ class UserEventsServer:
         """(flags, head, pieces) of a ring, None if it cannot be read now (quarantined, or no
         descriptor free: then it is read at a later drain)."""
         try:
-            with r.opened() as fd:
-                flags, head, lost = r.head(fd)
-                if lost > r.lost_seen:
-                    if on_lost is not None:
-                        on_lost(r.pid, r.tid, r.comm, lost - r.lost_seen)
-                    r.lost_seen = r.lost = lost
-                return flags, head, r.read(fd, head) if head != r.tail else []
+            return self._spare(self._read_ring, r, on_lost)
         except RingFault as fault:
             self._quarantine(r, fault, -1)
         except OSError as exc:
             if not is_fd_exhaustion(exc):
                 self._quarantine(r, RingFault("removed", exc.strerror), -1)
         return None
+
+    @staticmethod
+    def _read_ring(r: RingReader, on_lost: LostCallback | None):
+        with r.opened() as fd:
+            flags, head, lost = r.head(fd)
+            if lost > r.lost_seen:
+                if on_lost is not None:
+                    on_lost(r.pid, r.tid, r.comm, lost - r.lost_seen)
+                r.lost_seen = r.lost = lost
+            return flags, head, r.read(fd, head) if head != r.tail else []
 
     def _consume(self, r: RingReader, head: int, pieces, sink) -> int:
         """Parse the pieces taken from ``r``, move its tail past what was used."""
@@ -453,26 +511,27 @@ class UserEventsServer:
             used += n
             if n < len(piece):
                 break
+        r.tail += used                      # ours: the file's copy is for the writer
         try:
-            with r.opened() as fd:
-                if broken:
-                    _, now_head, _ = r.words(fd)
-                    if now_head == head:    # not a head read while it moved: a lie
-                        raise RingFault("bad_length", f"at {r.tail + used}")
-                if used:
-                    r.store_tail(fd, r.tail + used)
-                if r.refused != refused:
-                    r.store_refused(fd)
+            self._spare(self._settle, r, head, broken, refused)
         except RingFault as fault:
-            if used:
-                r.tail += used
             self._quarantine(r, fault, head - r.tail)
         except OSError as exc:
             if not is_fd_exhaustion(exc):
-                r.tail += used
                 self._quarantine(r, RingFault("removed", exc.strerror), head - r.tail)
-            # else: the tail stays; the same records come again at the next drain
+            # else: the writer learns the new tail at the next drain
         return r.records - before
+
+    @staticmethod
+    def _settle(r: RingReader, head: int, broken: bool, refused: int) -> None:
+        """Tell the writer the new tail; a framing that broke where the head did not move
+        meanwhile is a lie: RingFault."""
+        with r.opened() as fd:
+            r.store_tail(fd)
+            if r.refused != refused:
+                r.store_refused(fd)
+            if broken and r.words(fd)[1] == head:
+                raise RingFault("bad_length", f"at {r.tail}")
 
     def _check_session(self, sess: SessionDir) -> None:
         for path in sess.damaged():

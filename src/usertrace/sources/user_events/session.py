@@ -211,12 +211,19 @@ class SharedFile:
             return True
 
 
-def proc_start_time(pid: int) -> int | None:
-    """Field 22 of /proc/<pid>/stat (start time in clock ticks); None: no such process."""
+def proc_start_time(pid: int, strict: bool = False) -> int | None:
+    """Field 22 of /proc/<pid>/stat (start time in clock ticks); None: no such process.
+
+    With ``strict``, an error that says nothing of the process (no descriptor free) is raised
+    instead of reading as "no such process"."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as f:
             data = f.read()
+    except (FileNotFoundError, ProcessLookupError):
+        return None
     except OSError:
+        if strict:
+            raise
         return None
     try:
         return int(data[data.rindex(b")") + 2:].split()[19])
