@@ -294,10 +294,14 @@ def test_a_dead_tracers_patterns_are_dropped(sdir):
         from usertrace.sources.user_events import UserEventsServer
         s = UserEventsServer().open(); s.enable("left_*"); os._exit(0)
     """, sdir)
+    # The first application to register finds no tracer attached: nobody would drain.
     ev = register("left_on u8 x", session_dir=sdir)
-    assert ev.enabled                                       # the dead tracer's pattern still there
+    assert not ev.enabled
     with UserEventsServer(sdir) as srv:
-        assert not ev.enabled and srv.patterns() == []
+        assert srv.patterns() == []
+        srv.enable("left_*")
+        assert ev.enabled
+    assert not ev.enabled
     ev.unregister()
 
 

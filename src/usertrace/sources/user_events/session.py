@@ -520,12 +520,15 @@ class SessionDir:
         not enabled).  A new event's status byte starts with the bits of the enabled patterns
         that match it, so a tracer that enabled ``app_*`` sees ``app_new`` from its first emit.
         The first registration of a process sweeps what processes that are gone left behind
-        (:meth:`sweep`).
+        (:meth:`sweep`), and the patterns a tracer that was killed left enabled.
         """
         with self.locked():
             if not self._swept:
                 self._swept = True
-                self.sweep(rings=not self.tracer_attached())
+                alone = not self.tracer_attached()
+                if alone and self.patterns():
+                    self.set_patterns([])   # what a tracer that was killed left enabled
+                self.sweep(rings=alone)
             found = self._find(defn)
             if found is None:
                 found = self._create(defn)
