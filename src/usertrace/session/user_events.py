@@ -16,6 +16,7 @@ from __future__ import annotations
 import fnmatch
 import sys
 import threading
+from contextlib import nullcontext
 
 from ..events.format import EventFormat
 from ..events.records import RecordCodec
@@ -57,11 +58,15 @@ class UserEventsSource:
         self._states: dict[int, EventState] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._comms: dict[int, str] = {}
         self.totals = None
+        self.batch = True         # records handed over a drain at a time (False: one by one)
 
     # -- lifetime -------------------------------------------------------------------------
-    def start(self) -> None:
-        """Attach to the session directory, enable the patterns, start draining."""
+    def attach(self) -> None:
+        """Attach to the session directory and enable the patterns (no draining yet)."""
+        if self.server.session is not None:
+            return
         try:
             self.server.open()
         except UserEventError as exc:
@@ -72,12 +77,20 @@ class UserEventsSource:
                     for fmt in self.server.enable(spec.pattern, int(consumer)):
                         self._state(fmt, strict=True)
         self.session.use_threads()
+
+    def start(self) -> None:
+        """Attach (:meth:`attach`), start draining in a thread of its own."""
+        self.attach()
         self._thread = threading.Thread(target=self._pump, name="usertrace-user-events",
                                         daemon=True)
         self._thread.start()
 
     def _pump(self) -> None:
-        self.server.pump(self._on_record, self._stop, on_lost=self._on_lost)
+        self.server.pump(self._on_batch, self._stop, on_lost=self._on_lost, batch=True)
+
+    def drain_all(self) -> int:
+        """Deliver what the writers published so far (when no thread drains)."""
+        return self.server.drain_all(self._on_batch, on_lost=self._on_lost, batch=True)
 
     def stop(self) -> None:
         """Stop draining, deliver what is left, and let the applications go (their events
@@ -87,7 +100,7 @@ class UserEventsSource:
             self._thread.join()
             self._thread = None
         if self.server.session is not None:
-            self.server.close(drain_into=self._on_record, on_lost=self._on_lost)
+            self.server.close(drain_into=self._on_batch, on_lost=self._on_lost, batch=True)
             self.totals = self.server.totals()
 
     # -- records ----------------------------------------------------------------------------
@@ -111,6 +124,49 @@ class UserEventsSource:
         self._states[fmt.id] = state
         self.session.add_state(state)
         return state
+
+    def _on_batch(self, records: list) -> None:
+        """The records of one drain, in time order.  Those of events with no filter go
+        straight into the trace buffer, a run at a time under one hold of the session's lock
+        (when nothing else wants them: no live stream); the others through Session.emit."""
+        if not self.batch:
+            for rec in records:
+                self._on_record(*rec)
+            return
+        session = self.session
+        trace = session.trace if session.stream is None else None
+        states = self._states
+        comms = self._comms
+        run: list = []
+        for ts, _cpu, tid, pid, comm, record, fmt in records:
+            if comms.get(tid) != comm:
+                comms[tid] = comm
+                session.note_comm(tid, comm)
+            state = states.get(fmt.id) or self._state(fmt)
+            if trace is not None and state.filter is None:
+                run.append((ts, record))
+                continue
+            if run:
+                self._write_run(trace, run)
+                run = []
+            values = state.codec.decode(record)
+            session.emit(state, values, ts, self.cpu, comm, record)
+        if run:
+            self._write_run(trace, run)
+
+    def _write_run(self, trace, run: list) -> None:
+        """Records ``(ts, record)`` into the user events' buffer (what TraceBuffer.write does
+        for one, without a call per record in between)."""
+        cpu = self.cpu
+        ring = trace.rings[cpu]
+        write = ring.write
+        settle = trace.settle
+        with self.session._lock or nullcontext():
+            for ts, record in run:
+                if not write(ts, record):
+                    settle(cpu, 0)          # dropped: counted
+                elif ring.full_pages:
+                    settle(cpu, 2)          # a page to hand to the trace.dat
 
     def _on_record(self, ts: int, cpu: int, tid: int, pid: int, comm: str, record: bytes,
                    fmt: EventFormat) -> None:

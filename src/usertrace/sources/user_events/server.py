@@ -156,11 +156,11 @@ class UserEventsServer:
             raise
         return self
 
-    def close(self, drain_into: RecordCallback | None = None,
-              on_lost: LostCallback | None = None) -> None:
+    def close(self, drain_into=None, on_lost: LostCallback | None = None,
+              batch: bool = False) -> None:
         """Disable everything (applications read their events as disabled), drain what is left
-        into ``drain_into`` if given, and detach.  The session directory stays; the rings of
-        writers that are gone are removed."""
+        into ``drain_into`` if given (``batch`` as for :meth:`drain`), and detach.  The
+        session directory stays; the rings of writers that are gone are removed."""
         sess = self.session
         if sess is None:
             return
@@ -176,7 +176,7 @@ class UserEventsServer:
                         r.close()           # descriptors back: rings not opened yet need some
                     self._fd_budget = 0
                     self._scan_rings()
-                self.drain_all(drain_into, on_lost=on_lost)
+                self.drain_all(drain_into, on_lost=on_lost, batch=batch)
         finally:
             with self._lock:
                 self._retire_all()
@@ -431,15 +431,18 @@ class UserEventsServer:
         r.close()
 
     # -- draining --------------------------------------------------------------------------
-    def drain(self, callback: RecordCallback, *, on_lost: LostCallback | None = None,
-              ordered: bool = True) -> int:
+    def drain(self, callback, *, on_lost: LostCallback | None = None, ordered: bool = True,
+              batch: bool = False) -> int:
         """Deliver every record published so far; returns how many were delivered.
 
-        With ``ordered`` the records of this call reach ``callback`` in timestamp order across
-        all writers (each ring is in order by itself).  A record published later by a writer
-        that was preempted between taking its timestamp and publishing can be older than the
-        last one of the previous call, by at most that preemption.  A ring holding more than
-        :data:`.drain.READ_LIMIT` bytes gives that much per call: call again while records come.
+        ``callback(ts, cpu, tid, pid, comm, record, fmt)`` gets each record; with ``batch``
+        it is called once instead, with the list of those tuples (not at all when there is
+        none), which saves a call per record.  With ``ordered`` the records of this call come
+        in timestamp order across all writers (each ring is in order by itself).  A record
+        published later by a writer that was preempted between taking its timestamp and
+        publishing can be older than the last one of the previous call, by at most that
+        preemption.  A ring holding more than :data:`.drain.READ_LIMIT` bytes gives that much
+        per call: call again while records come (:meth:`drain_all`).
         """
         with self._lock:
             sess = self._sess()
@@ -464,16 +467,20 @@ class UserEventsServer:
                     pending.append((r, head, pieces))
                 elif check and (flags & abi.RING_CLOSED or not self._writer_alive(r)):
                     idle.append(r)
-            direct = not ordered or len(pending) <= 1
+            direct = not batch and (not ordered or len(pending) <= 1)
             out: list = []
             sink = callback if direct else out
             total = 0
             for r, head, pieces in pending:
                 total += self._consume(r, head, pieces, sink)
             if out:
-                out.sort(key=itemgetter(0))
-                for ts, cpu, tid, pid, comm, rec, fmt in out:
-                    callback(ts, cpu, tid, pid, comm, rec, fmt)
+                if ordered and len(pending) > 1:
+                    out.sort(key=itemgetter(0))
+                if batch:
+                    callback(out)
+                else:
+                    for ts, cpu, tid, pid, comm, rec, fmt in out:
+                        callback(ts, cpu, tid, pid, comm, rec, fmt)
             for r in idle:
                 self._retire(r)
             return total
@@ -542,25 +549,29 @@ class UserEventsServer:
         if self._unopened:
             self._gen = -1                  # descriptors may be free again
 
-    def pump(self, callback: RecordCallback, stop: threading.Event, *,
-             on_lost: LostCallback | None = None, interval: float = 0.001) -> int:
-        """Drain until ``stop`` is set (then once more); returns the records delivered."""
+    def pump(self, callback, stop: threading.Event, *, on_lost: LostCallback | None = None,
+             interval: float = 0.001, batch: bool = False) -> int:
+        """Drain until ``stop`` is set (then what is left); returns the records delivered.
+        ``batch`` as for :meth:`drain`."""
         total = 0
         while not stop.is_set():
-            n = self.drain(callback, on_lost=on_lost)
+            n = self.drain(callback, on_lost=on_lost, batch=batch)
             total += n
             if not n:
                 stop.wait(interval)
-        return total + self.drain_all(callback, on_lost=on_lost)
+        return total + self.drain_all(callback, on_lost=on_lost, batch=batch)
 
-    def drain_all(self, callback: RecordCallback, *, on_lost: LostCallback | None = None) -> int:
+    def drain_all(self, callback, *, on_lost: LostCallback | None = None,
+                  batch: bool = False) -> int:
         """Drain until nothing is left of what the rings held when called: as many drains as
         the largest ring takes at READ_LIMIT bytes each, fewer when one finds nothing (a
         writer still writing does not keep this going)."""
-        rounds = max((r.size for r in self._rings.values()), default=0) // READ_LIMIT + 1
+        with self._lock:
+            self.refresh()                  # rings made since the last look count too
+            rounds = max((r.size for r in self._rings.values()), default=0) // READ_LIMIT + 1
         total = 0
         for _ in range(rounds + 1):
-            n = self.drain(callback, on_lost=on_lost)
+            n = self.drain(callback, on_lost=on_lost, batch=batch)
             total += n
             if not n:
                 break
