@@ -301,3 +301,47 @@ def test_read_limit_keeps_one_ring_from_holding_up_the_others(sdir):
         big.end()
         small.end()
     assert sink.values("honest", "i") == list(range(n))
+
+
+# -- through the command line ---------------------------------------------------------------------
+NEIGHBOURHOOD = """
+import os, subprocess, sys
+tool, sdir = sys.argv[1], os.environ["USERTRACE_SESSION"]
+def start(*argv):
+    return subprocess.Popen([sys.executable, tool, *argv], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, text=True)
+honest = start("honest", "200")
+assert honest.stdout.readline().strip() == "200"
+hostile = start("hostile", "truncate:0")
+assert hostile.stdout.readline().strip() == "ring"
+hostile.stdin.write("go\\n"); hostile.stdin.flush()
+assert hostile.stdout.readline().strip() == "done"
+for name in ("registry", "control", "status"):
+    os.truncate(os.path.join(sdir, name), 0)
+for p in (honest, hostile):
+    p.stdin.write("exit\\n"); p.stdin.flush(); p.wait()
+sys.exit(3)
+"""
+
+
+def test_record_survives_every_shared_file_truncated(tmp_path):
+    """`usertrace record` while a neighbour truncates its ring and the session's registry,
+    control and status files: no SIGBUS, the traced command is unharmed (its exit status
+    comes back), the trace.dat is written and holds every honest record."""
+    from usertrace.sources.user_events import dynamic_events
+    sdir = str(tmp_path / "session")
+    dynamic_events("u:honest u32 i; __data_loc char[] s", session_dir=sdir)   # known at start
+    script = tmp_path / "neighbourhood.py"
+    script.write_text(NEIGHBOURHOOD)
+    dat = tmp_path / "t.dat"
+    env = dict(os.environ, PYTHONPATH=SRC, USERTRACE_SESSION=sdir)
+    r = subprocess.run([sys.executable, "-m", "usertrace", "record", "-e", "user_events:honest",
+                        "-e", "user_events:hostile", "-o", str(dat), "--", sys.executable,
+                        str(script), TOOL], env=env, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 3, r.stderr
+    assert "Traceback" not in r.stderr
+    rep = subprocess.run([sys.executable, "-m", "usertrace", "report", "-i", str(dat), "--json"],
+                         env=env, capture_output=True, text=True, timeout=120)
+    assert rep.returncode == 0, rep.stderr
+    events = [json.loads(line) for line in rep.stdout.splitlines()]
+    assert [e["fields"]["i"] for e in events if e["event"] == "honest"] == list(range(200))
