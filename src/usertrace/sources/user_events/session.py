@@ -112,7 +112,7 @@ def open_dir(path: str, create: bool) -> int:
     try:
         st = os.fstat(pfd)
         check_owned(st, path, "directory")
-        if made or stat.S_IMODE(st.st_mode) != abi.DIR_MODE:
+        if made or st.st_mode & 0o700 != 0o700:
             if not made:
                 raise _refuse(path, f"the directory has mode {stat.S_IMODE(st.st_mode):04o}; "
                                     f"the owner needs full access (chmod 700 {path})")
