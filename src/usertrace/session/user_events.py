@@ -125,45 +125,53 @@ class UserEventsSource:
         self.session.add_state(state)
         return state
 
-    def _on_batch(self, records: list) -> None:
-        """The records of one drain, in time order.  Those of events with no filter go
-        straight into the trace buffer, a run at a time under one hold of the session's lock
-        (when nothing else wants them: no live stream); the others through Session.emit."""
+    def _on_batch(self, batch) -> None:
+        """The records of one drain (a :class:`~usertrace.sources.user_events.drain.Batch`),
+        in time order.  Those of events with no filter go straight into the trace buffer, a
+        run at a time under one hold of the session's lock (when nothing else wants them: no
+        live stream); the others through Session.emit."""
         if not self.batch:
-            for rec in records:
+            for rec in batch:
                 self._on_record(*rec)
             return
         session = self.session
         trace = session.trace if session.stream is None else None
         states = self._states
         comms = self._comms
+        tss, recs, fmts, rings = batch.ts, batch.record, batch.format, batch.ring
+        order = batch.order if batch.order is not None else range(len(tss))
         run: list = []
-        for ts, _cpu, tid, pid, comm, record, fmt in records:
-            if comms.get(tid) != comm:
-                comms[tid] = comm
-                session.note_comm(tid, comm)
+        last = None
+        for i in order:
+            r = rings[i]
+            if r is not last:
+                last = r
+                if comms.get(r.tid) != r.comm:
+                    comms[r.tid] = r.comm
+                    session.note_comm(r.tid, r.comm)
+            fmt = fmts[i]
             state = states.get(fmt.id) or self._state(fmt)
             if trace is not None and state.filter is None:
-                run.append((ts, record))
+                run.append(i)
                 continue
             if run:
-                self._write_run(trace, run)
+                self._write_run(trace, tss, recs, run)
                 run = []
-            values = state.codec.decode(record)
-            session.emit(state, values, ts, self.cpu, comm, record)
+            record = recs[i]
+            session.emit(state, state.codec.decode(record), tss[i], self.cpu, r.comm, record)
         if run:
-            self._write_run(trace, run)
+            self._write_run(trace, tss, recs, run)
 
-    def _write_run(self, trace, run: list) -> None:
-        """Records ``(ts, record)`` into the user events' buffer (what TraceBuffer.write does
-        for one, without a call per record in between)."""
+    def _write_run(self, trace, tss: list, recs: list, run: list) -> None:
+        """The records ``run`` (indexes) into the user events' buffer (what TraceBuffer.write
+        does for one, without a call per record in between)."""
         cpu = self.cpu
         ring = trace.rings[cpu]
         write = ring.write
         settle = trace.settle
         with self.session._lock or nullcontext():
-            for ts, record in run:
-                if not write(ts, record):
+            for i in run:
+                if not write(tss[i], recs[i]):
                     settle(cpu, 0)          # dropped: counted
                 elif ring.full_pages:
                     settle(cpu, 2)          # a page to hand to the trace.dat

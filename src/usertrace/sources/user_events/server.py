@@ -34,13 +34,12 @@ import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from operator import itemgetter
 from typing import Callable
 
 from usertrace.events.format import EventFormat
 
 from . import abi
-from .drain import (READ_LIMIT, EventInfo, RingFault, RingReader, is_fd_exhaustion,
+from .drain import (READ_LIMIT, Batch, EventInfo, RingFault, RingReader, is_fd_exhaustion,
                     parse_piece, render_reasons)
 from .parse import UserEventError
 from .session import (SessionDir, close_session, normalize_pattern, open_session,
@@ -436,8 +435,8 @@ class UserEventsServer:
         """Deliver every record published so far; returns how many were delivered.
 
         ``callback(ts, cpu, tid, pid, comm, record, fmt)`` gets each record; with ``batch``
-        it is called once instead, with the list of those tuples (not at all when there is
-        none), which saves a call per record.  With ``ordered`` the records of this call come
+        it is called once instead, with a :class:`~.drain.Batch` of them (not at all when
+        there is none), which saves a call per record.  With ``ordered`` the records of this call come
         in timestamp order across all writers (each ring is in order by itself).  A record
         published later by a writer that was preempted between taking its timestamp and
         publishing can be older than the last one of the previous call, by at most that
@@ -468,19 +467,19 @@ class UserEventsServer:
                 elif check and (flags & abi.RING_CLOSED or not self._writer_alive(r)):
                     idle.append(r)
             direct = not batch and (not ordered or len(pending) <= 1)
-            out: list = []
+            out = Batch()
             sink = callback if direct else out
             total = 0
             for r, head, pieces in pending:
                 total += self._consume(r, head, pieces, sink)
-            if out:
+            if len(out):
                 if ordered and len(pending) > 1:
-                    out.sort(key=itemgetter(0))
+                    out.sort()
                 if batch:
                     callback(out)
                 else:
-                    for ts, cpu, tid, pid, comm, rec, fmt in out:
-                        callback(ts, cpu, tid, pid, comm, rec, fmt)
+                    for rec in out:
+                        callback(*rec)
             for r in idle:
                 self._retire(r)
             return total
