@@ -88,9 +88,9 @@ def render_reasons(counts: Counter, discarded: int = 0) -> list[str]:
     for code, (unit, message) in REASONS.items():
         n = counts.get(code, 0)
         if n:
-            extra = f" ({discarded} bytes unread)" if unit == "rings" and discarded else ""
-            lines.append(f"{n} {unit if n != 1 else unit[:-1]}: {message}{extra}")
-            discarded = 0 if unit == "rings" else discarded
+            lines.append(f"{n} {unit if n != 1 else unit[:-1]}: {message}")
+    if discarded:
+        lines.append(f"{discarded} bytes the rings quarantined still held, unread")
     return lines
 
 

@@ -166,9 +166,12 @@ class UserEventsServer:
         try:
             with self._lock:
                 self._check_session(sess)
-            with sess.locked():
-                sess.set_patterns([])
-                sess.set_tracer(0, 0)
+            try:
+                with sess.locked():
+                    sess.set_patterns([])
+                    sess.set_tracer(0, 0)
+            except OSError as exc:              # the session is damaged: drain all the same
+                self.errors.append(f"{sess.path}: cannot disable the events: {exc.strerror}")
             if drain_into is not None:
                 with self._lock:
                     for r in self._rings.values():
