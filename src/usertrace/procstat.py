@@ -29,11 +29,16 @@ def split_stat(raw: bytes, last: int) -> tuple[bytes, list[bytes]] | None:
     return raw[lp + 1: rp], raw[rp + 2:].split(b" ", last - 2)
 
 
-def read_stat_raw(pid: int) -> bytes | None:
-    """The stat line of a process or task, None when it is gone."""
+def read_stat_raw(pid: int, strict: bool = False) -> bytes | None:
+    """The stat line of a process or task, None when it is gone.  With ``strict``, an error
+    that says nothing of the process (no descriptor free) is raised instead."""
     try:
         fd = os.open(f"/proc/{pid}/stat", os.O_RDONLY | os.O_CLOEXEC)
+    except (FileNotFoundError, ProcessLookupError):
+        return None
     except OSError:
+        if strict:
+            raise
         return None
     try:
         return os.read(fd, 1024)
@@ -43,9 +48,10 @@ def read_stat_raw(pid: int) -> bytes | None:
         os.close(fd)
 
 
-def proc_start_time(pid: int) -> int | None:
-    """Field 22 of /proc/PID/stat (start time in clock ticks); None: no such process."""
-    raw = read_stat_raw(pid)
+def proc_start_time(pid: int, strict: bool = False) -> int | None:
+    """Field 22 of /proc/PID/stat (start time in clock ticks); None: no such process
+    (``strict``: see :func:`read_stat_raw`)."""
+    raw = read_stat_raw(pid, strict)
     got = split_stat(raw, STAT_START_TIME) if raw is not None else None
     try:
         return int(got[1][STAT_START_TIME - 3]) if got else None

@@ -3,8 +3,10 @@
 A recorder hands over pages per cpu as they fill (:meth:`TraceDatWriter.write_page`); they go
 to one unlinked temporary file per (buffer, cpu), next to the output by default so that a long
 trace costs disk, not memory.  :meth:`TraceDatWriter.close` writes the file in one pass —
-metadata, then each cpu's pages at a page-aligned offset, copied with ``sendfile`` — to
-``PATH.tmp`` and renames it over ``PATH``, so a crash never leaves half a trace.dat.
+metadata, then each cpu's pages at a page-aligned offset, copied with ``sendfile`` — to an
+unnamed file next to ``PATH`` that then replaces it (:mod:`.safe_file`: no name another user
+could prepare is ever opened, a FIFO or ``/dev/null`` is written through, never replaced), so
+a crash never leaves half a trace.dat.
 
 >>> with TraceDatWriter("trace.dat", version=7, cpus=2) as w:        # doctest: +SKIP
 ...     w.add_event_format("syscalls", open(".../sys_enter_getppid/format").read())
@@ -36,6 +38,7 @@ from ..events.records import Abi
 from .layout import PageLayout, RingBufferError
 from .reader import PageReader
 from .layout import align
+from .safe_file import OutputFile
 from .tracedat_layout import (
     HEADER_EVENT_TEXT,
     MAGIC,
@@ -126,6 +129,10 @@ class TraceDatWriter:
     ``clock`` the trace clock of the timestamps in the pages.  ``compression`` ``"zlib"``
     (version 7 only) compresses metadata and data the way trace-cmd does; the default writes
     the file uncompressed.  ``uname=""`` leaves out the UNAME option.
+
+    ``path`` is checked when the writer is made (:class:`~.safe_file.OutputFile`): an empty
+    name, a directory, a device other than ``/dev/null`` or a symlink of another user raises
+    :class:`~.safe_file.OutputFileError` before any page is written.
     """
 
     def __init__(
@@ -186,7 +193,8 @@ class TraceDatWriter:
             uname = f"{u.sysname} {u.nodename} {u.release} {u.machine}"
         self.uname = uname
         self.extra_options: list[tuple[int, bytes]] = []
-        self.tmpdir = os.fspath(tmpdir) if tmpdir is not None else (os.path.dirname(os.path.abspath(self.path)))
+        self._output = OutputFile(self.path)
+        self.tmpdir = os.fspath(tmpdir) if tmpdir is not None else self._output.scratch_dir
         self._buffers: dict[str, _BufferOut] = {"": _new_buffer("", cpus, clock, page_size)}
         self._page_readers: dict[int, PageReader] = {}
         self._closed = False
@@ -355,25 +363,25 @@ class TraceDatWriter:
     def abort(self) -> None:
         """Drop everything written so far; no file is made."""
         self._release()
+        self._output.discard()
         self._closed = True
 
     def close(self) -> None:
-        """Write the trace.dat (to PATH.tmp, then renamed over PATH)."""
+        """Write the trace.dat and put it in place of PATH (or through, for a FIFO)."""
         if self._closed:
             return
-        tmp = self.path + ".tmp"
         try:
-            with open(tmp, "wb") as out:
-                if self.version == 6:
-                    _V6Layout(self, out).write()
-                else:
-                    _V7Layout(self, out).write()
-            os.replace(tmp, self.path)
+            out = self._output.open()
+            if self.version == 6:
+                _V6Layout(self, out).write()
+            else:
+                _V7Layout(self, out).write()
+            self._output.commit()
         except OSError as exc:
-            _unlink(tmp)
-            raise TraceDatError(f"cannot write {exc.filename or self.path}: {exc.strerror}") from None
+            self._output.discard()
+            raise TraceDatError(f"cannot write {self.path}: {exc.strerror}") from None
         except BaseException:
-            _unlink(tmp)
+            self._output.discard()
             raise
         finally:
             self._release()
@@ -445,13 +453,6 @@ class TraceDatWriter:
             opts.append((Option.UNAME, _text(self.uname) + b"\0"))
         opts.append((Option.VERSION, _text(f"usertrace {_usertrace_version}") + b"\0"))
         return opts + self.extra_options
-
-
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
 
 
 class _Layout:

@@ -63,6 +63,7 @@ ERRORS: dict[str, tuple[int, str]] = {
     "BUSY": (_errno.EBUSY, "Event is busy (held by a process or enabled by a tracer)"),
     "NO_INDEX": (_errno.EMFILE, f"No free event index (at most {abi.MAX_EVENTS - 1} events)"),
     "BAD_SESSION": (_errno.EPERM, "Unsafe session"),
+    "NO_SESSION": (_errno.EACCES, "Cannot use the session directory"),
     "SESSION_BUSY": (_errno.EBUSY, "Another tracer is attached to this session"),
     "BAD_VALUE": (_errno.EINVAL, "Bad field value"),
     "BAD_PATTERN": (_errno.EINVAL, "Bad event pattern"),
