@@ -20,10 +20,27 @@ def state_of(pid):
 
 
 def counter(path):
-    try:
-        return int(Path(path).read_text() or 0)
-    except (OSError, ValueError):
-        return 0
+    """The target's pass counter (read again when caught while the target rewrites it)."""
+    for _ in range(50):
+        try:
+            text = Path(path).read_text()
+            if text:
+                return int(text)
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.01)
+    return 0
+
+
+def traced_by(pid, tracer_pid, timeout=30.0):
+    """Wait until ``pid`` is traced by ``tracer_pid``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = Path(f"/proc/{pid}/status").read_text()
+        if f"TracerPid:\t{tracer_pid}\n" in status:
+            return True
+        time.sleep(0.02)
+    return False
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -40,7 +57,8 @@ def test_attach_then_signal_detaches_and_the_process_runs_on(target, tmp_path, s
         tracer = subprocess.Popen([sys.executable, "-m", "usertrace", "record", "-e", "sys_exit_getppid",
                                    "-o", str(dat), "-P", str(proc.pid)], env=env,
                                   stderr=subprocess.PIPE, text=True)
-        time.sleep(1.0)
+        assert traced_by(proc.pid, tracer.pid)      # attached (a loaded machine starts slowly)
+        time.sleep(0.5)
         tracer.send_signal(sig)
         err = tracer.communicate(timeout=30)[1]
         assert tracer.returncode == 0, err
