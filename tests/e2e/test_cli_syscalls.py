@@ -255,3 +255,8 @@ def test_ustring_filter_reads_the_string_from_the_process(basic, tmp_path):
     evs = events_of(dat)
     assert len(evs) == 1          # of every openat (ld.so's, libc's, /dev/null) only this one
     assert evs[0]["fields"]["flags"] == 0 and evs[0]["fields"]["filename"] > 0xFFFF
+
+
+def test_an_empty_filter_is_a_usage_error():
+    status, out, err, _ = run("stream", "-e", "sys_enter_getppid", "-f", " ", "--", "true")
+    assert status == 2 and "an empty filter" in err and out == ""

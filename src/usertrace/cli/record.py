@@ -27,6 +27,9 @@ class _EventAction(argparse.Action):
             if not specs:
                 parser.error(f"{option_string} {value!r}: a filter applies to the -e before it, "
                              "and there is none")
+            if not value.strip():
+                parser.error(f"{option_string} '': an empty filter filters nothing (give an "
+                             "expression, e.g. -f 'ret < 0', or leave -f out)")
             if specs[-1].filter is not None:
                 parser.error(f"{option_string} {value!r}: -e {specs[-1].pattern} has a filter already")
             specs[-1].filter = value
