@@ -19,6 +19,7 @@ COMMANDS = {
     "report": ("report", "print a trace.dat file as the kernel's trace text or JSON"),
     "list": ("listing", "list the events that can be traced"),
     "format": ("listing", "print the format of an event or of a format file"),
+    "clean": ("clean", "remove tracefs instances and probes left by killed recordings"),
 }
 
 EPILOG = """\
@@ -30,6 +31,7 @@ examples:
   usertrace stat -- python3 app.py                 # like strace -c
   usertrace list -e 'syscalls:*open*'
   usertrace format syscalls:sys_enter_openat
+  usertrace record -a -e 'sys_enter_open*'         # every process (root: the kernel)
 """
 
 

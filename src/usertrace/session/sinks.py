@@ -32,8 +32,11 @@ class TraceBuffer:
         self.path = str(getattr(writer, "path", ""))
         self.rings = [RingBuffer(page_size, nr_pages, overwrite=False) for _ in range(nbuffers)]
         self.error = ""                       # why the file could not be written
+        self.page_size = page_size
         self._on_error = on_error
         self._failed_lost = 0
+        self._foreign_entries = 0             # events of pages made elsewhere (the kernel)
+        self._foreign_lost = 0
         self._queue: queue.Queue = queue.Queue(QUEUED_PAGES * nbuffers)
         self._thread = threading.Thread(target=self._write_pages, name="usertrace-trace.dat",
                                         daemon=True)
@@ -69,6 +72,26 @@ class TraceBuffer:
             if self._queue.full():
                 return                        # the file is behind: the ring keeps the pages
             put((cpu, ring.read_page()))
+
+    # -- pages made elsewhere --------------------------------------------------------------
+    def put_pages(self, cpu: int, data: bytes) -> None:
+        """Whole pages of buffer ``cpu`` made elsewhere (the kernel's, from trace_pipe_raw),
+        to the file in the order given.  Waits while the writer thread is behind: the
+        pages wait in the kernel's buffer meanwhile, which counts what it must drop."""
+        while not self.error:
+            try:
+                self._queue.put((cpu, data), timeout=0.2)
+                return
+            except queue.Full:
+                continue
+        ps = self.page_size
+        self._failed_lost += sum(_entries_of(data[i:i + ps]) for i in range(0, len(data), ps))
+
+    def count_foreign(self, entries: int, lost: int) -> None:
+        """Events of the pages given to :meth:`put_pages` (``entries``), and events their
+        maker lost (``lost``): both counted in :attr:`entries` and :attr:`lost`."""
+        self._foreign_entries += entries
+        self._foreign_lost += lost
 
     # -- the writer thread -----------------------------------------------------------------
     def _write_pages(self) -> None:
@@ -123,12 +146,14 @@ class TraceBuffer:
     @property
     def entries(self) -> int:
         """Events that reached the file (or are on their way to it)."""
-        return sum(r.entries_written for r in self.rings) - self._failed_lost
+        return (sum(r.entries_written for r in self.rings) + self._foreign_entries
+                - self._failed_lost)
 
     @property
     def lost(self) -> int:
         """Events dropped because a ring was full, or because the file failed."""
-        return sum(r.dropped_events for r in self.rings) + self._failed_lost
+        return (sum(r.dropped_events for r in self.rings) + self._failed_lost
+                + self._foreign_lost)
 
 
 def _entries_of(page: bytes | None) -> int:
