@@ -150,6 +150,9 @@ class KernelSource(Source):
         for state in session.states.values():
             if state.format.full_name in self.missing:
                 return f"the kernel has no event {state.format.full_name}"
+            if state.filter is not None and state.filter.ustring_fields:
+                return (f"the filter of {state.format.full_name} reads a string: the kernel "
+                        "reads it only from a page in memory, and misses the others")
         if self.stats is not None and consumers & Consumer.TRACE:
             if any(s.filter is not None for s in session.states.values()):
                 return ("--summary counts every call, and the kernel's filter would hide "

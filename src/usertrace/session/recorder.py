@@ -29,7 +29,7 @@ from typing import Callable, TextIO
 from ..catalog import registered_user_events
 from ..events.patterns import EventPattern
 from ..events.registry import Consumer, Registry
-from ..kernel.backend import BACKENDS, KernelSource, kernel_cpus, kernel_unfit
+from ..kernel import backend as kernel_backend      # (a module: either may be imported first)
 from ..output.stats import SyscallStats
 from ..ptrace import Engine, ExitStatus
 from ..sources.base import Source
@@ -61,15 +61,16 @@ class Recorder:
         self.user_events = UserEventsSource(session_dir, warn=self.warn)
         self.engine: Engine | None = None
         self._claims: dict[int, list[EventSpec]] = {}
-        self.kernel: KernelSource | None = None
-        if backend not in BACKENDS:
-            raise SessionError(f"backend {backend!r}: give one of {', '.join(BACKENDS)}")
-        why = "asked for" if backend == "ptrace" else kernel_unfit(strings=strings,
-                                                                     seccomp=seccomp)
+        self.kernel: kernel_backend.KernelSource | None = None
+        if backend not in kernel_backend.BACKENDS:
+            raise SessionError(f"backend {backend!r}: give one of "
+                               f"{', '.join(kernel_backend.BACKENDS)}")
+        why = "asked for" if backend == "ptrace" else kernel_backend.kernel_unfit(
+            strings=strings, seccomp=seccomp)
         if why is None:
-            self.kernel = KernelSource(stats=stats, warn=self.warn)
+            self.kernel = kernel_backend.KernelSource(stats=stats, warn=self.warn)
             self.session = Session(self.kernel.registry(registry),
-                                   CpuMap(ncpus or kernel_cpus(self.kernel.root)))
+                                   CpuMap(ncpus or kernel_backend.kernel_cpus(self.kernel.root)))
             self._enable()
             why = self.kernel.check(self.session, consumers)
             if why is not None:
