@@ -288,6 +288,10 @@ class KernelSource(Source):
         self.instance.write("tracing_on", "1")
         scope.go()
         status = scope.wait(handle_signals)
+        if status.signal == signal.SIGPIPE:
+            # our output is gone: the signal may come before the reader's BrokenPipeError
+            for t in self._threads:
+                t.join(0.5)
         if self.error is not None:
             raise self.error
         return status
