@@ -321,18 +321,24 @@ def test_clean_removes_leftovers(target, tmp_path):
 
 
 def test_probe_events_carry_the_users_names(target, tmp_path):
+    """Hits of the traced command, named as the user named the probe; not those of another
+    process running the same program meanwhile (set_event_pid filters probe events too)."""
     exe = target("uprobe_hits")
     dat = tmp_path / "p.dat"
-    r = subprocess.run([sys.executable, "-c", RECORD_WITH_PROBE, str(dat), probe_target(exe),
-                        str(exe), "4"], capture_output=True, text=True, timeout=120)
-    assert r.returncode == 0, r.stderr
+    p = subprocess.Popen([sys.executable, "-c", RECORD_WITH_PROBE, str(dat), probe_target(exe),
+                          "sh", "-c", f'read x; exec "{exe}" 4'], stdin=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    wait_tracing(p.pid)
+    other = subprocess.run([str(exe), "5"])             # not traced
+    _, err = p.communicate("go\n", timeout=120)
+    assert other.returncode == 0 and p.returncode == 0, err
     evs = report(dat)
     hits = [e for e in evs if e["event"] == "hit"]
     assert len(hits) == 4 and {e["system"] for e in hits} == {"app"}
+    assert {e["pid"] for e in hits} == {e["pid"] for e in evs if e["comm"] == "uprobe_hits"}
     order = [e["event"] for e in evs]
     assert order[-8:] == ["hit", "sys_enter_getppid"] * 4       # each call before its getppid
-    assert not [g for g, _ in defined_probes(find_tracefs())
-                if (m := GROUP_NAME.fullmatch(g)) and not os.path.exists(f"/proc/{m[1]}")]
+    assert not groups_of(p.pid)
 
 
 # -- the kernel's tools and counts -------------------------------------------------------------------

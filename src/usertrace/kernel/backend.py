@@ -73,6 +73,7 @@ ROUND_PAGES = 64           # pages a decoding round takes from one cpu at most
 _HEADER = struct.Struct("<HBBi")          # common_type, flags, preempt_count, pid
 _NR = struct.Struct("<i")                 # __syscall_nr at 8
 _RET = struct.Struct("<q")                # ret at 16 (sys_exit_*)
+_DEFERRED = {signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT}
 
 
 def kernel_unfit(*, strings: bool = False, seccomp: bool = True) -> str | None:
@@ -432,12 +433,25 @@ class KernelSource(Source):
     # -- the end ---------------------------------------------------------------------------------
     def stop(self) -> None:
         """Tracing off, the readers take what is left, the kernel's counts are read, the
-        instance and the probes are removed.  Safe to call more than once."""
-        inst = self.instance
-        if inst is None:
+        instance and the probes are removed.  Safe to call more than once.  A second Ctrl-C
+        or a SIGTERM meanwhile waits until it is done (in the main thread)."""
+        if self.instance is None:
             return
+        blocked = threading.current_thread() is threading.main_thread()
+        if blocked:
+            old = signal.pthread_sigmask(signal.SIG_BLOCK, _DEFERRED)
         try:
-            inst.write("tracing_on", "0")
+            self._drain()
+        finally:
+            try:
+                self._remove()
+            finally:
+                if blocked:
+                    signal.pthread_sigmask(signal.SIG_SETMASK, old)
+
+    def _drain(self) -> None:
+        try:
+            self.instance.write("tracing_on", "0")
         except TracefsError:
             pass
         self._stop.set()
@@ -450,8 +464,10 @@ class KernelSource(Source):
         if self.session is not None and self.session.trace is not None:
             for pid, comm in self._saved_cmdlines().items():
                 self.session.cmdlines.setdefault(pid, comm)
+
+    def _remove(self) -> None:
         try:
-            inst.remove()
+            self.instance.remove()
         except TracefsError as exc:
             self.warn(f"{exc} (usertrace clean removes it once this process is gone)")
         self.instance = None

@@ -8,8 +8,12 @@ them, the random part of its instance's name), and removes each of them at the e
 (:mod:`usertrace.kernel.cleanup`).
 
 In the trace.dat and the text, a probe carries the user's group and event names: the kernel
-knows ``usertrace_4242_a1b2c3/app_open``, the formats say ``myapp:open``
+knows ``usertrace_4242_a1b2c3/myapp__open``, the formats say ``myapp:open``
 (:meth:`ProbeGroup.define` keeps the mapping).
+
+The instance's ``set_event_pid`` keeps the hits of the traced tasks only, for ``p`` and
+``r`` probes alike (checked on 6.18 by ``tests/kernel/test_kernel_backend.py``: a process
+running the probed program beside the recording leaves no record).
 
 >>> group = ProbeGroup(find_tracefs(), "a1b2c3")                      # doctest: +SKIP
 >>> fmt = group.define("myapp", "open", "p", "/bin/app:0x1139 fd=%di:s32")  # doctest: +SKIP
