@@ -151,7 +151,9 @@ def flat_out(loop: Path, rate: int, seconds: int, work: Path) -> dict:
     if r.returncode != 0:
         sys.exit(f"flat-out: {r.stderr}")
     calls = int(r.stdout)
-    m = re.search(r"(\d+) events recorded in \S+?(?:, (\d+) lost)?$", r.stderr, re.M)
+    m = re.search(r"(\d+) events recorded in \S+?(?:, (\d+) lost|$)", r.stderr, re.M)
+    if m is None:
+        sys.exit(f"flat-out: no summary in {r.stderr!r}")
     recorded, lost = int(m[1]), int(m[2] or 0)
     return {"calls": calls, "events": 2 * calls, "recorded": recorded, "lost": lost,
             "rate": 2 * calls / seconds, "wall": wall, "size": dat.stat().st_size,
@@ -166,6 +168,7 @@ def main() -> None:
     ap.add_argument("--rate", type=int, default=500_000)
     ap.add_argument("--seconds", type=int, default=10)
     ap.add_argument("--skip-flat", action="store_true")
+    ap.add_argument("--skip-loop", action="store_true", help="only the flat-out writer")
     args = ap.parse_args()
     reason = why_no_tracefs()
     if reason:
@@ -173,30 +176,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-kernel-") as tmp:
         work = Path(tmp)
         loop = build(work)
-        runs = {"untraced": [], "kernel, no reader": [], "kernel, cat": [],
-                "usertrace kernel": [], "usertrace ptrace": []}
-        for i in range(args.rounds):
-            runs["untraced"].append(untraced(loop, args.calls))
-            runs["kernel, no reader"].append(kernel_by_hand(loop, args.calls, work, cat=False))
-            runs["kernel, cat"].append(kernel_by_hand(loop, args.calls, work))
-            runs["usertrace kernel"].append(usertrace_record(loop, args.calls, "kernel", work))
-            runs["usertrace ptrace"].append(usertrace_record(loop, args.ptrace_calls, "ptrace",
-                                                             work))
-            print(f"round {i + 1}: " + ", ".join(f"{k} {v[-1]:.0f}" for k, v in runs.items()),
-                  file=sys.stderr)
-        med = {k: statistics.median(v) for k, v in runs.items()}
-        base = med["untraced"]
-        over = {k: v - base for k, v in med.items()}
-        print(f"getppid loop, every syscall event, ns per call (median of {args.rounds}; "
-              f"{args.calls} calls, ptrace {args.ptrace_calls})")
-        print(f"{'':20s} {'ns/call':>9s} {'overhead':>9s}")
-        for k in runs:
-            print(f"{k:20s} {med[k]:9.0f} {over[k]:9.0f}")
-        for by_hand in ("kernel, no reader", "kernel, cat"):
-            print(f"usertrace kernel / {by_hand}: "
-                  f"{over['usertrace kernel'] / over[by_hand]:.2f}  (goal <= 1.5)")
-        print(f"usertrace kernel / usertrace ptrace: "
-              f"{over['usertrace kernel'] / over['usertrace ptrace']:.3f}  (goal <= 0.05)")
+        if not args.skip_loop:
+            per_syscall(loop, args, work)
         if not args.skip_flat:
             f = flat_out(loop, args.rate, args.seconds, work)
             print(f"\nflat-out writer, {args.seconds} s, default buffers: {f['events']} events "
@@ -205,6 +186,34 @@ def main() -> None:
                   f"{f['size'] / 1e6:.0f} MB; wall {f['wall']:.1f} s")
             for line in f["messages"]:
                 print("  " + line)
+
+
+def per_syscall(loop: Path, args, work: Path) -> None:
+    """The four runs in interleaved rounds; the table and the ratios."""
+    runs = {"untraced": [], "kernel, no reader": [], "kernel, cat": [],
+            "usertrace kernel": [], "usertrace ptrace": []}
+    for i in range(args.rounds):
+        runs["untraced"].append(untraced(loop, args.calls))
+        runs["kernel, no reader"].append(kernel_by_hand(loop, args.calls, work, cat=False))
+        runs["kernel, cat"].append(kernel_by_hand(loop, args.calls, work))
+        runs["usertrace kernel"].append(usertrace_record(loop, args.calls, "kernel", work))
+        runs["usertrace ptrace"].append(usertrace_record(loop, args.ptrace_calls, "ptrace",
+                                                         work))
+        print(f"round {i + 1}: " + ", ".join(f"{k} {v[-1]:.0f}" for k, v in runs.items()),
+              file=sys.stderr)
+    med = {k: statistics.median(v) for k, v in runs.items()}
+    base = med["untraced"]
+    over = {k: v - base for k, v in med.items()}
+    print(f"getppid loop, every syscall event, ns per call (median of {args.rounds}; "
+          f"{args.calls} calls, ptrace {args.ptrace_calls})")
+    print(f"{'':20s} {'ns/call':>9s} {'overhead':>9s}")
+    for k in runs:
+        print(f"{k:20s} {med[k]:9.0f} {over[k]:9.0f}")
+    for by_hand in ("kernel, no reader", "kernel, cat"):
+        print(f"usertrace kernel / {by_hand}: "
+              f"{over['usertrace kernel'] / over[by_hand]:.2f}  (goal <= 1.5)")
+    print(f"usertrace kernel / usertrace ptrace: "
+          f"{over['usertrace kernel'] / over['usertrace ptrace']:.3f}  (goal <= 0.05)")
 
 
 if __name__ == "__main__":

@@ -81,8 +81,9 @@ def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
                        help="the trace.dat to write (default: trace.dat)")
         p.add_argument("--file-version", type=int, choices=(6, 7), default=7,
                        help="trace.dat version (default 7)")
-        p.add_argument("-b", "--buffer-size", metavar="KB", type=int, default=1024,
-                       help="ring buffer per cpu in KiB (default 1024): when the file falls "
+        p.add_argument("-b", "--buffer-size", metavar="KB", type=int,
+                       help="ring buffer per cpu in KiB (default 1024; the kernel's buffer "
+                            "with the kernel backend, default 4096): when the file falls "
                             "behind and it is full, new events are dropped and counted")
         p.add_argument("--summary", action="store_true",
                        help="also print a strace -c table of the syscalls at the end")

@@ -9,7 +9,7 @@ stands in for the syscall source and the process engine:
    ``instances/usertrace-<pid>-<random>`` is made with tracing off, the ``mono`` trace clock
    (the clock of our own sources' records: they merge in time order), stop-when-full
    (``options/overwrite`` 0: new events are dropped and counted, as our own trace buffer
-   does), ``-b`` as its ``buffer_size_kb``; each enabled event's filter (already checked by
+   does), ``-b`` (default 4 MiB) as its ``buffer_size_kb``; each enabled event's filter (already checked by
    our parser, with its messages) is written to the event's ``filter`` file and the event
    enabled; the readers start.
 2. ``run()``: the processes are chosen (:class:`.scope.ProcessScope`: a launched command,
@@ -67,8 +67,11 @@ from .scope import ProcessScope
 from .tracefs import Instance, TracefsError, find_tracefs, instance_name, why_no_tracefs
 
 BACKENDS = ("auto", "kernel", "ptrace")
-COPY_PERCENT = 25          # buffer_percent while recording: wake the copiers at a quarter full
-POLL_MS = 1000             # the readers look at least this often
+DEFAULT_BUFFER_KB = 4096   # the instance's buffer per cpu without -b (see KernelSource)
+COPY_PERCENT = 10          # buffer_percent while recording: wake the copiers at a tenth full
+POLL_MS = 20               # the readers look at least this often (the kernel's wake-up at
+                           # buffer_percent alone came late on a loaded machine: its buffer
+                           # was full by then)
 ROUND_PAGES = 64           # pages a decoding round takes from one cpu at most
 _HEADER = struct.Struct("<HBBi")          # common_type, flags, preempt_count, pid
 _NR = struct.Struct("<i")                 # __syscall_nr at 8
@@ -101,7 +104,10 @@ class KernelSource(Source):
     """The syscall events (and probe events) of the running kernel, in a private instance.
 
     ``stats``: count calls, errors and time from entry to exit per syscall (``strace -c``);
-    ``buffer_kb``: the instance's buffer per cpu (None: the kernel's default);
+    ``buffer_kb``: the instance's buffer per cpu (None: DEFAULT_BUFFER_KB, four times the
+    ptrace backend's rings: the kernel's buffer must hold what comes while the readers wait
+    for a cpu, and a loaded 2-cpu machine kept a 10 s flat-out writer of a million events a
+    second without a loss with it, not with 1 MiB);
     ``warn(message)`` hears what the user should know while recording.
     """
 
@@ -201,8 +207,7 @@ class KernelSource(Source):
         inst.write("tracing_on", "0")
         inst.write("trace_clock", "mono")
         inst.set_option("overwrite", False)
-        if self.buffer_kb:
-            inst.write("buffer_size_kb", str(self.buffer_kb))
+        inst.write("buffer_size_kb", str(self.buffer_kb or DEFAULT_BUFFER_KB))
         self.layout = page_layout(inst)
         trace = self.session.trace
         if trace is not None and trace.page_size != self.layout.page_size:

@@ -128,9 +128,11 @@ class Recorder:
                 if s is self.syscalls or s is self.kernel or self._claimed(s)]
 
     def record_to(self, path: str, **options) -> None:
-        """Record into a trace.dat (options: ``version``, ``buffer_kb``, ``page_size``)."""
+        """Record into a trace.dat (options: ``version``, ``buffer_kb``, ``page_size``; None
+        for the default).  With the kernel backend, ``buffer_kb`` is the kernel's buffer."""
+        options = {k: v for k, v in options.items() if v is not None}
         if self.kernel is not None:
-            self.kernel.buffer_kb = options.get("buffer_kb", 1024)
+            self.kernel.buffer_kb = options.get("buffer_kb")
         for source in self._active():
             source.reserve(self.session.cpus)
         self.session.record_to(path, on_error=self.warn, **options)
