@@ -4,7 +4,9 @@
 # Where pip may install into the running Python (a pyenv or a virtual environment), it does
 # just that.  Where the system Python refuses (Debian's "externally managed environment"), it
 # makes a virtual environment (/opt/usertrace as root, ~/.local/share/usertrace otherwise) and
-# links its `usertrace` into /usr/local/bin or ~/.local/bin.
+# links its `usertrace` into /usr/local/bin or ~/.local/bin.  pip builds the compiled emit path
+# of user events where a C compiler and Python's headers exist; the last line says which path
+# user events take.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 py="${PYTHON:-python3}"
@@ -19,10 +21,19 @@ fi
 "$py" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
   || { echo "install: usertrace needs Python 3.11 or newer" >&2; exit 1; }
 
+emit_path() {   # which emit path the installed usertrace takes, and how to get the compiled one
+  local path
+  path="$("$1" -c 'from usertrace.sources.user_events import emit_path; print(emit_path.describe())')"
+  echo "install: user events emit path: $path"
+  case "$path" in pure*) echo "install: for the compiled one (about ten times faster), install a C" \
+    "compiler and Python's headers (apt-get install gcc python3-dev) and run install.sh again" ;; esac
+}
+
 if "$py" -m pip install -q --disable-pip-version-check "$here" 2>/tmp/usertrace-pip.$$; then
   rm -f /tmp/usertrace-pip.$$
   bin="$("$py" -c 'import sysconfig; print(sysconfig.get_path("scripts"))')"
   command -v usertrace >/dev/null || echo "install: done; add $bin to your PATH"
+  (cd / && emit_path "$py")
   exit 0
 fi
 if ! grep -q -i "externally.managed\|No module named pip" /tmp/usertrace-pip.$$; then
@@ -44,4 +55,6 @@ fi
 mkdir -p "$link"
 ln -sf "$venv/bin/usertrace" "$link/usertrace"
 echo "install: usertrace installed in $venv, linked from $link/usertrace"
+echo "install: applications import usertrace.user_events when run by $venv/bin/python3"
+(cd / && emit_path "$venv/bin/python3")
 case ":$PATH:" in *":$link:"*) ;; *) echo "install: add $link to your PATH" ;; esac

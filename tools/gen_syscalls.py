@@ -34,15 +34,16 @@ import datetime
 import difflib
 import os
 import re
-import subprocess
 import sys
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
+sys.path.insert(0, str(ROOT / "tools"))
 
 from usertrace.events.format import EventFormat, FormatError  # noqa: E402
 from usertrace.sources.syscalls import events as sc_events  # noqa: E402
+from genlib import GenError, add_output_arguments, check_module, libc_dev_version  # noqa: E402
 
 DEFAULT_TRACEFS = Path("/sys/kernel/tracing")
 DEFAULT_UNISTD = Path("/usr/include/x86_64-linux-gnu/asm/unistd_64.h")
@@ -51,9 +52,6 @@ DEFAULT_OUTPUT = ROOT / "src" / "usertrace" / "sources" / "syscalls" / "table_x8
 SNAPSHOT_MAGIC = "# usertrace syscall snapshot v1"
 GENERATOR = "tools/gen_syscalls.py"
 
-
-class GenError(Exception):
-    pass
 
 
 # -- numbers ----------------------------------------------------------------------------------
@@ -214,15 +212,6 @@ class Snapshot:
         return cls(meta["release"][0], meta["captured"][0], meta["source"], rows)
 
 
-def _libc_dev_version() -> str:
-    try:
-        out = subprocess.run(["dpkg-query", "-W", "-f", "${Version}", "linux-libc-dev"],
-                             capture_output=True, text=True, check=False)
-    except OSError:
-        return ""
-    return out.stdout.strip() if out.returncode == 0 else ""
-
-
 def snapshot_from_sources(tracefs: Path, unistd: Path, extra: Path, release: str) -> Snapshot:
     numbers = merge_numbers(read_unistd(unistd), read_extra(extra))
     formats = read_tracefs(tracefs)
@@ -232,7 +221,7 @@ def snapshot_from_sources(tracefs: Path, unistd: Path, extra: Path, release: str
         raise GenError(f"events without a number ({', '.join(orphans)}): add them to {extra}")
     rows = [(nr, name, entry if entry in formats else None, formats.get(entry))
             for nr, name, entry in numbers]
-    libc = _libc_dev_version()
+    libc = libc_dev_version()
     sources = [
         f"formats: {tracefs}/events/syscalls/*/format",
         f"numbers: {unistd}" + (f" (linux-libc-dev {libc})" if libc else ""),
@@ -299,10 +288,7 @@ def main(argv: list[str] | None = None) -> int:
                     help="the kernel release the formats come from (default: this kernel's)")
     ap.add_argument("--snapshot", type=Path, help="read every input from this snapshot")
     ap.add_argument("--save-snapshot", type=Path, help="also write the inputs as a snapshot")
-    ap.add_argument("-o", "--output", type=Path, default=DEFAULT_OUTPUT,
-                    help="the module to write (default %(default)s)")
-    ap.add_argument("--check", action="store_true",
-                    help="write nothing; exit 1 when the output differs from the file")
+    add_output_arguments(ap, DEFAULT_OUTPUT)
     args = ap.parse_args(argv)
     try:
         if args.snapshot:
@@ -311,17 +297,7 @@ def main(argv: list[str] | None = None) -> int:
             snap = snapshot_from_sources(args.tracefs, args.unistd, args.extra, args.release)
         text = render_module(snap)
         if args.check:
-            try:
-                current = args.output.read_text()
-            except OSError as exc:
-                raise GenError(f"{args.output}: {exc.strerror}") from None
-            if current != text:
-                sys.stdout.writelines(difflib.unified_diff(
-                    current.splitlines(True), text.splitlines(True),
-                    str(args.output), "generated", n=1))
-                print(f"{args.output}: differs from its generator's output", file=sys.stderr)
-                return 1
-            return 0
+            return check_module(args.output, text)
         if args.save_snapshot:
             args.save_snapshot.write_text(snap.dump())
         args.output.write_text(text)

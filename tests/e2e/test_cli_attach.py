@@ -62,3 +62,35 @@ def test_attach_then_signal_detaches_and_the_process_runs_on(target, tmp_path, s
     finally:
         proc.kill()
         proc.wait()
+
+
+CLEANUP = r"""
+import os, signal, sys, time
+def on_int(sig, frame):
+    os.write(1, b"cleaning up\n")          # the cleanup the trace must hold
+    sys.exit(3)
+signal.signal(signal.SIGINT, on_int)
+os.write(1, b"ready\n")
+while True:
+    time.sleep(0.01)
+"""
+
+
+def test_ctrl_c_of_a_launched_command_is_the_commands_as_with_strace(tmp_path):
+    """strace -o FILE COMMAND: Ctrl-C goes to the command; tracing goes on through its
+    cleanup, and usertrace exits with the command's status."""
+    dat = tmp_path / "t.dat"
+    env = {**os.environ, "PYTHONPATH": SRC}
+    tracer = subprocess.Popen([sys.executable, "-m", "usertrace", "record", "-e",
+                               "sys_enter_write", "-o", str(dat), "--", sys.executable, "-c",
+                               CLEANUP], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+    assert tracer.stdout.readline() == "ready\n"
+    tracer.send_signal(signal.SIGINT)
+    out, err = tracer.communicate(timeout=30)
+    assert out == "cleaning up\n"
+    assert tracer.returncode == 3, err
+    r = subprocess.run([sys.executable, "-m", "usertrace", "report", "-i", str(dat), "--json"],
+                       env=env, capture_output=True, text=True)
+    writes = [json.loads(line)["fields"]["count"] for line in r.stdout.splitlines()]
+    assert writes == [6, 12]                   # "ready\n", then the cleanup's write

@@ -202,6 +202,27 @@ def test_stat_counts_like_strace(basic):
     assert ours == theirs
 
 
+def test_stat_counts_rt_sigreturn_like_strace(target):
+    """rt_sigreturn has no exit (in the kernel, so in our events), yet strace -c counts it."""
+    if not shutil.which("strace"):
+        pytest.skip("strace is not installed")
+    prog = str(target("signals"))
+    status, out, err, _ = run("stat", "--", prog, "handler")
+    ours = _table_counts(err)
+    theirs = strace_counts([prog, "handler"])
+    assert ours["rt_sigreturn"] == theirs["rt_sigreturn"]
+    assert ours["rt_sigreturn"][0] >= 1
+
+
+def test_stream_shows_a_buffer_up_to_its_count():
+    code = "import os; b = b'0123456789abcdef'; os.write(1, memoryview(b)[:3])"
+    status, out, err, _ = run("stream", "-s", "-e", "sys_enter_write", "--", sys.executable,
+                              "-c", code)
+    assert status == 0, err
+    line = next(l for l in out.splitlines() if "sys_write(fd: 1" in l)
+    assert line.endswith('"012", count: 3)'), line
+
+
 BAD = [
     # argv                                                      status  message
     (["record", "-e", "nosuch", "--", "true"],                 1, "no event matches 'nosuch'"),

@@ -211,3 +211,43 @@ def test_list_format_and_stream_agree_on_a_bare_event_name(env, tmp_path):
     finally:
         holder.stdin.close()
         holder.wait(timeout=30)
+
+
+NEIGHBOUR = r"""
+import sys, time
+from usertrace.user_events import register
+tick = register("app_tick u32 n")
+print("ready", flush=True)
+n = 0
+while not sys.stdin.closed:
+    if tick.enabled:
+        tick.emit(n)
+        n += 1
+    time.sleep(0.001)
+    if n > 100000:
+        break
+"""
+
+
+def test_a_recording_of_a_command_keeps_only_its_user_events(env, tmp_path):
+    """Another process of the same user emitting the same events is not recorded."""
+    neighbour = subprocess.Popen([sys.executable, "-c", NEIGHBOUR], env=env, text=True,
+                                 stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert neighbour.stdout.readline().strip() == "ready"
+        app = tmp_path / "app.py"
+        app.write_text("import time\nfrom usertrace.user_events import register\n"
+                       "t = register('app_tick u32 n')\ntime.sleep(0.3)\n"
+                       "for i in range(5):\n    t.emit(1000 + i)\n")
+        dat = tmp_path / "t.dat"
+        r = usertrace(env, "record", "-e", "user_events", "-o", str(dat), "--",
+                      sys.executable, str(app))
+        assert r.returncode == 0, r.stderr
+        events = report_json(env, dat)
+        ticks = [e["fields"]["n"] for e in events if e["event"] == "app_tick"]
+        assert ticks == [1000, 1001, 1002, 1003, 1004]
+        assert {e["pid"] for e in events if e["event"] == "app_tick"} != {neighbour.pid}
+    finally:
+        neighbour.stdin.close()
+        neighbour.kill()
+        neighbour.wait(timeout=30)

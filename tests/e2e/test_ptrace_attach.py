@@ -167,15 +167,37 @@ def test_detach_leaves_a_stopped_process_stopped(spin):
 
 
 def test_sigint_while_launching_passes_the_signal_on(target, tmp_path):
-    """strace: the command it started gets the signal (after SIGCONT) and is detached."""
+    """strace -o FILE COMMAND: the first SIGINT is the command's; the tracer traces on and
+    ends as the command ends (here: killed by that SIGINT)."""
     counter = tmp_path / "count"
     tracer, first = _tracer_process("launch", target("spin"), counter)
     child = int(first)
     assert _wait_until(lambda: _counter(counter) > 0)
     tracer.send_signal(signal.SIGINT)
     out, _ = tracer.communicate(timeout=30)
-    assert _last_word_line(out) == ["True", str(int(signal.SIGINT)), "None"]
+    assert _last_word_line(out) == ["False", str(int(signal.SIGINT)), "None"]
+    assert tracer.returncode == -signal.SIGINT    # it ended as the command did
     assert _wait_until(lambda: not os.path.exists(f"/proc/{child}"))   # died of SIGINT
+
+
+def test_a_second_sigint_lets_go_of_a_command_that_ignores_the_first(target, tmp_path):
+    counter = tmp_path / "count"
+    tracer, first = _tracer_process("launch", PYTHON, "-c",
+                                    "import signal, time; signal.signal(signal.SIGINT, "
+                                    "signal.SIG_IGN); print('go', flush=True); "
+                                    "[time.sleep(0.01) for _ in iter(int, 1)]")
+    child = int(first)
+    assert tracer.stdout.readline().strip() == "go"     # it runs: the tracer is in run()
+    tracer.send_signal(signal.SIGINT)
+    time.sleep(0.5)
+    assert tracer.poll() is None                  # still tracing: the command ignored it
+    assert _state(child)[1] == tracer.pid
+    tracer.send_signal(signal.SIGINT)
+    tracer.wait(timeout=30)                       # (the command keeps our stdout open)
+    assert _wait_until(lambda: _state(child)[1] == 0)    # let go, never left stopped
+    assert _state(child)[0] != "t"
+    os.kill(child, signal.SIGKILL)
+    assert _last_word_line(tracer.stdout.read()) == ["True", str(int(signal.SIGINT)), "None"]
 
 
 @pytest.mark.parametrize("how", [signal.SIGTERM, signal.SIGKILL])

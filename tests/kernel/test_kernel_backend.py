@@ -234,8 +234,11 @@ def test_all_is_refused_with_ptrace():
 
 # -- signals and what is left -------------------------------------------------------------------
 
-@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
-def test_signal_ends_the_recording_cleanly(target, tmp_path, sig):
+# SIGINT (Ctrl-C) is the command's first: it dies of it, and usertrace ends as it ended;
+# SIGTERM lets go of it (it gets the signal too) and usertrace exits with 128 + 15.
+@pytest.mark.parametrize("sig,status", [(signal.SIGINT, -signal.SIGINT),
+                                        (signal.SIGTERM, 128 + signal.SIGTERM)])
+def test_signal_ends_the_recording_cleanly(target, tmp_path, sig, status):
     dat = tmp_path / "t.dat"
     p = start_usertrace("record", "--backend", "kernel", "-e", "sys_enter_getppid",
                         "-o", str(dat), "--", str(target("spin")))
@@ -244,31 +247,48 @@ def test_signal_ends_the_recording_cleanly(target, tmp_path, sig):
     time.sleep(0.2)                        # some loops of the program (not timed: any number)
     p.send_signal(sig)
     _, err = p.communicate(timeout=120)
-    assert p.returncode == 128 + sig, err
+    assert p.returncode == status, err
     assert not (find_tracefs() / "instances" / name).exists()
     evs = report(dat)
     assert evs and {e["event"] for e in evs} == {"sys_enter_getppid"}
     assert f"{len(evs)} events recorded in {dat}" in err
 
 
+def test_a_second_ctrl_c_lets_go_of_a_command_that_ignores_the_first(target, tmp_path):
+    dat = tmp_path / "t.dat"
+    p = start_usertrace("record", "--backend", "kernel", "-e", "sys_enter_getppid",
+                        "-o", str(dat), "--", "sh", "-c", f'trap "" INT; exec "{target("spin")}"')
+    name = wait_tracing(p.pid)
+    assert p.stdout.readline() == "ready\n"
+    with open(f"/proc/{p.pid}/task/{p.pid}/children") as f:
+        (command,) = [int(c) for c in f.read().split()]
+    try:
+        p.send_signal(signal.SIGINT)            # the command's: it ignores it, tracing goes on
+        with pytest.raises(subprocess.TimeoutExpired):
+            p.wait(timeout=1)
+        assert (find_tracefs() / "instances" / name / "tracing_on").read_text() == "1\n"
+        p.send_signal(signal.SIGINT)            # ours: let go
+        p.wait(timeout=120)
+        assert os.path.exists(f"/proc/{command}")          # it runs on
+    finally:
+        os.kill(command, signal.SIGKILL)                    # (it holds our pipes)
+    _, err = p.communicate(timeout=120)
+    assert p.returncode == 128 + signal.SIGINT, err
+    assert not (find_tracefs() / "instances" / name).exists()
+    assert report(dat)
+
+
 def probe_target(exe: Path) -> str:
-    """``PATH:0xOFFSET`` of the function ``hit`` in ``exe`` (a uprobe's target)."""
-    from elftools.elf.elffile import ELFFile
-    with open(exe, "rb") as f:
-        elf = ELFFile(f)
-        sym = elf.get_section_by_name(".symtab").get_symbol_by_name("hit")[0]
-        addr = sym["st_value"]
-        for seg in elf.iter_segments():
-            if seg["p_type"] == "PT_LOAD" and seg["p_vaddr"] <= addr < seg["p_vaddr"] + seg["p_memsz"]:
-                return f"{exe}:{addr - seg['p_vaddr'] + seg['p_offset']:#x}"
-    raise AssertionError("no hit() in the target")
+    """A probe on the function ``hit`` of ``exe``, by symbol (the probes' parser resolves
+    it), recorded as ``app:hit``."""
+    return f"p:app/hit {exe}:hit"
 
 
 RECORD_WITH_PROBE = """
 import sys
 from usertrace.session import EventSpec, Recorder
 rec = Recorder([EventSpec("syscalls:sys_enter_getppid")], backend="kernel")
-rec.kernel.add_probe("app", "hit", "p", sys.argv[2])
+rec.kernel.add_probe(sys.argv[2])
 rec.record_to(sys.argv[1])
 status = rec.run(sys.argv[3:])
 print(rec.summary(), file=sys.stderr)

@@ -20,6 +20,11 @@ from dataclasses import dataclass, field
 REGS = ("r15", "r14", "r13", "r12", "rbp", "rbx", "r11", "r10", "r9", "r8", "rax", "rcx",
         "rdx", "rsi", "rdi", "orig_rax", "rip", "cs", "eflags", "rsp", "ss", "fs_base",
         "gs_base", "ds", "es", "fs", "gs")
+# The same registers by the names of the kernel's struct pt_regs, which the probe fetch
+# arguments use (%ax, %sp, %ip, %flags ...).
+KERNEL_REGS = ("r15", "r14", "r13", "r12", "bp", "bx", "r11", "r10", "r9", "r8", "ax", "cx",
+               "dx", "si", "di", "orig_ax", "ip", "cs", "flags", "sp", "ss", "fs_base",
+               "gs_base", "ds", "es", "fs", "gs")
 
 
 @dataclass(frozen=True)
@@ -30,6 +35,7 @@ class Arch:
     audit_arch: int                 # AUDIT_ARCH_* of native system calls (seccomp, syscall info)
     max_nr: int                     # syscall numbers above it are never native
     regs: tuple[str, ...]           # user_regs_struct, in order
+    kernel_regs: tuple[str, ...]    # the same, by the names of the kernel's pt_regs
     regs_struct: struct.Struct
     syscall_info_size: int
     syscall_entry: struct.Struct    # (arch, nr, arg0..arg5) of an entry or seccomp stop
@@ -55,12 +61,20 @@ class Arch:
     def pack_regs(self, regs: dict[str, int]) -> bytes:
         return self.regs_struct.pack(*(regs[r] & 0xFFFF_FFFF_FFFF_FFFF for r in self.regs))
 
+    def unpack_kernel_regs(self, raw: bytes) -> dict[str, int]:
+        """user_regs_struct as ``{"ip": ..., "sp": ..., "ax": ...}`` (pt_regs names)."""
+        return dict(zip(self.kernel_regs, self.regs_struct.unpack_from(raw)))
+
+    def pack_kernel_regs(self, regs: dict[str, int]) -> bytes:
+        return self.regs_struct.pack(*(regs[r] & 0xFFFF_FFFF_FFFF_FFFF for r in self.kernel_regs))
+
 
 X86_64 = Arch(
     name="x86_64",
     audit_arch=0xC000003E,
     max_nr=511,
     regs=REGS,
+    kernel_regs=KERNEL_REGS,
     regs_struct=struct.Struct(f"<{len(REGS)}Q"),
     syscall_info_size=88,
     syscall_entry=struct.Struct("<4xI16x7Q"),
@@ -74,5 +88,5 @@ X86_64 = Arch(
     long_size=8,
     x32_syscall_bit=0x40000000,
     nr={"rt_sigreturn": 15, "prctl": 157, "execve": 59, "execveat": 322, "seccomp": 317,
-        "tgkill": 234},
+        "tgkill": 234, "mmap": 9},
 )

@@ -73,6 +73,7 @@ class RingBufferError(ValueError):
     byte offset in the page), or a write the buffer cannot take."""
 
     def __init__(self, message: str, page: int | None = None, offset: int | None = None):
+        self.message = message
         self.page = page
         self.offset = offset
         where = []

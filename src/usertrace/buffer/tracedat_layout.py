@@ -39,6 +39,13 @@ SECTION_FL_COMPRESS = 1
 #: trace-cmd compresses per-cpu data in chunks of this many pages
 PAGES_IN_CHUNK = 10
 
+#: Bounds a reader keeps to, whatever a file says: a ring-buffer page (the kernel's largest
+#: sub-buffer is far smaller), a decompressed metadata section (kallsyms of a large kernel
+#: is some 20 MB) and a decompressed chunk of pages (trace-cmd's hold PAGES_IN_CHUNK pages).
+MAX_PAGE_SIZE = 1 << 20
+MAX_SECTION_SIZE = 64 << 20
+MAX_CHUNK_SIZE = 16 << 20
+
 
 class Option(IntEnum):
     """Option ids (``enum tracecmd_option_id``); in v7 also the ids of the sections."""
@@ -217,11 +224,12 @@ class ZstdCodec(Codec):
         return self._z.ZstdCompressor(compression_params=params).compress(data)
 
     def decompress(self, data: bytes, size: int) -> bytes:
-        # a stream object: it grows its output as needed instead of reserving ``size`` bytes
-        # that a damaged header may overstate
-        out = self._z.ZstdDecompressor().decompressobj().decompress(data)
+        # a stream read of at most size + 1 bytes: it neither reserves ``size`` bytes that a
+        # damaged header may overstate nor follows a bomb past what the header says
+        out = self._z.ZstdDecompressor().stream_reader(data).read(size + 1)
         if len(out) != size:
-            raise ValueError(f"zstd data gave {len(out)} bytes, {size} expected")
+            raise ValueError(f"zstd data gives {'more than ' if len(out) > size else ''}"
+                             f"{min(len(out), size)} bytes, {size} expected")
         return out
 
 

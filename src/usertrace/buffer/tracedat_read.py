@@ -25,6 +25,9 @@ from typing import Iterator
 
 from .tracedat_layout import (
     MAGIC,
+    MAX_CHUNK_SIZE,
+    MAX_PAGE_SIZE,
+    MAX_SECTION_SIZE,
     SECTION_FL_COMPRESS,
     SECTION_HEADER_SIZE,
     SUPPORTED_VERSIONS,
@@ -46,6 +49,10 @@ _MAX_CLOCK_TEXT = 4096
 
 def _str(raw: bytes) -> str:
     return bytes(raw).decode("utf-8", "surrogateescape")
+
+
+def _good_page_size(n: int) -> bool:
+    return 32 <= n <= MAX_PAGE_SIZE and not n & (n - 1)
 
 
 class _Cursor:
@@ -351,8 +358,9 @@ class TraceDatReader:
         self.long_size = long_size
         at = c.pos
         self.page_size = c.u32("the page size")
-        if self.page_size < 32 or self.page_size & (self.page_size - 1):
-            raise TraceDatError(f"bad page size {self.page_size} (a power of two)", at, self.path)
+        if not _good_page_size(self.page_size):
+            raise TraceDatError(f"bad page size {self.page_size} (a power of two, at most "
+                                f"{MAX_PAGE_SIZE})", at, self.path)
         if self.version >= 7:
             self._parse_v7(c)
         else:
@@ -558,9 +566,12 @@ class TraceDatReader:
         csize = c.u32(f"the compressed size of {what}")
         size = c.u32(f"the uncompressed size of {what}")
         z = c.take(csize, f"the compressed {what}")
-        return self._decompress(z, size, what, origin)
+        return self._decompress(z, size, what, origin, MAX_SECTION_SIZE)
 
-    def _decompress(self, z: bytes, size: int, what: str, origin: int) -> bytes:
+    def _decompress(self, z: bytes, size: int, what: str, origin: int, limit: int) -> bytes:
+        if size > limit:
+            raise TraceDatError(f"{what} claims {size} bytes uncompressed, more than this reader "
+                                f"takes ({limit})", origin, self.path)
         try:
             data = self._codec.decompress(z, size)
         except Exception as exc:  # each codec has its own error class
@@ -614,8 +625,9 @@ class TraceDatReader:
             raise TraceDatError(f"{what}: expected a flyrecord section (id 3), found id {sec.id}",
                                 sec_offset, self.path)
         page_size = c.u32("the buffer's page size")
-        if page_size < 32 or page_size & (page_size - 1):
-            raise c.error(f"{what}: bad page size {page_size}")
+        if not _good_page_size(page_size):
+            raise c.error(f"{what}: bad page size {page_size} (a power of two, at most "
+                          f"{MAX_PAGE_SIZE})")
         count = c.u32("the buffer's number of cpus")
         cpus = []
         for _ in range(count):
@@ -663,7 +675,8 @@ class TraceDatReader:
             return
         for i, at, csize, size in self._chunks(buf, cd):
             z = self._mm[at + 8:at + 8 + csize]
-            data = self._decompress(z, size, f"chunk {i} of buffer {buf.name!r} cpu {cd.cpu}", at)
+            data = self._decompress(z, size, f"chunk {i} of buffer {buf.name!r} cpu {cd.cpu}", at,
+                                    MAX_CHUNK_SIZE)
             for off in range(0, size, ps):
                 page = data[off:off + ps]
                 yield page if len(page) == ps else page + bytes(ps - len(page))

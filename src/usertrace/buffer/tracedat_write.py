@@ -11,7 +11,10 @@ metadata, then each cpu's pages at a page-aligned offset, copied with ``sendfile
 ...     w.set_cmdline(4242, "getppid_loop")
 ...     w.write_page(0, page_bytes)
 
-Options written (see ``Option``): TRACECLOCK (``[mono]`` by default, so that ``trace-cmd
+Options written (see ``Option``): CPUSTAT per cpu of each buffer (the kernel's per-cpu
+``stats`` text after a full read: ``read events`` the events of the cpu's pages in the file,
+``overrun`` those lost before them as the pages flag; the writer counts them from the pages'
+event headers as they come, and readers take the trace header's counts from them), TRACECLOCK (``[mono]`` by default, so that ``trace-cmd
 report`` shows our CLOCK_MONOTONIC nanoseconds as seconds.microseconds and, in v6, reads the
 clock saved after the flyrecord table), UNAME and VERSION (shown by ``report --uname`` and
 ``--version``: the machine and the program that made the file), a BUFFER option per trace
@@ -27,6 +30,9 @@ import tempfile
 from dataclasses import dataclass, field
 
 from .. import __version__ as _usertrace_version
+from ..events.records import Abi
+from .layout import PageLayout, RingBufferError
+from .reader import PageReader
 from .tracedat_layout import (
     HEADER_EVENT_TEXT,
     MAGIC,
@@ -55,8 +61,17 @@ class _BufferOut:
     name: str
     cpus: int
     clock: str
+    page_size: int
     files: dict[int, io.BufferedRandom] = field(default_factory=dict)
     sizes: list[int] = field(default_factory=list)
+    events: list[int] = field(default_factory=list)     # data events of each cpu's pages
+    lost: list[int] = field(default_factory=list)       # events lost before them
+    counted: bool = True                                # False: a page did not decode
+
+
+def _new_buffer(name: str, cpus: int, clock: str, page_size: int) -> _BufferOut:
+    return _BufferOut(name, cpus, clock, page_size, sizes=[0] * cpus, events=[0] * cpus,
+                      lost=[0] * cpus)
 
 
 def _align(n: int, to: int) -> int:
@@ -148,7 +163,8 @@ class TraceDatWriter:
         self.uname = uname
         self.extra_options: list[tuple[int, bytes]] = []
         self.tmpdir = os.fspath(tmpdir) if tmpdir is not None else (os.path.dirname(os.path.abspath(self.path)))
-        self._buffers: dict[str, _BufferOut] = {"": _BufferOut("", cpus, clock, sizes=[0] * cpus)}
+        self._buffers: dict[str, _BufferOut] = {"": _new_buffer("", cpus, clock, page_size)}
+        self._page_readers: dict[int, PageReader] = {}
         self._closed = False
         for item in events:
             if isinstance(item, tuple):
@@ -187,8 +203,11 @@ class TraceDatWriter:
             raise TraceDatError(f"option id {option_id} cannot be added by hand")
         self.extra_options.append((int(option_id), bytes(data)))
 
-    def add_buffer(self, name: str, cpus: int | None = None, clock: str | None = None) -> None:
-        """Add a trace instance: its pages go to ``write_page(..., buffer=name)``."""
+    def add_buffer(self, name: str, cpus: int | None = None, clock: str | None = None,
+                   page_size: int | None = None) -> None:
+        """Add a trace instance: its pages go to ``write_page(..., buffer=name)``.  In a
+        version 7 file it may have a page size of its own (a kernel instance's
+        ``buffer_subbuf_size_kb``)."""
         self._check_open()
         if not name or "\0" in name:
             raise TraceDatError(f"bad buffer name {name!r} (the top buffer is '')")
@@ -199,8 +218,13 @@ class TraceDatWriter:
             raise TraceDatError(f"the number of cpus must be at least 1, not {cpus!r}")
         if self.version == 6 and cpus != self.cpus:
             raise TraceDatError("in a version 6 file every buffer has the top buffer's number of cpus")
+        page_size = self.page_size if page_size is None else page_size
+        if not isinstance(page_size, int) or page_size < 64 or page_size & (page_size - 1):
+            raise TraceDatError(f"page size must be a power of two of at least 64, not {page_size!r}")
+        if self.version == 6 and page_size != self.page_size:
+            raise TraceDatError("in a version 6 file every buffer has the file's page size")
         clock = clock or self.clock
-        self._buffers[name] = _BufferOut(name, cpus, clock, sizes=[0] * cpus)
+        self._buffers[name] = _new_buffer(name, cpus, clock, page_size)
 
     @property
     def buffer_names(self) -> list[str]:
@@ -220,8 +244,8 @@ class TraceDatWriter:
         if not isinstance(cpu, int) or not 0 <= cpu < buf.cpus:
             raise TraceDatError(f"cpu {cpu!r} out of range for buffer {buffer!r} with {buf.cpus} cpus")
         n = len(data)
-        if n == 0 or n % self.page_size:
-            raise TraceDatError(f"{n} bytes are not whole pages of {self.page_size} bytes")
+        if n == 0 or n % buf.page_size:
+            raise TraceDatError(f"{n} bytes are not whole pages of {buf.page_size} bytes")
         try:
             f = buf.files.get(cpu)
             if f is None:
@@ -230,6 +254,32 @@ class TraceDatWriter:
         except OSError as exc:
             raise TraceDatError(f"cannot keep pages in a temporary file in {self.tmpdir}: {exc.strerror}") from None
         buf.sizes[cpu] += n
+        if buf.counted:
+            self._count(buf, cpu, data)
+
+    def _count(self, buf: _BufferOut, cpu: int, data) -> None:
+        """Count the events of the pages (for the CPUSTAT options); a page that does not
+        decode leaves the buffer without counts."""
+        ps = buf.page_size
+        reader = self._page_readers.get(ps)
+        try:
+            if reader is None:
+                abi = Abi("<" if self.endian == "little" else ">", self.long_size)
+                try:
+                    layout = PageLayout.from_header_page(self.header_page, abi)
+                except RingBufferError:
+                    layout = PageLayout(ps, abi)
+                if layout.page_size != ps:
+                    layout = PageLayout(ps, abi, commit_size=layout.commit_size,
+                                        data_offset=layout.data_offset)
+                reader = self._page_readers[ps] = PageReader(layout)
+            mv = memoryview(data).cast("B")
+            for off in range(0, len(mv), ps):
+                events, lost = reader.count(mv[off:off + ps])
+                buf.events[cpu] += events
+                buf.lost[cpu] += lost
+        except RingBufferError:
+            buf.counted = False
 
     def num_bytes(self, cpu: int, buffer: str = "") -> int:
         """Bytes of pages written so far for a cpu."""
@@ -314,8 +364,26 @@ class TraceDatWriter:
         t = _text(cmdlines_text(self.cmdlines))
         return self.num.u64.pack(len(t)) + t
 
+    def _cpustats(self) -> list[tuple[int, bytes]]:
+        """CPUSTAT options with the counts of every cpu of every buffer (none when the caller
+        added its own, or when a page could not be counted)."""
+        if any(oid == Option.CPUSTAT for oid, _ in self.extra_options):
+            return []
+        if not all(b.counted for b in self._buffers.values()):
+            return []
+        opts = []
+        for name, buf in self._buffers.items():
+            if name:
+                opts.append((Option.CPUSTAT, _text(f"\nBuffer: {name}\n\n") + b"\0"))
+            for cpu in range(buf.cpus):
+                text = (f"CPU: {cpu}\nentries: 0\noverrun: {buf.lost[cpu]}\n"
+                        f"read events: {buf.events[cpu]}\n")
+                opts.append((Option.CPUSTAT, _text(text) + b"\0"))
+        return opts
+
     def _common_options(self) -> list[tuple[int, bytes]]:
-        opts = [(Option.TRACECLOCK, _text(clock_option_text(self.clock) + "\n") + b"\0")]
+        opts = self._cpustats()
+        opts.append((Option.TRACECLOCK, _text(clock_option_text(self.clock) + "\n") + b"\0"))
         if self.uname:
             opts.append((Option.UNAME, _text(self.uname) + b"\0"))
         opts.append((Option.VERSION, _text(f"usertrace {_usertrace_version}") + b"\0"))
@@ -377,7 +445,7 @@ class _Layout:
         self.pos += size
         self.out.seek(self.pos)
 
-    def copy_pages_compressed(self, f, codec: Codec) -> int:
+    def copy_pages_compressed(self, f, codec: Codec, page_size: int) -> int:
         """Write a cpu's pages as trace-cmd's chunks; return the size trace-cmd records.
 
         The data is a u32 count of chunks, then per chunk u32 compressed size, u32 size and
@@ -390,7 +458,7 @@ class _Layout:
         chunks = 0
         written = 0
         while True:
-            raw = f.read(PAGES_IN_CHUNK * self.w.page_size)
+            raw = f.read(PAGES_IN_CHUNK * page_size)
             if not raw:
                 break
             z = codec.compress(raw)
@@ -517,10 +585,10 @@ class _V7Layout(_Layout):
         self.put(n.section_header.pack(Option.BUFFER, flags, self.string_id(f"buffer flyrecord {buf.name}"), 0))
         cpus = []
         for cpu in range(buf.cpus):
-            self.pad_to(_align(self.pos, w.page_size))
+            self.pad_to(_align(self.pos, buf.page_size))
             offset, size = self.pos, buf.sizes[cpu]
             if size and w.codec is not None:
-                size = self.copy_pages_compressed(buf.files[cpu], w.codec)
+                size = self.copy_pages_compressed(buf.files[cpu], w.codec, buf.page_size)
             elif size:
                 self.copy_pages(buf.files[cpu])
             cpus.append(n.buffer_cpu.pack(cpu, offset, size))
@@ -529,7 +597,7 @@ class _V7Layout(_Layout):
             n.u64.pack(at),
             _text(buf.name) + b"\0",
             _text(buf.clock) + b"\0",
-            n.u32.pack(w.page_size),
+            n.u32.pack(buf.page_size),
             n.u32.pack(buf.cpus),
             *cpus,
         ])

@@ -6,7 +6,7 @@ import argparse
 import os
 
 from ..catalog import known_events
-from ..events.format import EventFormat, FormatError
+from ..events.format import EventFormat, FormatError, read_format_text
 from .context import CliError, Context, ExitStatus
 
 
@@ -47,12 +47,9 @@ def run_format(args, ctx: Context) -> int:
     what = args.what
     if os.path.exists(what) or "/" in what:
         try:
-            with open(what) as f:
-                text = f.read()
-        except OSError as exc:
-            raise CliError(f"cannot read {what}: {exc.strerror}") from None
-        except UnicodeDecodeError:
-            raise CliError(f"{what} is not a format file (not text)") from None
+            text = read_format_text(what)
+        except FormatError as exc:
+            raise CliError(str(exc)) from None
         try:
             fmt = EventFormat.parse(text)
         except FormatError as exc:

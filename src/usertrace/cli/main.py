@@ -19,6 +19,7 @@ COMMANDS = {
     "report": ("report", "print a trace.dat file as the kernel's trace text or JSON"),
     "list": ("listing", "list the events that can be traced"),
     "format": ("listing", "print the format of an event or of a format file"),
+    "probe": ("probe", "define, list and remove probe events (as uprobe_events)"),
     "clean": ("clean", "remove tracefs instances and probes left by killed recordings"),
 }
 
@@ -35,11 +36,17 @@ examples:
 """
 
 
+def version_text() -> str:
+    """``usertrace --version``: the version, and which emit path user events take here."""
+    from ..sources.user_events import emit_path
+    return f"usertrace {__version__}\nuser events emit path: {emit_path.describe()}"
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="usertrace", description="The Linux kernel's trace events for any process you may trace.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--version", action="version", version=f"usertrace {__version__}")
+    parser.add_argument("--version", action="version", version=version_text())
     sub = parser.add_subparsers(dest="subcommand", metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():
         mod = importlib.import_module(f".{module}", __package__)

@@ -147,6 +147,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         ctx.stderr.write(f"usertrace: {rec.summary()}\n")
     if stats is not None:
         ctx.stderr.write(stats.render())      # as strace -c: on stderr
+    if rec.session.error and status.returncode == 0:
+        return ExitStatus.ERROR               # the command did well; the recording did not
     if status.detached:
         return ExitStatus.OK if not command else status.returncode
     if status.signal is not None:

@@ -223,13 +223,93 @@ def parse_format(text: str, system: str = "") -> EventFormat:
     return _parse(text, system)
 
 
+MAX_FORMAT_TEXT = 1 << 20       # a kernel's format files are a few KB
+READ_TIMEOUT = 5.0              # seconds a pipe may take to deliver a format
+
+
+def read_format_text(path, limit: int = MAX_FORMAT_TEXT, timeout: float = READ_TIMEOUT) -> str:
+    """The text of a format file, read within bounds: at most ``limit`` bytes (``/dev/zero``
+    is refused, not read to exhaustion), and from a pipe or FIFO only what comes within
+    ``timeout`` seconds (a FIFO with no writer reads as empty, never hangs).  Raises
+    FormatError naming the file."""
+    import os
+    import select
+    import stat
+    import time
+
+    name = os.fspath(path)
+    try:
+        fd = os.open(name, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY)
+    except OSError as exc:
+        raise FormatError(f"{name}: cannot read: {exc.strerror}") from None
+    try:
+        mode = os.fstat(fd).st_mode
+        if stat.S_ISDIR(mode):
+            raise FormatError(f"{name}: is a directory, not a format file")
+        chunks: list[bytes] = []
+        size = 0
+        deadline = time.monotonic() + timeout
+        while size <= limit:
+            try:
+                chunk = os.read(fd, min(1 << 16, limit + 1 - size))
+            except BlockingIOError:
+                left = deadline - time.monotonic()
+                if left <= 0 or not select.select([fd], [], [], left)[0]:
+                    raise FormatError(f"{name}: nothing to read within {timeout:g} s") from None
+                continue
+            if not chunk:
+                break
+            chunks.append(chunk)
+            size += len(chunk)
+        if size > limit:
+            raise FormatError(f"{name}: larger than {limit} bytes: not a format file")
+        if not size:
+            raise FormatError(f"{name}: empty{' (a FIFO with no writer?)' if stat.S_ISFIFO(mode) else ''}, "
+                              f"not a format file")
+    except OSError as exc:
+        raise FormatError(f"{name}: cannot read: {exc.strerror}") from None
+    finally:
+        os.close(fd)
+    try:
+        return b"".join(chunks).decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise FormatError(f"{name}: not a format file (not text: byte {exc.start} is not "
+                          f"UTF-8)") from None
+
+
 # -- parsing ----------------------------------------------------------------------------------
 
 _FIELD_RE = re.compile(
     r"\tfield:(?P<decl>[^;]*);\toffset:(?P<offset>\d+);\tsize:(?P<size>\d+);"
     r"\tsigned:(?P<signed>[01]);$"
 )
-_DECL_RE = re.compile(r"^(?P<type>.*?)\s*(?P<name>[A-Za-z_][A-Za-z0-9_]*)\s*(?P<arr>\[[^\]]*\])?$")
+_IDENT_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_"
+
+# A type: brackets only as one pair at its end (``__data_loc char[]``); linear to match.
+_TYPE_RE = re.compile(r"[^\[\]]*(?:\[[^\[\]]*\])?\Z")
+
+# A record lives on one ring-buffer page: no field of a sane format reaches past this.
+MAX_RECORD_SIZE = 1 << 20
+
+
+def _split_decl(decl: str) -> tuple[str, str] | None:
+    """(type, name) of a field declaration ``TYPE NAME`` or ``TYPE NAME[N]`` (the array
+    suffix kept on the type), or None.  In linear time: the name is the identifier that
+    ends the declaration, found with one ``rstrip`` (a backtracking regex is quadratic on a
+    long declaration that does not fit)."""
+    d = decl.strip()
+    arr = ""
+    if d.endswith("]"):
+        i = d.rfind("[")
+        if i < 0 or "]" in d[i:-1]:
+            return None
+        arr, d = d[i:], d[:i].rstrip()
+    head = d.rstrip(_IDENT_CHARS)
+    name = d[len(head):].lstrip("0123456789")
+    ctype = d[:len(d) - len(name)].strip()
+    if not name or not ctype or not _TYPE_RE.match(ctype):
+        return None
+    return ctype + arr, name
 
 
 def parse_field_line(line: str, lineno: int = 0) -> Field:
@@ -241,14 +321,23 @@ def parse_field_line(line: str, lineno: int = 0) -> Field:
                           "'\\tfield:TYPE NAME;\\toffset:N;\\tsize:N;\\tsigned:0|1;')",
                           lineno, col, line)
     decl = m["decl"].strip()
-    dm = _DECL_RE.match(decl)
-    if not dm or not dm["type"]:
-        raise FormatError(f"field declaration {decl!r} has no type and name", lineno,
+    split = _split_decl(decl)
+    if split is None:
+        shown = decl if len(decl) <= 60 else decl[:60] + "..."
+        raise FormatError(f"field declaration {shown!r} has no type and name", lineno,
                           line.find(":") + 2, line)
-    ctype, name, arr = dm["type"].strip(), dm["name"], dm["arr"]
-    if arr:
-        ctype = f"{ctype}{arr}"
-    return Field(ctype, name, int(m["offset"]), int(m["size"]), m["signed"] == "1")
+    ctype, name = split
+    for key in ("offset", "size"):
+        digits = m[key]
+        if len(digits) > 7 or int(digits) > MAX_RECORD_SIZE:
+            raise FormatError(f"{key} {digits[:24]}{'...' if len(digits) > 24 else ''} is "
+                              f"larger than a record can be ({MAX_RECORD_SIZE} bytes)",
+                              lineno, m.start(key) + 1, line)
+    offset, size = int(m["offset"]), int(m["size"])
+    if offset + size > MAX_RECORD_SIZE:
+        raise FormatError(f"the field ends at byte {offset + size}, past the largest record "
+                          f"({MAX_RECORD_SIZE} bytes)", lineno, m.start("offset") + 1, line)
+    return Field(ctype, name, offset, size, m["signed"] == "1")
 
 
 def _first_mismatch(line: str) -> int:

@@ -6,15 +6,24 @@ so decoding a record is one ``unpack_from`` plus the few fields that need more w
 strings, dynamic fields).  Any format is enough: ours or one read from the kernel's tracefs.
 
 Dynamic fields hold a 32-bit word ``len << 16 | offset``: for ``__data_loc`` the offset counts
-from the start of the record, for ``__rel_loc`` from the end of the word itself.
+from the start of the record, for ``__rel_loc`` from the end of the word itself.  A dynamic
+``char[]`` is text, up to its NUL, unless the print fmt prints it as an array
+(``__print_dynamic_array(field, 1)``, as the kernel does for ``write``'s buffer): then it is
+its bytes, all of them.
+
+An :class:`EventDecoder` picks the codec of each record by its ``common_type``; a
+:class:`TraceEvent` is one decoded record with where and when it happened, as a trace reader
+(:class:`usertrace.trace.Trace`) hands it out.
 """
 
 from __future__ import annotations
 
+import re
 import struct
 from dataclasses import dataclass
+from typing import Iterable
 
-from .format import EventFormat, Field
+from .format import COMMON_FIELDS, EventFormat, Field
 
 
 class RecordError(ValueError):
@@ -42,7 +51,8 @@ _INT_CODES = {1: "b", 2: "h", 4: "i", 8: "q"}
 _K_INT, _K_STR, _K_ARRAY, _K_BYTES, _K_DYN, _K_TAIL = range(6)
 
 
-def _int_code(size: int, signed: bool) -> str | None:
+def int_code(size: int, signed: bool) -> str | None:
+    """The struct code of an integer field of ``size`` bytes (None for other sizes)."""
     c = _INT_CODES.get(size)
     if c is None:
         return None
@@ -56,12 +66,22 @@ def _decode_str(raw: bytes) -> str:
     return raw.decode("utf-8", "backslashreplace")
 
 
+_ARRAY_PRINT_RE = re.compile(r"__print_dynamic_array\(\s*(\w+)|"
+                             r"__print_(?:array|hex|hex_str)\(\s*__get_dynamic_array\(\s*(\w+)")
+
+
+def byte_array_fields(fmt: EventFormat) -> frozenset[str]:
+    """The dynamic ``char[]`` fields that ``fmt``'s print fmt prints as arrays of bytes."""
+    return frozenset(a or b for a, b in _ARRAY_PRINT_RE.findall(fmt.print_fmt))
+
+
 class RecordCodec:
     """Decoder and encoder of the records of one event format."""
 
     def __init__(self, fmt: EventFormat, abi: Abi = NATIVE):
         self.format = fmt
         self.abi = abi
+        self._bytes_fields = byte_array_fields(fmt) if "__print_" in fmt.print_fmt else frozenset()
         fields = sorted(fmt.all_fields(), key=lambda f: f.offset)
         codes: list[str] = []
         self._names: list[str] = []       # one per struct item, in order
@@ -99,7 +119,7 @@ class RecordCodec:
             # A flexible array at the end (``char buf[]``): the rest of the record.
             return _K_TAIL, ""
         if n is None:
-            code = _int_code(f.size, f.signed)
+            code = int_code(f.size, f.signed)
             if code is not None:
                 return _K_INT, code
             return _K_BYTES, f"{f.size}s"
@@ -133,14 +153,14 @@ class RecordCodec:
                 values[name] = self._dynamic(data, offset, length, f, word)
             elif name not in values:  # overlapping plain field
                 raw = bytes(data[offset + f.offset: offset + f.offset + f.size])
-                code = _int_code(f.size, f.signed)
+                code = int_code(f.size, f.signed)
                 values[name] = (struct.unpack(self.abi.endian + code, raw)[0]
                                 if code else raw)
         return values
 
     def _array(self, raw: bytes, f: Field) -> list[int] | bytes:
         es = f.elem_size
-        code = _int_code(es, f.signed)
+        code = int_code(es, f.signed)
         if code is None or len(raw) % es:
             return bytes(raw)
         return list(struct.unpack(f"{self.abi.endian}{len(raw) // es}{code}", raw))
@@ -155,7 +175,7 @@ class RecordCodec:
                               f"{start}..{start + size} outside the record of {length} bytes")
         raw = bytes(data[offset + start: offset + start + size])
         if f.is_string:
-            return _decode_str(raw)
+            return raw if f.name in self._bytes_fields else _decode_str(raw)
         return self._array(raw, f)
 
     # -- encoding -------------------------------------------------------------------------
@@ -184,7 +204,7 @@ class RecordCodec:
                     tail += b"\0"
                 continue
             if n is None:
-                code = _int_code(f.size, f.signed)
+                code = int_code(f.size, f.signed)
                 if code is None:
                     raw = bytes(v)[: f.size]
                     out[f.offset: f.offset + len(raw)] = raw
@@ -209,6 +229,8 @@ class RecordCodec:
             return b"\0" if f.is_string else b""
         if f.is_string:
             raw = v.encode() if isinstance(v, str) else bytes(v)
+            if f.name in self._bytes_fields:
+                return raw
             return raw if raw.endswith(b"\0") else raw + b"\0"
         return self._array_bytes(f, v)
 
@@ -218,7 +240,7 @@ class RecordCodec:
         if isinstance(v, (bytes, bytearray, memoryview)):
             return bytes(v)
         es = f.elem_size
-        code = _int_code(es, f.signed)
+        code = int_code(es, f.signed)
         if code is None:
             raise RecordError(f"{self.format.full_name}: cannot encode field {f.name}")
         return struct.pack(f"{self.abi.endian}{len(v)}{code}", *(_wrap(x, es, f.signed) for x in v))
@@ -232,3 +254,69 @@ def _wrap(v: int, size: int, signed: bool) -> int:
     if signed and v >> (bits - 1):
         v -= 1 << bits
     return v
+
+
+# -- records of many formats ------------------------------------------------------------------
+
+@dataclass(slots=True)
+class TraceEvent:
+    """One event of a trace: its time, cpu, buffer, format and decoded values.
+
+    ``format`` is None for a record whose ``common_type`` no format describes (its values are
+    then the common header only); ``error`` says why a record could not be decoded (its
+    values are then the common header only, and ``format`` the format it claims).
+    """
+
+    ts_ns: int
+    cpu: int
+    format: EventFormat | None
+    values: dict
+    comm: str
+    buffer: str = ""
+    error: str | None = None
+
+    @property
+    def pid(self) -> int:
+        return self.values.get("common_pid", 0)
+
+    @property
+    def name(self) -> str | None:
+        """``system:event``, or None for an unknown event."""
+        return self.format.full_name if self.format is not None else None
+
+
+class EventDecoder:
+    """Decodes records of many formats by their ``common_type``, one codec per format
+    (built when its first record comes)."""
+
+    def __init__(self, formats: Iterable[EventFormat], abi: Abi = NATIVE):
+        self.abi = abi
+        self.formats = {f.id: f for f in formats}
+        self._codecs: dict[int, RecordCodec] = {}
+        self._common = struct.Struct(abi.endian + "HBBi")
+        self._common_names = tuple(f.name for f in COMMON_FIELDS)
+
+    def common(self, data, offset: int = 0) -> dict:
+        """The common header of a record (type, flags, preempt count, pid), which every
+        event of a kernel starts with, whatever its format says."""
+        if len(data) - offset < self._common.size:
+            raise RecordError(f"record of {len(data) - offset} bytes has no common header")
+        return dict(zip(self._common_names, self._common.unpack_from(data, offset)))
+
+    def codec(self, event_id: int) -> RecordCodec | None:
+        codec = self._codecs.get(event_id)
+        if codec is None:
+            fmt = self.formats.get(event_id)
+            if fmt is None:
+                return None
+            codec = self._codecs[event_id] = RecordCodec(fmt, self.abi)
+        return codec
+
+    def decode(self, payload) -> tuple[EventFormat | None, dict]:
+        """(format, values) of one record; (None, its common header) when no format has its
+        type.  Raises :class:`RecordError` for a record that does not fit its format."""
+        values = self.common(payload)
+        codec = self.codec(values["common_type"])
+        if codec is None:
+            return None, values
+        return codec.format, codec.decode(payload)

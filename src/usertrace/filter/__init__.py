@@ -8,8 +8,9 @@ messages and positions), compiled to closures over decoded records.
     FilterError: .code, .message, .pos, .errno, .render()
 """
 
-from .compile import Filter, SystemFilter, compile_filter, compile_system_filter
+from .compile import (Filter, SystemFilter, compile_filter, compile_group_filter,
+                      compile_system_filter)
 from .errors import CATALOG, FilterError, FilterMatchError
 
 __all__ = ["CATALOG", "Filter", "FilterError", "FilterMatchError", "SystemFilter",
-           "compile_filter", "compile_system_filter"]
+           "compile_filter", "compile_group_filter", "compile_system_filter"]

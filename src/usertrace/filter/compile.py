@@ -383,3 +383,20 @@ def compile_system_filter(text: str, formats: Iterable[EventFormat],
             err.__cause__ = exc
             refused[fmt.full_name] = err
     return SystemFilter(shown, filters, refused)
+
+
+def compile_group_filter(text: str, formats: Iterable[EventFormat],
+                         nr_cpus: int | None = None) -> dict[str, Filter | None]:
+    """The filter of each event that one ``-e`` pattern names, by full name.
+
+    One event: its filter, or the FilterError.  Several: the kernel's rule for a system's
+    filter: each event that has every field the filter names gets it, the others none (they
+    pass unfiltered); a FilterError only when no event takes it.
+    """
+    formats = list(formats)
+    if len(formats) == 1:
+        return {formats[0].full_name: compile_filter(text, formats[0], nr_cpus)}
+    sf = compile_system_filter(text, formats, nr_cpus)
+    if not sf.filters:
+        raise next(iter(sf.refused.values()))
+    return {fmt.full_name: sf.filter_for(fmt.full_name) for fmt in formats}

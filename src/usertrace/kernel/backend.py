@@ -26,8 +26,10 @@ stands in for the syscall source and the process engine:
    never silent), the task names are taken from the kernel's ``saved_cmdlines`` (as
    trace-cmd does), and the instance and every probe it defined are removed.
 
-Probe events: :meth:`KernelSource.add_probe` takes a probe in the kernel's uprobe syntax
-(the hook for the probe source: :mod:`.probes`).
+Probe events: :meth:`KernelSource.add_probe` takes a parsed probe definition
+(:mod:`usertrace.sources.probes.parse`: what the probe source will hand over) or its text; it
+is written to ``uprobe_events`` under the session's own group when the recording starts and
+removed at the end (:mod:`.probes`).
 
 The kernel's own ways, where they differ from the ptrace engine's records: ``common_flags``
 and ``common_preempt_count`` are the kernel's (the ptrace engine writes 0); a record's cpu is
@@ -57,6 +59,7 @@ from ..output.stats import SyscallStats
 from ..ptrace import ExitStatus
 from ..session.core import EventSpec, EventState, Session, SessionError
 from ..sources.base import Source
+from ..sources.probes.parse import ProbeDefinition, parse_definition
 from ..sources.syscalls.events import event_base
 from ..sources.syscalls.table import SyscallTable
 from .cleanup import clean_stale
@@ -141,6 +144,9 @@ class KernelSource(Source):
         self._stop_r = self._stop_w = -1
         self._names = {s.nr: s.name for s in SyscallTable.for_arch(host().name)}
         self._comms: dict[int, str] = {}
+        self._seen: set[int] = set()            # pids set_event_pid held (in_scope)
+        self._seen_at = 0
+        self.system_wide = False
 
     # -- before the recording ------------------------------------------------------------------
     def registry(self, registry=None):
@@ -173,12 +179,17 @@ class KernelSource(Source):
                             "asked to")
         return None
 
-    def add_probe(self, group: str, event: str, kind: str, target: str,
-                  filter: str | None = None) -> None:
-        """A probe event to define in the kernel when the recording starts: ``kind`` ``p``
-        or ``r``, ``target`` ``PATH:OFFSET [FETCHARGS]`` in the kernel's uprobe syntax.  It
-        is recorded as ``group:event``.  (The hook for the probe source.)"""
-        self._probe_specs.append((group, event, kind, target, filter))
+    def add_probe(self, definition, filter: str | None = None) -> ProbeDefinition:
+        """A probe event to define in the kernel when the recording starts, recorded as the
+        definition's ``group:event`` with ``filter``: a
+        :class:`~usertrace.sources.probes.parse.ProbeDefinition` (what the probe source
+        hands over), or its text, parsed here by the probes' parser (symbols, SDT notes and
+        the legacy arguments resolved; a bad one refused with the kernel's error and caret).
+        """
+        if isinstance(definition, str):
+            definition = parse_definition(definition)
+        self._probe_specs.append((definition, filter))
+        return definition
 
     def prepare(self, session: Session, specs=(), consumers: int = 0) -> None:
         self.session = session
@@ -228,10 +239,11 @@ class KernelSource(Source):
                 self._spawn(self._copy, pipe, name=f"usertrace-kernel-cpu{pipe.cpu}")
 
     def _define_probes(self) -> None:
-        for group, event, kind, target, filt in self._probe_specs:
-            fmt = self.probes.define(group, event, kind, target)
+        for definition, filt in self._probe_specs:
+            fmt = self.probes.define(definition)
             self.session.registry.add(fmt)
-            self.session.enable(EventSpec(f"{group}:{event}", filt), Consumer.TRACE)
+            consumers = self.consumers or Consumer.TRACE
+            self.session.enable(EventSpec(definition.full_name, filt), consumers)
 
     def _enable_events(self) -> None:
         """Each enabled event with its filter; for the statistics, the entry and exit of
@@ -283,6 +295,7 @@ class KernelSource(Source):
         """Choose the processes, switch tracing on, let the command go and wait for the
         processes to end (or a signal).  How the command ended."""
         self.scope = scope = ProcessScope(self.instance)
+        self.system_wide = system_wide
         if system_wide:
             own = [int(t) for t in os.listdir("/proc/self/task")]
             scope.everything(own)
@@ -293,7 +306,7 @@ class KernelSource(Source):
                 self.session.note_comm(pid, comm)
         self.instance.write("tracing_on", "1")
         scope.go()
-        status = scope.wait(handle_signals)
+        status = scope.wait(handle_signals, tick=None if system_wide else self._note_pids)
         if status.signal == signal.SIGPIPE:
             # our output is gone: the signal may come before the reader's BrokenPipeError
             for t in self._threads:
@@ -301,6 +314,30 @@ class KernelSource(Source):
         if self.error is not None:
             raise self.error
         return status
+
+    def in_scope(self, pid: int) -> bool:
+        """Is ``pid`` a process this recording traces (or traced)?  The scope of the user
+        events of a recording with a command or ``-P``: the pids the kernel's
+        ``set_event_pid`` has held, looked at every TICK_MS while the recording runs and
+        again for a pid not seen yet.  (A process that lived less than that and was gone
+        before its records were drained is missed.)"""
+        if pid in self._seen or self.system_wide:
+            return True
+        now = time.monotonic_ns()
+        if now - self._seen_at > 1_000_000:     # at most every ms for unknown pids
+            self._note_pids()
+        return pid in self._seen
+
+    def _note_pids(self) -> None:
+        self._seen_at = time.monotonic_ns()
+        inst = self.instance
+        if inst is None:
+            return
+        try:
+            text = inst.read("set_event_pid")
+        except OSError:
+            return
+        self._seen.update(int(p) for p in text.split() if p.isdigit())
 
     # -- the readers -----------------------------------------------------------------------------
     def _spawn(self, target, arg, name: str) -> None:
@@ -400,11 +437,11 @@ class KernelSource(Source):
             fmt = state.format if state is not None else self._counted_format(etype)
             if fmt is not None and fmt.system == SYSCALLS:
                 nr = _NR.unpack_from(payload, 8)[0]
+                name = self._names.get(nr, str(nr))
                 if fmt.name.startswith("sys_enter_"):
-                    stats.enter(pid, ts)
+                    stats.enter(pid, name, nr, ts)
                 else:
-                    stats.exit(pid, self._names.get(nr, str(nr)), nr, ts,
-                               _RET.unpack_from(payload, 16)[0])
+                    stats.exit(pid, name, nr, ts, _RET.unpack_from(payload, 16)[0])
         if state is None or self.session.stream is None:
             return
         values = state.codec.decode(payload)

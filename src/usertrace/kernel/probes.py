@@ -16,7 +16,8 @@ The instance's ``set_event_pid`` keeps the hits of the traced tasks only, for ``
 running the probed program beside the recording leaves no record).
 
 >>> group = ProbeGroup(find_tracefs(), "a1b2c3")                      # doctest: +SKIP
->>> fmt = group.define("myapp", "open", "p", "/bin/app:0x1139 fd=%di:s32")  # doctest: +SKIP
+>>> d = parse_definition("p:myapp/open /bin/app:open_file fd=%di:s32")  # doctest: +SKIP
+>>> fmt = group.define(d)                                             # doctest: +SKIP
 >>> fmt.full_name, fmt.id                                             # doctest: +SKIP
 ('myapp:open', 2301)
 >>> group.remove()                                                    # doctest: +SKIP
@@ -30,12 +31,23 @@ import re
 from pathlib import Path
 
 from ..events.format import EventFormat, FormatError
+from ..sources.probes.parse import ProbeDefinition
 from .tracefs import TracefsError, write_file
 
 #: the names of our groups: the pid of the process that made it, a random part
 GROUP_NAME = re.compile(r"usertrace_(\d+)_([0-9a-f]+)")
 #: a line of uprobe_events: ``p:group/event target args``
 _DEFINED = re.compile(r"^[pr](?:\d+)?:([^/\s]+)/(\S+)\s")
+
+
+def _last_error(root: Path) -> str:
+    """The last entry of the kernel's ``error_log`` (read only), or ''."""
+    try:
+        text = (Path(root) / "error_log").read_text()
+    except OSError:
+        return ""
+    entries = text.rstrip("\n").split("\n[")
+    return entries[-1].strip() if text.strip() else ""
 
 
 def group_name(token: str, pid: int | None = None) -> str:
@@ -63,9 +75,9 @@ def remove_probe(root: Path, group: str, event: str) -> None:
 class ProbeGroup:
     """The uprobe events of one session in the kernel.
 
-    :meth:`define` takes one probe in the kernel's ``uprobe_events`` syntax, split in its
-    parts (the user's group and event, ``p`` or ``r``, the target and fetch arguments), and
-    defines it under the session's group; :meth:`remove` removes every probe it defined.
+    :meth:`define` takes one parsed probe definition
+    (:class:`~usertrace.sources.probes.parse.ProbeDefinition`) and defines it under the
+    session's group; :meth:`remove` removes every probe it defined.
     """
 
     def __init__(self, root: Path, token: str):
@@ -77,15 +89,20 @@ class ProbeGroup:
         """The kernel's name of the user's ``group:event`` in this session's group."""
         return f"{group}__{event}"
 
-    def define(self, group: str, event: str, kind: str, target: str) -> EventFormat:
-        """Define ``kind:group/event target`` (``kind`` ``p`` or ``r``; ``target`` is
-        ``PATH:OFFSET [FETCHARGS]``); the event's format, named ``group:event`` with the
-        kernel's id.  TracefsError with the kernel's answer when it refuses."""
-        if kind not in ("p", "r"):
-            raise ValueError(f"a uprobe is 'p' or 'r', not {kind!r}")
+    def define(self, definition: ProbeDefinition) -> EventFormat:
+        """Define ``definition`` under the session's group (its kernel command, renamed);
+        the event's format, named as the definition names it, with the kernel's id.
+        TracefsError with the kernel's answer (and its ``error_log``) when it refuses."""
+        group, event = definition.group, definition.event
         kev = self.kernel_event(group, event)
-        write_file(self.root / "uprobe_events", f"{kind}:{self.name}/{kev} {target}\n",
-                   "uprobe_events", append=True)
+        command = dataclasses.replace(definition, group=self.name, event=kev).kernel_command()
+        try:
+            write_file(self.root / "uprobe_events", command + "\n", "uprobe_events",
+                       append=True)
+        except TracefsError as exc:
+            log = _last_error(self.root)
+            raise TracefsError(f"the kernel refused probe {definition.full_name} "
+                               f"({command}): {exc}" + (f"\n{log}" if log else "")) from None
         self.defined[kev] = (group, event)
         path = self.root / "events" / self.name / kev / "format"
         try:

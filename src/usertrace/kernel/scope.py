@@ -16,7 +16,10 @@ joins the list when it is created, before it runs.  So:
   make events of its own.
 
 SIGINT, SIGTERM, SIGHUP, SIGQUIT and SIGPIPE end the wait as they end the ptrace engine's
-run: the launched command gets the signal too, and the status says ``detached``.
+run: the launched command gets the signal too, and the status says ``detached``; but the first
+SIGINT while a launched command runs is the command's (as with ``strace -o FILE COMMAND``): it
+gets it (from the terminal, or from us when it came from elsewhere), the recording goes on
+while it cleans up, and its exit status is passed on.
 """
 
 from __future__ import annotations
@@ -29,12 +32,14 @@ import threading
 
 from ..ptrace import ExitStatus, TraceError
 from ..ptrace import libc
+from ..ptrace.engine import _terminal_sent_it_to
 from ..ptrace.launch import read_child_error, resolve_command, spawn_stopped
 from ..ptrace.procfs import list_threads, original_environ, read_tgid
 from .tracefs import Instance
 
 PR_SET_CHILD_SUBREAPER = 36
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGQUIT, signal.SIGPIPE)
+TICK_MS = 20
 
 
 class ProcessScope:
@@ -50,6 +55,8 @@ class ProcessScope:
         self._errfd = -1
         self._path = ""
         self._stop_sig = 0
+        self._interrupted = False              # the first SIGINT went to the command
+        self._ended = False                    # the launched command was reaped
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._subreaper = False
 
@@ -134,9 +141,10 @@ class ProcessScope:
         except OSError:
             pass
 
-    def wait(self, handle_signals: bool = True) -> ExitStatus:
+    def wait(self, handle_signals: bool = True, tick=None) -> ExitStatus:
         """Until the launched command and its descendants, or the ``-P`` processes, are
-        gone, or a stop signal comes (with neither: until a signal)."""
+        gone, or a stop signal comes (with neither: until a signal).  ``tick()`` is called
+        every TICK_MS meanwhile."""
         main = threading.current_thread() is threading.main_thread()
         saved: dict = {}
         old_wakeup = None
@@ -152,7 +160,7 @@ class ProcessScope:
                     pidfds.append(os.pidfd_open(pid))
                 except ProcessLookupError:
                     pass
-            return self._wait(pidfds, timeout=None if saved else 100)
+            return self._wait(pidfds, TICK_MS if tick or not saved else None, tick)
         finally:
             for fd in pidfds:
                 os.close(fd)
@@ -161,7 +169,7 @@ class ProcessScope:
                 for sig, handler in saved.items():
                     signal.signal(sig, handler)
 
-    def _wait(self, pidfds: list[int], timeout) -> ExitStatus:
+    def _wait(self, pidfds: list[int], timeout, tick) -> ExitStatus:
         status: ExitStatus | None = None
         poller = select.poll()
         poller.register(self._wake_r, select.POLLIN)
@@ -169,6 +177,8 @@ class ProcessScope:
             poller.register(fd, select.POLLIN)
         live = set(pidfds)
         while True:
+            if tick is not None:
+                tick()
             if self.launched is not None:
                 got, gone = self._reap_children()
                 status = got or status
@@ -198,8 +208,19 @@ class ProcessScope:
                 return status, False
             if pid == self.launched:
                 status = ExitStatus.from_wait(raw)
+                self._ended = True
 
     def _on_signal(self, sig, frame) -> None:
+        launched = self.launched
+        if sig == signal.SIGINT and not self._interrupted and launched is not None \
+                and not self._ended:
+            self._interrupted = True
+            if not _terminal_sent_it_to(launched):
+                try:
+                    os.kill(launched, signal.SIGINT)
+                except OSError:
+                    pass
+            return
         self.request_stop(sig)
 
     def _pass_on(self, sig: int) -> None:

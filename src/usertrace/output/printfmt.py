@@ -7,7 +7,8 @@ A print fmt is a C string literal followed by C expressions over the record::
 The expressions are parsed once into small closures (:func:`compile_print_fmt`), then evaluated
 per record.  What syscall, uprobe and user events use is covered: ``REC->field``, casts,
 arithmetic and bit operators, the conditional operator, ``__get_str``, ``__get_rel_str``,
-``__get_dynamic_array``, ``__print_symbolic``, ``__print_flags``; the conversions ``%d %i %u
+``__get_dynamic_array``, ``__print_symbolic``, ``__print_flags``, ``__print_dynamic_array``
+(``{0x68,0x69}``, as the kernel's ``trace_print_array_seq``); the conversions ``%d %i %u
 %x %X %o %c %s %p`` with flags, width, precision and the ``hh h l ll z`` lengths.  What cannot
 be parsed renders as libtraceevent does, ``[FAILED TO PARSE]`` followed by the raw fields.
 """
@@ -22,6 +23,15 @@ from ..events.format import EventFormat, c_type_size
 
 class PrintFmtError(ValueError):
     pass
+
+
+# Bounds that no kernel print fmt comes near, so that a hostile one costs little: the nesting
+# of parentheses and unary operators (the parser recurses on it), a width or precision (the
+# kernel's trace_seq holds a page: no conversion prints more), and shift counts (as x86 does
+# in the C the kernel runs, the count is taken mod 64 and the result kept to 64 bits).
+MAX_NESTING = 64
+MAX_WIDTH = 4096
+_MASK64 = (1 << 64) - 1
 
 
 # -- lexer --------------------------------------------------------------------------------------
@@ -97,7 +107,7 @@ _BINOPS: dict[str, Callable[[int, int], int]] = {
     "==": lambda a, b: int(a == b), "!=": lambda a, b: int(a != b),
     "<": lambda a, b: int(a < b), ">": lambda a, b: int(a > b),
     "<=": lambda a, b: int(a <= b), ">=": lambda a, b: int(a >= b),
-    "<<": lambda a, b: a << b, ">>": lambda a, b: a >> b,
+    "<<": lambda a, b: (a << (b & 63)) & _MASK64, ">>": lambda a, b: a >> (b & 63),
     "+": lambda a, b: a + b, "-": lambda a, b: a - b, "*": lambda a, b: a * b,
     "/": lambda a, b: int(a / b) if b else 0, "%": lambda a, b: a % b if b else 0,
 }
@@ -108,6 +118,7 @@ class _Parser:
         self.toks = tokens
         self.i = 0
         self.fmt = fmt
+        self.depth = 0
 
     def peek(self, k: int = 0) -> tuple[str, str]:
         j = self.i + k
@@ -127,7 +138,20 @@ class _Parser:
             out.append(self.expr())
         return out
 
+    def _nested(self, parse: Callable[[], Eval]) -> Eval:
+        """``parse()`` one level deeper: the parser recurses on nesting, which is bounded."""
+        self.depth += 1
+        if self.depth > MAX_NESTING:
+            raise PrintFmtError(f"expressions nested more than {MAX_NESTING} deep")
+        try:
+            return parse()
+        finally:
+            self.depth -= 1
+
     def expr(self) -> Eval:
+        return self._nested(self._conditional)
+
+    def _conditional(self) -> Eval:
         cond = self.binary(0)
         if self.peek()[1] == "?":
             self.take("?")
@@ -148,6 +172,9 @@ class _Parser:
         return left
 
     def unary(self) -> Eval:
+        return self._nested(self._unary)
+
+    def _unary(self) -> Eval:
         kind, val = self.peek()
         if val in ("-", "~", "!", "+"):
             self.take()
@@ -224,6 +251,12 @@ class _Parser:
             name = self.take()[1]
             self.take(")")
             return lambda r: r[name]
+        if fn == "__print_dynamic_array":
+            name = self.take()[1]
+            self.take(",")
+            size = self.expr()({})
+            self.take(")")
+            return lambda r: _print_array(r[name], size)
         if fn in ("__get_dynamic_array_len", "__get_rel_dynamic_array_len"):
             name = self.take()[1]
             self.take(")")
@@ -250,6 +283,16 @@ class _Parser:
                 return lambda r: next((n for k, n in table if k == value(r)), _hexstr(value(r)))
             return lambda r: _flags(value(r), sep({}), table)
         raise PrintFmtError(f"unknown function {fn}")
+
+
+def _print_array(value, el_size: int) -> str:
+    """``{0x1,0x2}``: the elements of a dynamic array (bytes, a list, or text)."""
+    if isinstance(value, str):
+        value = value.encode("utf-8", "surrogateescape")
+    if isinstance(value, (bytes, bytearray)) and el_size > 1:
+        n = len(value) // el_size
+        value = [int.from_bytes(value[i * el_size:(i + 1) * el_size], "little") for i in range(n)]
+    return "{" + ",".join(f"0x{v:x}" for v in value) + "}"
 
 
 def _hexstr(v) -> str:
@@ -348,6 +391,12 @@ def _split_format(fmt: str) -> list[str | Callable[[object], str]]:
     pieces: list = []
     pos = 0
     for m in _CONV_RE.finditer(fmt):
+        for key in ("width", "prec"):
+            n = m[key]
+            if n and n != "*" and (len(n) > 5 or int(n) > MAX_WIDTH):
+                raise PrintFmtError(f"{'width' if key == 'width' else 'precision'} {n[:20]} "
+                                    f"of {m.group()[:30]!r} is larger than a trace line "
+                                    f"({MAX_WIDTH})")
         if m.start() > pos:
             pieces.append(fmt[pos:m.start()])
         if m["conv"] == "%":
@@ -371,6 +420,7 @@ class PrintFmt:
     def __init__(self, fmt: EventFormat):
         self.format = fmt
         self.failed = False
+        self.error = ""
         try:
             toks = _tokenize(fmt.print_fmt)
             if not toks or toks[0][0] != "str":
@@ -381,8 +431,9 @@ class PrintFmt:
             self._pieces = _split_format(fmt_text)
             if sum(1 for p in self._pieces if not isinstance(p, str)) != len(self._args):
                 raise PrintFmtError("the number of conversions and arguments differ")
-        except (PrintFmtError, IndexError, KeyError, ValueError):
+        except (PrintFmtError, IndexError, KeyError, ValueError) as exc:
             self.failed = True
+            self.error = str(exc) or type(exc).__name__
 
     def render(self, values: dict) -> str:
         if not self.failed:

@@ -30,9 +30,15 @@ class SyscallStats:
         self.rows: dict[str, Row] = {}
         self._entered: dict[int, int] = {}      # tid -> time of the entry it is in
 
-    def enter(self, tid: int, ts_ns: int) -> None:
-        """Thread ``tid`` entered a syscall at ``ts_ns``."""
-        self._entered[tid] = ts_ns
+    #: calls that never return (no exit ever comes): counted at their entry
+    NO_EXIT = frozenset({"rt_sigreturn", "sigreturn"})
+
+    def enter(self, tid: int, name: str, nr: int, ts_ns: int) -> None:
+        """Thread ``tid`` entered syscall ``nr`` (``name``) at ``ts_ns``."""
+        if name in self.NO_EXIT:
+            self.add(name, nr, 0, None)
+        else:
+            self._entered[tid] = ts_ns
 
     def exit(self, tid: int, name: str, nr: int, ts_ns: int, ret: int) -> None:
         """Thread ``tid`` left syscall ``nr``: counted when its entry was seen."""

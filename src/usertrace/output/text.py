@@ -7,13 +7,20 @@ A line is ``comm-pid [cpu] flags timestamp: event: text``::
 The event part is the event's print fmt rendered for the record, except where the kernel prints
 an event its own way (syscall events: ``sys_openat(dfd: 0xffffff9c, ...)``, ``sys_openat ->
 0x3``); such printers register here by system (:func:`register_printer`).
+
+:class:`TextRenderer` makes the lines of a :class:`usertrace.trace.Trace`: per event format a
+function from the record's bytes to its text (one struct unpack for the fields a row printer
+prints), per task and cpu the prefix, and the time stamp from the text of its second.
 """
 
 from __future__ import annotations
 
+import struct
+from dataclasses import dataclass
 from typing import Callable
 
 from ..events.format import EventFormat
+from ..events.records import NATIVE, Abi, RecordCodec, RecordError, int_code
 from .printfmt import PrintFmt
 
 # Flags of common_flags, as kernel/trace/trace.h numbers them (6.x).
@@ -74,11 +81,23 @@ def line_prefix(comm: str, pid: int, cpu: int, ts_ns: int, flags: int = 0, preem
     return f"{comm:>16s}-{pid:<7d} [{cpu:03d}] {lat_flags(flags, preempt)} {format_timestamp(ts_ns)}: "
 
 
-# A printer renders the part after the prefix for one event: (format, values) -> text.
-Printer = Callable[[EventFormat, dict], str]
-_SYSTEM_PRINTERS: dict[str, Callable[[EventFormat], Printer | None]] = {}
-# Systems whose printers live with their source, imported when first needed.
-_LAZY_PRINTERS = {"syscalls": ("usertrace.sources.syscalls.events", "syscall_printer")}
+# How events print after the prefix.  The kernel prints most events from their print fmt
+# (``name: text``); some systems print their own way (syscall events: ``sys_openat(...)``).
+# Such a system registers a factory (register_printer) that makes a RowPrinter for a format:
+# the fields it prints, in its order, and a function from their values (a tuple, each as the
+# format declares it, signed or not) to the text.  Given the record, the formatter unpacks
+# those fields with one struct; given a dict of values, it takes them from the dict.
+
+
+@dataclass(frozen=True)
+class RowPrinter:
+    fields: tuple[str, ...]
+    render: Callable[[tuple], str]
+
+
+_SYSTEM_PRINTERS: dict[str, Callable[[EventFormat], RowPrinter | None]] = {}
+# Systems whose printers live elsewhere, imported when first needed.
+_LAZY_PRINTERS = {"syscalls": ("usertrace.output.syscall_text", "syscall_row_printer")}
 
 
 def _factory(system: str):
@@ -90,34 +109,204 @@ def _factory(system: str):
     return factory
 
 
-def register_printer(system: str, factory: Callable[[EventFormat], Printer | None]) -> None:
-    """Let ``system``'s events print their own way (factory returns None to use the print fmt)."""
+def register_printer(system: str, factory: Callable[[EventFormat], RowPrinter | None]) -> None:
+    """Let ``system``'s events print their own way (the factory returns None for a format
+    that prints from its print fmt)."""
     _SYSTEM_PRINTERS[system] = factory
 
 
+def plain_int_fields(fields) -> bool:
+    """True when every field is a scalar integer of 1, 2, 4 or 8 bytes (no array, no string,
+    no dynamic field): what one struct unpacks."""
+    return all(f is not None and not f.is_dynamic and f.array_len is None
+               and f.size in (1, 2, 4, 8) for f in fields)
+
+
+def row_struct(fmt: EventFormat, names: tuple[str, ...], abi: Abi) -> struct.Struct | None:
+    """One struct that unpacks the fields ``names`` of a record of ``fmt``, in that order,
+    or None when they are not plain integers in ascending, non-overlapping places."""
+    fields = [fmt.field(n) for n in names]
+    if not plain_int_fields(fields):
+        return None
+    codes, pos = [], 0
+    for f in fields:
+        if f.offset < pos:
+            return None
+        if f.offset > pos:
+            codes.append(f"{f.offset - pos}x")
+        codes.append(int_code(f.size, f.signed))
+        pos = f.offset + f.size
+    return struct.Struct(abi.endian + "".join(codes))
+
+
+_T3 = tuple(f"{i:03d}" for i in range(1000))
+
+
 class TextFormatter:
-    """Turns decoded records into ``trace`` lines; caches one printer per event format."""
+    """Turns records into ``trace`` lines; compiles one body function per event format.
 
-    def __init__(self):
-        self._printers: dict[int, Printer] = {}
+    :meth:`event_text` and :meth:`line` take decoded values (a dict); :meth:`body` makes the
+    function that renders a record straight from its bytes, which :class:`TextRenderer` uses.
+    """
 
-    def printer(self, fmt: EventFormat) -> Printer:
+    def __init__(self, abi: Abi = NATIVE):
+        self.abi = abi
+        self._printers: dict[int, Callable[[dict], str]] = {}
+        self._bodies: dict[int, Callable] = {}
+        self._rows: dict[int, tuple | None] = {}
+        self.print_fmt_errors: list[tuple[EventFormat, str]] = []
+
+    def _row_printer(self, fmt: EventFormat) -> RowPrinter | None:
+        factory = _factory(fmt.system)
+        return factory(fmt) if factory else None
+
+    def _print_fmt(self, fmt: EventFormat) -> PrintFmt:
+        compiled = PrintFmt(fmt)
+        if compiled.failed:
+            self.print_fmt_errors.append((fmt, compiled.error))
+        return compiled
+
+    def printer(self, fmt: EventFormat) -> Callable[[dict], str]:
+        """The text after the prefix, from a dict of the record's values."""
         key = id(fmt)
         p = self._printers.get(key)
         if p is None:
-            factory = _factory(fmt.system)
-            p = factory(fmt) if factory else None
-            if p is None:
-                compiled = PrintFmt(fmt)
+            row = self._row_printer(fmt)
+            if row is not None:
+                names, render = row.fields, row.render
+                p = lambda values: render(tuple([values.get(n, 0) for n in names]))  # noqa: E731
+            else:
+                compiled = self._print_fmt(fmt)
                 name = fmt.name
-                p = lambda _fmt, values: f"{name}: {compiled.render(values)}"  # noqa: E731
+                p = lambda values: f"{name}: {compiled.render(values)}"  # noqa: E731
             self._printers[key] = p
         return p
 
     def event_text(self, fmt: EventFormat, values: dict) -> str:
-        return self.printer(fmt)(fmt, values)
+        return self.printer(fmt)(values)
 
     def line(self, fmt: EventFormat, values: dict, comm: str, cpu: int, ts_ns: int) -> str:
         return line_prefix(comm, values.get("common_pid", 0), cpu, ts_ns,
                            values.get("common_flags", 0), values.get("common_preempt_count", 0)
                            ) + self.event_text(fmt, values)
+
+    def body(self, fmt: EventFormat, codec: RecordCodec | None = None) -> Callable:
+        """``body(page, start, size) -> text``: the text after the prefix, from the record
+        ``page[start:start+size]``.  Raises RecordError (or struct.error) for a record that
+        does not fit its format."""
+        key = id(fmt)
+        b = self._bodies.get(key)
+        if b is None:
+            b = self._bodies[key] = self._compile_body(fmt, codec or RecordCodec(fmt, self.abi))
+        return b
+
+    def row(self, fmt: EventFormat) -> tuple[Callable, int, Callable] | None:
+        """``(unpack, size, render)`` when the event prints with a row printer whose fields
+        one struct unpacks: the text is ``render(unpack(page, start))`` for a record of at
+        least ``size`` bytes."""
+        key = id(fmt)
+        r = self._rows.get(key, False)
+        if r is False:
+            row = self._row_printer(fmt)
+            st = row_struct(fmt, row.fields, self.abi) if row is not None else None
+            r = self._rows[key] = (st.unpack_from, st.size, row.render) if st else None
+        return r
+
+    def _compile_body(self, fmt: EventFormat, codec: RecordCodec) -> Callable:
+        fast = self.row(fmt)
+        if fast is not None:
+            unpack, need, render = fast
+            return unpacked_text(fmt.full_name, unpack, need, render)
+        decode = codec.decode
+        row = self._row_printer(fmt)
+        if row is not None:
+            names, render = row.fields, row.render
+
+            def dict_body(page, start: int, size: int) -> str:
+                values = decode(page, start, size)
+                return render(tuple([values.get(n, 0) for n in names]))
+            return dict_body
+        compiled = self._print_fmt(fmt)
+        render = compiled.render
+        name = fmt.name
+        return lambda page, start, size: f"{name}: {render(decode(page, start, size))}"
+
+
+def unpacked_text(full_name: str, unpack: Callable, need: int, render: Callable) -> Callable:
+    """``text(page, start, size) = render(unpack(page, start))`` for a record of at least
+    ``need`` bytes; a shorter one raises RecordError."""
+    def text(page, start: int, size: int) -> str:
+        if size < need:
+            raise short_record(full_name, size, need)
+        return render(unpack(page, start))
+    return text
+
+
+def short_record(full_name: str, size: int, need: int) -> RecordError:
+    return RecordError(f"{full_name}: record of {size} bytes is shorter than the {need} its "
+                       f"fields need")
+
+
+class TextRenderer:
+    """Renders a trace's records as ``trace`` lines (a :class:`usertrace.trace.Renderer`)."""
+
+    def __init__(self, trace):
+        self.trace = trace
+        self.formatter = TextFormatter(trace.abi)
+        self._sec = [-(1 << 70), ""]       # the second being printed: its first ns, its text
+
+    def _second(self, ts: int) -> int:
+        """Start printing the second ``ts`` falls in (rounded to the microsecond as the
+        kernel rounds); return ``ts`` less the second's first ns."""
+        secs = (ts + 500) // 1000 // 1_000_000
+        sec = self._sec
+        sec[0] = secs * 1_000_000_000 - 500
+        sec[1] = f"{secs:5d}."
+        return ts - sec[0]
+
+    def compile(self, rec) -> Callable:
+        prefix = (f"{rec.comm:>16s}-{rec.pid:<7d} [{rec.cpu:03d}] "
+                  f"{lat_flags(rec.flags, rec.preempt_count)} ")
+        fmt = rec.format
+        sec, second, t3 = self._sec, self._second, _T3
+        fast = self.formatter.row(fmt) if fmt is not None else None
+        if fast is not None:
+            # the hot path (every syscall event): one function, one unpack, one template
+            unpack, need, render = fast
+            full_name = fmt.full_name
+
+            def row_line(page, start: int, size: int, ts: int) -> str:
+                if size < need:
+                    raise short_record(full_name, size, need)
+                r = ts - sec[0]
+                if not 0 <= r < 1_000_000_000:
+                    r = second(ts)
+                u = r // 1000
+                return (f"{prefix}{sec[1]}{t3[u // 1000]}{t3[u % 1000]}: "
+                        f"{render(unpack(page, start))}\n")
+            return row_line
+        if fmt is None:
+            text = (f"{rec.failed.name}: [FAILED TO PARSE]" if rec.failed is not None
+                    else f"[UNKNOWN EVENT TYPE {rec.event_id}]")
+            body = lambda page, start, size: text  # noqa: E731
+        else:
+            body = self.formatter.body(fmt, self.trace.decoder.codec(fmt.id))
+
+        def line(page, start: int, size: int, ts: int) -> str:
+            r = ts - sec[0]
+            if not 0 <= r < 1_000_000_000:
+                r = second(ts)
+            u = r // 1000
+            return f"{prefix}{sec[1]}{t3[u // 1000]}{t3[u % 1000]}: {body(page, start, size)}\n"
+        return line
+
+    def failed(self, rec, page, start: int, size: int, ts: int, reason: str) -> str:
+        fmt = rec.format or rec.failed
+        if fmt is not None:
+            text = f"{fmt.name}: [FAILED TO PARSE]"
+        elif rec.event_id >= 0:
+            text = f"[UNKNOWN EVENT TYPE {rec.event_id}]: [FAILED TO PARSE]"
+        else:
+            text = "[FAILED TO PARSE]"          # not even a common header
+        return (line_prefix(rec.comm, rec.pid, rec.cpu, ts, rec.flags, rec.preempt_count)
+                + text + "\n")

@@ -56,7 +56,7 @@ from .handlers import ENTER, EXIT, StopHandler
 from .launch import read_child_error, resolve_command, spawn_stopped
 from .placement import REFRESH_WHEN_IDLE, Colocation
 from .process import Process
-from .procfs import list_threads, original_environ, parse_stat, read_stat, read_tgid
+from .procfs import list_threads, original_environ, parse_stat, read_ppid, read_stat, read_tgid
 from .seccomp import build_filter
 from .status import ExitStatus
 from .task import Task
@@ -100,6 +100,22 @@ def _wait_while(waiting: set[int]):
             return
         except InterruptedError:
             continue
+
+
+def _terminal_sent_it_to(pid: int) -> bool:
+    """Did a terminal's SIGINT (Ctrl-C) reach ``pid`` too?  Yes when we are in the foreground
+    process group of our terminal and ``pid`` is in that group as well."""
+    try:
+        fd = os.open("/dev/tty", os.O_RDONLY | os.O_NOCTTY)
+    except OSError:
+        return False
+    try:
+        foreground = os.tcgetpgrp(fd)
+        return foreground == os.getpgrp() == os.getpgid(pid)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)
 
 
 def _union(sets: list) -> set[int] | None:
@@ -148,6 +164,7 @@ class Engine:
         self._coloc = Colocation(bool(follow_cpu))
         self.tasks: dict[int, Task] = {}
         self.processes: dict[int, Process] = {}
+        self.seen_pids: set[int] = set()               # every process traced, gone ones too
         self._hidden: dict[int, Task] = {}
         self._idle_req = L.PTRACE_SYSCALL      # PTRACE_CONT under a seccomp filter
         self._exitkill = False
@@ -157,8 +174,10 @@ class Engine:
         self._exec_seen = False
         self._status: ExitStatus | None = None
         self._stop_sig = 0
+        self._interrupted = False                      # the first SIGINT went to the command
         self._held: list[tuple[int, int]] = []       # stops collected, not resumed (an error)
         self._pending: deque = deque()                 # stops collected, not served yet
+        self._early: dict[int, tuple[int, int]] = {}   # first stops of children, parent unseen
         self._attached = False
         self._info_size = self.arch.syscall_info_size
         self._buf = bytearray(self._info_size)
@@ -168,6 +187,11 @@ class Engine:
         nr = self.arch.nr
         self._nr_prctl = nr["prctl"]
         self._nr_exec = (nr["execve"], nr["execveat"])
+
+    def requeue(self, tid: int, status: int) -> None:
+        """A stop or end of ``tid`` that a handler collected while it worked on the task
+        (a single-step): the loop serves it next."""
+        self._pending.appendleft((tid, status, time.monotonic_ns()))
 
     # -- handlers ---------------------------------------------------------------------------
     def add(self, handler: StopHandler) -> StopHandler:
@@ -333,6 +357,12 @@ class Engine:
         detached, or, under a seccomp filter, is killed with its children.  The status then
         says ``detached`` and carries that signal (strace then re-raises it on itself:
         :meth:`ExitStatus.exit_like`).
+
+        The first SIGINT while a launched command runs is the command's, as with ``strace -o
+        FILE COMMAND``: the command gets it (from the terminal, which sends it to the whole
+        foreground process group, or from the tracer when it came from elsewhere) and the
+        tracing goes on, so a command that cleans up is traced while it does and its exit
+        status is passed on.  A second SIGINT, or any of the others, lets go as above.
         """
         saved = {}
         if handle_signals and threading.current_thread() is threading.main_thread():
@@ -370,6 +400,16 @@ class Engine:
             _fast_ptrace(L.PTRACE_INTERRUPT, tid, 0, 0)
 
     def _on_signal(self, sig, frame):
+        launched = self._launched
+        if sig == signal.SIGINT and not self._interrupted and launched is not None \
+                and launched in self.tasks:
+            self._interrupted = True
+            if not _terminal_sent_it_to(launched):
+                try:
+                    os.kill(launched, signal.SIGINT)
+                except OSError:
+                    pass
+            return
         self.request_stop(sig)
 
     # -- the loop ---------------------------------------------------------------------------
@@ -402,7 +442,7 @@ class Engine:
         cur = 0           # the tid of a stop collected and not resumed yet
         status = 0
         try:
-            while tasks or hidden:
+            while tasks or hidden or self._early:
                 if self._stop_sig:
                     return
                 if pending:
@@ -487,9 +527,11 @@ class Engine:
                 return self._hidden_stop(t, status, ts, launching)
             if status & 0xFF != 0x7F:
                 return False                  # an end we had no task for (already gone)
-            t = self._adopt(tid, None)
-            if t is None:
-                return False
+            # A new child or thread whose first stop came before its parent's fork or clone
+            # event: held until that event says whose it is (its process inherits what the
+            # parent's has), or until the parent is gone.
+            self._early[tid] = (status, ts)
+            return False
         if status & 0xFF != 0x7F:
             self._task_gone(t, status)
             return launching and self._launched not in self.tasks
@@ -500,9 +542,14 @@ class Engine:
         if event == 0:
             if sig == _SYSCALL_STOP:          # no syscall info (the task went away meanwhile)
                 self._resume(t, 0)
-            elif sig == signal.SIGTRAP and self._trap_handlers and \
-                    any(h.on_trap(t, ts) for h in self._trap_handlers):
-                self._resume(t, 0)            # a breakpoint of ours: not the program's
+            elif sig == signal.SIGTRAP and self._trap_handlers:
+                for h in self._trap_handlers:         # a breakpoint of ours, or the program's
+                    deliver = h.on_trap(t, ts)
+                    if deliver >= 0:
+                        break
+                else:
+                    deliver = sig
+                self._resume(t, deliver)
             else:                             # signal-delivery-stop: deliver it
                 self._resume(t, sig)
             return False
@@ -517,7 +564,10 @@ class Engine:
         if event in (L.PTRACE_EVENT_FORK, L.PTRACE_EVENT_VFORK, L.PTRACE_EVENT_CLONE):
             child = self._event_msg(tid)
             if child and child not in self.tasks:
-                self._adopt(child, t)
+                ct = self._adopt(child, t)
+                early = self._early.pop(child, None)
+                if early is not None and ct is not None:
+                    self._slow_stop(child, early[0], early[1], ct, False)
             self._resume(t, 0)
             return False
         if event == L.PTRACE_EVENT_EXEC:
@@ -565,8 +615,8 @@ class Engine:
                 _fast_ptrace(self._idle_req, tid, 0, 0)
             return False
         if event == L.PTRACE_EVENT_EXEC:
-            self._unhide(t, ts)
-            t = self._exec(t, tid, ts)
+            self._unhide(t, ts)               # its process is born with the new image
+            t = self._exec(t, tid, ts, fresh=True)
             self._resume(t, 0)
             return launching
         if event == L.PTRACE_EVENT_STOP and sig in STOP_SIGNALS:
@@ -587,6 +637,7 @@ class Engine:
         proc = self.processes.get(t.pid)
         if proc is None:
             proc = self.processes[t.pid] = Process(t.pid)
+            self.seen_pids.add(t.pid)
         proc.tids.add(t.tid)
         t.process = proc
         return proc
@@ -605,11 +656,15 @@ class Engine:
         if tgid is None:
             return None
         t = Task(tid, tgid)
+        fresh = tgid not in self.processes
         if parent is not None:
             t.comm, t.cpu = parent.comm, parent.cpu
+            t.parent_tid = parent.tid
         t.new_child = True
         self.tasks[tid] = t
-        self._process_of(t)
+        proc = self._process_of(t)
+        if fresh and parent is not None and parent.process is not proc:
+            proc.parent = parent.process
         return t
 
     def _first_stop_of_child(self, t: Task, ts: int) -> None:
@@ -619,7 +674,7 @@ class Engine:
         t.start_nr = self._orig_nr(t.tid)
         self._joined(t, ts)
 
-    def _exec(self, t: Task, tid: int, ts: int) -> Task:
+    def _exec(self, t: Task, tid: int, ts: int, fresh: bool = False) -> Task:
         """PTRACE_EVENT_EXEC: the execing thread may have taken the leader's tid."""
         former = self._event_msg(tid)
         if former and former != tid:
@@ -635,12 +690,25 @@ class Engine:
             self._exec_seen = True
         self._refresh(t)
         proc = t.process or self._process_of(t)
-        proc.exec_done()
+        if not fresh:
+            proc.exec_done()
         for h in self._task_handlers:
             h.on_task("exec", t, ts)
         return t
 
+    def _flush_early(self) -> None:
+        """Serve held first stops whose parent will not report (gone, or not traced)."""
+        for tid in list(self._early):
+            ppid = read_ppid(tid)
+            if ppid is None or ppid not in self.processes or not self.processes[ppid].tids:
+                status, ts = self._early.pop(tid)
+                t = self._adopt(tid, None)
+                if t is not None:
+                    self._slow_stop(tid, status, ts, t, False)
+
     def _task_gone(self, t: Task, status: int) -> None:
+        if self._early:
+            self._flush_early()
         self.tasks.pop(t.tid, None)
         if t.stat_fd >= 0:
             os.close(t.stat_fd)
@@ -716,9 +784,11 @@ class Engine:
         gone: list[int] = []
         # Stops collected and not served (an exception came, or a stop was requested with
         # stops pending): they report nothing more, so they are detached as they are.
-        held = self._held + [(p[0], p[1]) for p in self._pending]
+        held = self._held + [(p[0], p[1]) for p in self._pending] + \
+            [(tid, st) for tid, (st, _) in self._early.items()]
         self._held = []
         self._pending.clear()
+        self._early.clear()
         done: set[int] = set()
         stopped: list[tuple[int, int]] = []       # (tid, the signal to pass on)
         for tid, status in held:
@@ -749,8 +819,16 @@ class Engine:
                 if child:
                     pending.add(child)        # its first stop is on its way: detach it too
             stopped.append((tid, sig if event == 0 and sig != _SYSCALL_STOP else 0))
-        # Every thread is stopped: the handlers undo what they put into the processes
-        # (breakpoints) while no thread can run into it, then all are let go.
+        # Every thread is stopped.  A SIGTRAP about to be delivered may be a breakpoint of
+        # ours that a thread ran into before it stopped: the handlers take it back (the
+        # thread is put back on the instruction), then they undo what they put into the
+        # processes while no thread can run into it, and all are let go.
+        if self._trap_handlers:
+            for i, (tid, inject) in enumerate(stopped):
+                t = self.tasks.get(tid)
+                if inject == signal.SIGTRAP and t is not None and \
+                        any(h.take_back_trap(t) for h in self._trap_handlers):
+                    stopped[i] = (tid, 0)
         for proc in list(self.processes.values()):
             for h in self.handlers:
                 h.on_detach(proc)
@@ -764,7 +842,13 @@ class Engine:
 
     def _kill_all(self) -> None:
         """SIGKILL every tracee and reap them (what EXITKILL does when a tracer exits)."""
-        live = set(self.tasks) | set(self._hidden)
+        live = set(self.tasks) | set(self._hidden) | set(self._early)
+        for tid in self._early:
+            try:
+                os.kill(tid, signal.SIGKILL)
+            except OSError:
+                pass
+        self._early.clear()
         for tid, status in self._held + [(p[0], p[1]) for p in self._pending]:
             if status & 0xFF != 0x7F:         # its end was collected already
                 live.discard(tid)

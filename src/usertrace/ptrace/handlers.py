@@ -9,8 +9,9 @@ says what it needs:
   of what its handlers ask (a seccomp filter), and calls :meth:`on_syscall` for those.
 * :meth:`on_task`: a thread appears (attached, a new child or thread at its first stop, the
   launched command at its exec), execs, or ends.
-* :meth:`on_trap`: a SIGTRAP that is not a syscall stop (a breakpoint); a handler that
-  returns True has dealt with it and the signal is not delivered.
+* :meth:`on_trap`: a SIGTRAP that is not a syscall stop (a breakpoint); a handler returns
+  -1 when it is not its own (the program gets its SIGTRAP), else the signal to deliver as
+  the task resumes (0: none).
 """
 
 from __future__ import annotations
@@ -37,8 +38,14 @@ class StopHandler:
         ``task.start_nr`` is the syscall it returns from at its first stop (clone, fork...),
         -1 for a task that was attached or launched."""
 
-    def on_trap(self, task: Task, ts: int) -> bool:
-        """A SIGTRAP signal-delivery-stop; True when it was this handler's breakpoint."""
+    def on_trap(self, task: Task, ts: int) -> int:
+        """A SIGTRAP signal-delivery-stop: -1 when it is not this handler's breakpoint, else
+        the signal to deliver when the task resumes (0: none)."""
+        return -1
+
+    def take_back_trap(self, task: Task) -> bool:
+        """The engine lets go of ``task``, stopped with a SIGTRAP not yet handled: if it is
+        this handler's breakpoint, put the task back as if it never ran into it (True)."""
         return False
 
     def on_detach(self, process) -> None:

@@ -48,6 +48,7 @@ class Process:
         self.tids: set[int] = set()
         self.execs = 0                 # how many execs this process went through under us
         self.state: dict = {}          # per source: what it keeps for this address space
+        self.parent: "Process | None" = None     # the process it was forked from, if traced
         self._mem_fd = -1
 
     # -- memory -----------------------------------------------------------------------------

@@ -38,16 +38,25 @@ def parse_stat(raw: bytes) -> tuple[str, int] | None:
     return comm, cpu
 
 
-def read_tgid(tid: int) -> int | None:
-    """The thread group (process) id of a task, None when it is gone."""
+def _status_field(tid: int, key: bytes) -> int | None:
     try:
         with open(f"/proc/{tid}/status", "rb") as f:
             for line in f:
-                if line.startswith(b"Tgid:"):
+                if line.startswith(key):
                     return int(line.split()[1])
     except (OSError, ValueError):
         return None
     return None
+
+
+def read_tgid(tid: int) -> int | None:
+    """The thread group (process) id of a task, None when it is gone."""
+    return _status_field(tid, b"Tgid:")
+
+
+def read_ppid(tid: int) -> int | None:
+    """The parent process id of a task, None when it is gone."""
+    return _status_field(tid, b"PPid:")
 
 
 def list_threads(pid: int) -> list[int]:

@@ -13,7 +13,7 @@ class Task:
     """
 
     __slots__ = ("tid", "pid", "comm", "cpu", "nr", "args", "countdown", "hidden",
-                 "listening", "stat_fd", "new_child", "start_nr", "process")
+                 "listening", "stat_fd", "new_child", "start_nr", "process", "parent_tid")
 
     def __init__(self, tid: int, pid: int, comm: str = "", cpu: int = 0):
         self.tid = tid
@@ -29,6 +29,7 @@ class Task:
         self.new_child = False    # auto-attached by a fork/clone, first stop not seen yet
         self.start_nr = -1        # a new child's syscall at its first stop (clone, fork...)
         self.process = None       # the Process (address space) of its thread group
+        self.parent_tid = 0       # the task whose fork or clone made it (0: not known)
 
     def __repr__(self) -> str:
         return f"Task(tid={self.tid}, pid={self.pid}, comm={self.comm!r}, cpu={self.cpu}, nr={self.nr})"

@@ -67,6 +67,11 @@ class Session:
         self.stream: LiveStream | None = None
         self.cmdlines: dict[int, str] = {}
         self.filtered_out = 0
+        # An error on the path of an event stops the recording (later events are counted,
+        # not recorded); the traced processes go on, and what was recorded is kept.
+        self.error = ""
+        self.lost_after_error = 0
+        self.on_error: Callable[[str], None] | None = None
         self._lock: threading.Lock | None = None
 
     @property
@@ -162,11 +167,27 @@ class Session:
         (the record is then what the trace buffer gets).  ``filter_values`` (default
         ``values``) is what the filter reads, when it needs more than the record holds
         (strings read from the process for ``.ustring``)."""
+        if self.error:
+            self.lost_after_error += 1
+            return False
         lock = self._lock
-        if lock is None:
-            return self._emit(state, values, ts_ns, cpu, comm, record, body, filter_values)
-        with lock:
-            return self._emit(state, values, ts_ns, cpu, comm, record, body, filter_values)
+        try:
+            if lock is None:
+                return self._emit(state, values, ts_ns, cpu, comm, record, body, filter_values)
+            with lock:
+                return self._emit(state, values, ts_ns, cpu, comm, record, body, filter_values)
+        except Exception as exc:          # a filter or a consumer failed: stop recording,
+            self._fail(state, exc)        # never the traced processes
+            return False
+
+    def _fail(self, state: EventState, exc: Exception) -> None:
+        render = getattr(exc, "render", None)
+        why = render() if isinstance(exc, UsertraceError) and render else \
+            f"{type(exc).__name__}: {exc}"
+        self.error = f"recording stopped at an event of {state.format.full_name}: {why}"
+        self.lost_after_error += 1
+        if self.on_error is not None:
+            self.on_error(self.error)
 
     def _emit(self, state, values, ts_ns, cpu, comm, record, body, filter_values) -> bool:
         f = state.filter

@@ -43,14 +43,18 @@ class Recorder:
     """One recording.  ``consumers``: Consumer bits of the events enabled (TRACE for
     ``record``, STREAM for ``stream``, OTHER for ``stat``).  ``strings``: show string
     arguments in the live stream; ``stats``: count syscalls as ``strace -c``.
+    With a command or pids, only the traced processes' user events are recorded, unless
+    ``all_user_events`` (every process of the user, as without a command).
     ``warn(message)`` hears what the user should know while recording."""
 
     def __init__(self, specs: list[EventSpec] | None = None, *,
                  consumers: int = Consumer.TRACE, strings: bool = False,
                  stats: SyscallStats | None = None, session_dir: str | None = None,
                  registry: Registry | None = None, ncpus: int | None = None,
+                 all_user_events: bool = False,
                  warn: Callable[[str], None] | None = None, backend: str = "auto",
                  system_wide: bool = False, seccomp: bool = True):
+        self.all_user_events = all_user_events
         self.specs = list(specs) if specs else [EventSpec("syscalls")]
         self.consumers = consumers
         self.stats = stats
@@ -79,6 +83,7 @@ class Recorder:
         if self.kernel is None:
             self.session = Session(registry, CpuMap(ncpus))
             self._enable()
+        self.session.on_error = self.warn
         self._choose(backend, why)
 
     def _choose(self, asked: str, why: str | None) -> None:
@@ -153,6 +158,12 @@ class Recorder:
         for source in sources:
             source.reserve(self.session.cpus)
             source.prepare(self.session, self._claimed(source), self.consumers)
+        if command or pids:
+            if self.kernel is None:
+                self.engine = Engine()
+            if not self.all_user_events and not self.system_wide:  # before any is drained
+                self.user_events.scope = (self.kernel.in_scope if self.kernel is not None
+                                          else self.engine.seen_pids.__contains__)
         started: list[Source] = []
         try:
             for source in sources:
@@ -166,9 +177,13 @@ class Recorder:
             else:
                 status = _wait_for_signal()
         except BaseException:
+            # Whatever ended the recording, what was recorded until then is kept.
             for source in reversed(started):
                 source.stop()
-            self.session.abort()
+            try:
+                self.session.finish()
+            except Exception:
+                self.session.abort()
             raise
         for source in reversed(started):
             source.stop()
@@ -176,7 +191,7 @@ class Recorder:
         return status
 
     def _trace(self, sources, command, pids, seccomp, handle_signals) -> ExitStatus:
-        self.engine = engine = Engine()
+        engine = self.engine
         for source in sources:
             handler = source.stop_handler()
             if handler is not None:
@@ -191,6 +206,9 @@ class Recorder:
     def problems(self) -> list[str]:
         """What the user must hear: records lost or refused, by source and reason."""
         out = []
+        if self.session.error:
+            out.append(f"{self.session.error}; {self.session.lost_after_error} events not "
+                       "recorded from then on")
         for source in self.sources:
             out += source.problems()
         return out

@@ -23,6 +23,17 @@ from .stops import SyscallStops
 from .table import SyscallTable
 
 
+STRING_MAX = 256        # bytes of a buffer shown by the live stream
+_LENGTH_NAMES = ("count", "len", "size", "nbytes", "length")
+
+
+def _length_arg(fields, i: int) -> int:
+    """The index of the argument right after ``fields[i]`` when it is its length, else -1."""
+    if i + 1 < len(fields) and fields[i + 1].name in _LENGTH_NAMES:
+        return i + 1
+    return -1
+
+
 class _Slot:
     """One enabled syscall event, ready for the hot path."""
 
@@ -36,8 +47,10 @@ class _Slot:
         self.nargs = len(own)
         self.names = tuple(f.name for f in own)
         self.event = event
-        # indexes of the ``const char *`` arguments, shown as strings in text
-        self.strings = tuple(i for i, f in enumerate(own) if f.type == "const char *") if strings else ()
+        # the ``const char *`` arguments shown as strings in text: index -> the index of the
+        # argument that gives its length (a buffer: write's buf and count), or -1 (a string)
+        self.strings = {i: _length_arg(own, i) for i, f in enumerate(own)
+                        if f.type == "const char *"} if strings else {}
         self.needs_values = needs_values or state.filter is not None
         # arguments whose strings the filter compares (``filename.ustring ~ "/etc/*"``)
         wanted = state.filter.ustring_fields if state.filter is not None else ()
@@ -148,7 +161,7 @@ class SyscallSource(Source):
     def on_syscall(self, kind: int, task, nr: int, args: tuple, ret: int, ts: int) -> None:
         if kind == ENTER:
             if self.stats is not None:
-                self.stats.enter(task.tid, ts)
+                self.stats.enter(task.tid, self._names.get(nr, str(nr)), nr, ts)
             slot = self.enter[nr]
             if slot is None:
                 return
@@ -196,8 +209,14 @@ class SyscallSource(Source):
         for i, name in enumerate(slot.names):
             v = args[i] & 0xFFFF_FFFF_FFFF_FFFF
             piece = f"{name}: {arg_text(v)}"
-            if i in slot.strings:
-                got = task.process.read_string(v)
+            length_at = slot.strings.get(i)
+            if length_at is not None:
+                if length_at < 0:
+                    got = task.process.read_string(v)
+                else:                             # a buffer: its bytes up to its count
+                    want = args[length_at]
+                    data = task.process.read(v, min(want, STRING_MAX)) if v and want else b""
+                    got = None if data is None else (data, want > len(data))
                 if got is not None:
                     piece += " " + quote(*got)
             parts.append(piece)

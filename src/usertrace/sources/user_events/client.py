@@ -26,22 +26,17 @@ import warnings
 from . import abi
 from .emitters import make_emit
 from .parse import Definition, UserEventError, parse_commands, parse_definition
-from .ring import RingWriter
+from .ring import RingWriter, WriterState
 from .session import (HolderFile, Session, all_sessions, close_session, open_session)
 
 _warned: set[str] = set()
 
 
-class _BrokenWriter:
-    """Stands in for a ring that could not be made: every emit of the thread is lost."""
+class _BrokenWriter(WriterState):
+    """Stands in for a ring that could not be made: every emit of the thread is lost (a
+    writer state with no ring: limit -1, so every emit comes to make_room(), which drops it)."""
 
-    head = 0
-    limit = -1
-    lost = 0
-
-    def make_room(self, reclen: int) -> int:
-        self.lost += 1
-        return -1
+    __slots__ = ()
 
 
 def _writer_for_thread(session: Session):

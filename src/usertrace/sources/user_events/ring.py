@@ -21,6 +21,10 @@ size 8, which compiles to one 8-byte ``mov``; at an 8-aligned address that store
 
 When the ring is full the writer drops the event and counts it in ``lost``; the count is exact
 because only the writer changes it.
+
+The writer's state (head, tail as last seen, lost, limit) is :class:`_WriterState` in pure
+Python, or the same in C (``_emit.WriterState``) when the compiled emit path is in use
+(:mod:`.emit_path`), so that both emit paths share one ring object.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ import struct
 import threading
 
 from . import abi
+from .emit_path import compiled
 from .session import Session, open_file, proc_start_time, thread_comm
 
 _HEAD = abi.RH_HEAD // 8
@@ -40,11 +45,74 @@ _REFUSED = abi.RH_REFUSED // 8
 _WRAP = struct.Struct("I")
 
 
-class RingWriter:
+class _WriterState:
+    """The writer's state of one ring, pure Python (the base of :class:`RingWriter` when the
+    compiled emit path is not in use; ``_emit.WriterState`` is the same in C).
+
+    The fast path of an emit keeps one number, ``limit``: the highest head a record may end at
+    without crossing the end of the data area or overrunning the tracer's tail as last seen.
+    An emit in progress sets it to -1, so that an emit nested in it (a signal handler, a
+    finalizer) comes to :meth:`make_room` and is dropped instead of writing over the record
+    being written.
+    """
+
+    __slots__ = ("mm", "q", "head", "tail", "lost", "limit", "size", "mask", "tid")
+
+    def __init__(self):
+        self.mm = self.q = None
+        self.head = self.tail = self.lost = self.size = self.mask = self.tid = 0
+        self.limit = -1
+
+    def _map(self) -> None:
+        """Start writing into ``mm`` (a ring of ``size`` data bytes): head, tail, lost, limit."""
+        q = self.q
+        self.mask = self.size - 1
+        self.head = q[_HEAD]
+        self.tail = q[_TAIL]
+        self.lost = q[_LOST]
+        self.limit = self._limit(self.head)
+
+    def _unmap(self) -> None:
+        self.limit = -1
+
+    def _limit(self, head: int) -> int:
+        return min(self.tail + self.size, (head & ~self.mask) + self.size)
+
+    def make_room(self, reclen: int) -> int:
+        """The head to write a record of ``reclen`` bytes at (after a wrap if needed), or -1
+        when the event is dropped: the ring is full (tail reloaded first) or busy."""
+        if self.limit < 0 or self.q is None:
+            self.drop()
+            return -1
+        head = self.head
+        size = self.size
+        pos = head & self.mask
+        need = reclen if pos + reclen <= size else size - pos + reclen
+        if head + need - self.tail > size:
+            self.tail = self.q[_TAIL]
+            if head + need - self.tail > size:
+                self.drop()
+                return -1
+        if need != reclen:
+            _WRAP.pack_into(self.mm, abi.RING_HEADER_SIZE + pos, abi.WRAP_MARK)
+            head += size - pos
+            self.head = head        # published with the record that follows
+        self.limit = self._limit(head)
+        return head
+
+    def drop(self) -> None:
+        self.lost += 1
+        if self.q is not None:
+            self.q[_LOST] = self.lost
+
+
+WriterState = compiled.WriterState if compiled is not None else _WriterState
+
+
+class RingWriter(WriterState):
     """The writer's end of a ring (one per thread; see :mod:`.client`)."""
 
-    __slots__ = ("session", "name", "fd", "mm", "q", "size", "mask", "head", "tail", "lost",
-                 "limit", "tid", "pid", "__weakref__")
+    __slots__ = ("session", "name", "fd", "pid", "__weakref__")
 
     def __init__(self, session: Session, name: str, fd: int, mm: mmap.mmap, size: int,
                  pid: int, tid: int):
@@ -54,13 +122,9 @@ class RingWriter:
         self.mm = mm
         self.q = memoryview(mm).cast("Q")
         self.size = size
-        self.mask = size - 1
-        self.head = self.q[_HEAD]
-        self.tail = self.q[_TAIL]
-        self.lost = self.q[_LOST]
-        self.limit = self._limit(self.head)
         self.pid = pid
         self.tid = tid
+        self._map()
 
     @classmethod
     def create(cls, session: Session) -> "RingWriter":
@@ -96,48 +160,16 @@ class RingWriter:
             session.bump()
         return cls(session, name, fd, mm, size, pid, tid)
 
-    # -- slow paths of an emit ------------------------------------------------------------
-    # The fast path keeps one number, ``limit``: the highest head a record may end at without
-    # crossing the end of the data area or overrunning the tracer's tail as last seen.  An
-    # emit in progress sets it to -1, so that an emit nested in it (a signal handler, a
-    # finalizer) comes here and is dropped instead of writing over the record being written.
-    def _limit(self, head: int) -> int:
-        return min(self.tail + self.size, (head & ~self.mask) + self.size)
-
-    def make_room(self, reclen: int) -> int:
-        """The head to write a record of ``reclen`` bytes at (after a wrap if needed), or -1
-        when the event is dropped: the ring is full (tail reloaded first) or busy."""
-        if self.limit < 0:
-            self.drop()
-            return -1
-        head = self.head
-        size = self.size
-        pos = head & self.mask
-        need = reclen if pos + reclen <= size else size - pos + reclen
-        if head + need - self.tail > size:
-            self.tail = self.q[_TAIL]
-            if head + need - self.tail > size:
-                self.drop()
-                return -1
-        if need != reclen:
-            _WRAP.pack_into(self.mm, abi.RING_HEADER_SIZE + pos, abi.WRAP_MARK)
-            head += size - pos
-            self.head = head        # published with the record that follows
-        self.limit = self._limit(head)
-        return head
-
-    def drop(self) -> None:
-        self.lost += 1
-        self.q[_LOST] = self.lost
-
     def close(self, mark: bool = True) -> None:
         """Unmap; with ``mark`` (the writer's own close) tell the tracer: no more writes."""
-        if self.mm.closed:
+        if self.mm is None or self.mm.closed:
             return
         if mark and os.getpid() == self.pid:
             flags = abi.U32.unpack_from(self.mm, abi.RH_FLAGS)[0]
             abi.U32.pack_into(self.mm, abi.RH_FLAGS, flags | abi.RING_CLOSED)
-        self.q.release()
+        self._unmap()
+        q, self.q = self.q, None
+        q.release()
         self.mm.close()
         os.close(self.fd)
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import sys
 import threading
+from typing import Callable
 
 from ...events.format import EventFormat
 from ...events.patterns import EventPattern
@@ -49,6 +50,10 @@ class UserEventsSource(Source):
         self.consumers = 0
         self.cpu = -1                         # the buffer of user events (see above)
         self.lost = 0
+        # Which processes' records are kept (None: every process of the user); the
+        # records of the others are dropped and counted in out_of_scope.
+        self.scope: Callable[[int], bool] | None = None
+        self.out_of_scope = 0
         self._warn = warn or (lambda msg: sys.stderr.write(f"usertrace: {msg}\n"))
         self._states: dict[int, EventState] = {}
         self._stop = threading.Event()
@@ -127,6 +132,10 @@ class UserEventsSource(Source):
 
     def _on_record(self, ts: int, cpu: int, tid: int, pid: int, comm: str, record: bytes,
                    fmt: EventFormat) -> None:
+        scope = self.scope
+        if scope is not None and not scope(pid):
+            self.out_of_scope += 1
+            return
         state = self._states.get(fmt.id) or self._state(fmt)
         values = state.codec.decode(record) if (state.filter is not None
                                                 or self.session.stream is not None) else None

@@ -1,0 +1,899 @@
+"""The arguments and results of system calls, printed as strace prints them.
+
+A decoder turns one call (its arguments, the user data recorded with it, its result) into two
+lists of argument texts: those strace prints when the call enters and those it prints when
+the call returns (``read``'s buffer, ``wait4``'s status).  The split matters when threads
+interleave: ``read(3,  <unfinished ...>`` then ``<... read resumed>"abc", 10) = 3``.
+
+Most calls are a :class:`Signature`, one printer per argument::
+
+    "openat": handled by _openat (the mode only with O_CREAT or O_TMPFILE)
+    "close":  Signature(FD)
+    "read":   Signature(FD, OutBuf(size="ret"), ULONG)
+
+A call with no decoder here is printed from the kernel's own description of its arguments
+(:func:`generic`): pointers as pointers, descriptors as descriptors, numbers as numbers.
+Strings come from the ``__<arg>_val`` fields of the records
+(:mod:`usertrace.sources.syscalls.user_data`); without them a string argument is printed as
+its pointer, as is every structure strace would show.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ...sources.syscalls.classes import FD_RETURNING
+from ...sources.syscalls.user_data import as_bytes, split_string
+from .quote import HEX_ALL, HEX_NONE, quote, quote_bytes, quote_cstring
+from .xlat import Xlat, hex_text
+
+MASK64 = (1 << 64) - 1
+ERRNO_MAX = 4095            # a result in [-4095, -1] is an error (the kernel's IS_ERR_VALUE)
+
+
+@dataclass
+class Call:
+    """One system call of one thread: what its records say, as far as they were seen."""
+
+    name: str                                   # the __NR_ name, as strace prints it
+    tid: int
+    args: list[int] = field(default_factory=list)      # unsigned 64-bit
+    arg_names: list[str] = field(default_factory=list)
+    arg_types: list[str] = field(default_factory=list)
+    vals: dict[str, object] = field(default_factory=dict)   # argument name -> recorded data
+    ret: int | None = None                      # signed; None before the exit
+    ts_enter: int | None = None
+    ts_exit: int | None = None
+    entered: bool = False
+
+    def arg(self, i: int) -> int:
+        return self.args[i] & MASK64 if i < len(self.args) else 0
+
+    def data(self, i: int):
+        """The recorded data of argument ``i``, or None."""
+        if i >= len(self.arg_names):
+            return None
+        v = self.vals.get(self.arg_names[i])
+        return None if v is None else v
+
+    @property
+    def failed(self) -> bool:
+        return self.ret is not None and -ERRNO_MAX <= self.ret < 0
+
+
+@dataclass
+class Options:
+    """The strace options that change how arguments print."""
+
+    max_len: int = 32                   # -s
+    hex_mode: int = HEX_NONE            # -x (1), -xx (2)
+    show_fds: bool = False              # -y
+
+
+class Context:
+    """What a printer needs: the names, the options, the descriptors' paths (``-y``)."""
+
+    def __init__(self, xlat: Xlat, options: Options,
+                 fd_path: Callable[[int], str | None] = lambda fd: None,
+                 cwd: Callable[[], str | None] = lambda: None):
+        self.x = xlat
+        self.opt = options
+        self.fd_path = fd_path
+        self.cwd = cwd
+        self.at_fdcwd = xlat.value("at_fdcwd", "AT_FDCWD")
+
+    def fd(self, value: int) -> str:
+        fd = _s32(value)
+        if self.opt.show_fds and fd >= 0:
+            path = self.fd_path(fd)
+            if path is not None:
+                return f"{fd}<{_fd_path_text(path)}>"
+        return str(fd)
+
+
+def _fd_path_text(path: str) -> str:
+    """A ``-y`` path: escaped as strace does, ``<`` and ``>`` included, without quotes."""
+    text = quote_bytes(path.encode("utf-8", "surrogateescape"))[1:-1]
+    return text.replace("<", "\\74").replace(">", "\\76")
+
+
+def _s32(v: int) -> int:
+    v &= 0xFFFF_FFFF
+    return v - (1 << 32) if v & 0x8000_0000 else v
+
+
+def _s64(v: int) -> int:
+    v &= MASK64
+    return v - (1 << 64) if v >> 63 else v
+
+
+# -- printers of one argument -----------------------------------------------------------------
+# A printer: (ctx, call, i) -> text.  ENTER printers run at the entry, EXIT at the return.
+
+ENTER, EXIT = 0, 1
+
+Printer = Callable[[Context, Call, int], str]
+
+
+def INT(ctx, call, i):          # noqa: N802 - printers are named as strace's types
+    return str(_s32(call.arg(i)))
+
+
+def UINT(ctx, call, i):         # noqa: N802
+    return str(call.arg(i) & 0xFFFF_FFFF)
+
+
+def LONG(ctx, call, i):         # noqa: N802
+    return str(_s64(call.arg(i)))
+
+
+def ULONG(ctx, call, i):        # noqa: N802
+    return str(call.arg(i))
+
+
+def HEX(ctx, call, i):          # noqa: N802
+    return hex_text(call.arg(i))
+
+
+def PTR(ctx, call, i):          # noqa: N802
+    v = call.arg(i)
+    return "NULL" if v == 0 else hex_text(v)
+
+
+def FD(ctx, call, i):           # noqa: N802
+    return ctx.fd(call.arg(i))
+
+
+def DIRFD(ctx, call, i):        # noqa: N802
+    """A directory descriptor: ``AT_FDCWD`` (with -y, ``AT_FDCWD</its/path>``) or a fd."""
+    v = _s32(call.arg(i))
+    if v != ctx.at_fdcwd:
+        return ctx.fd(v)
+    cwd = ctx.cwd() if ctx.opt.show_fds else None
+    return f"AT_FDCWD<{_fd_path_text(cwd)}>" if cwd else "AT_FDCWD"
+
+
+def MODE(ctx, call, i):         # noqa: N802
+    """A permission mode: ``0644`` (strace's ``%#03o``)."""
+    return _octal(call.arg(i) & 0xFFFF_FFFF)
+
+
+def _octal(v: int) -> str:
+    return f"0{v:02o}" if v else "000"
+
+
+def SIG(ctx, call, i):          # noqa: N802
+    return ctx.x.signal_text(_s32(call.arg(i)))
+
+
+def _cstring(ctx, call, i, max_len: int | None) -> str:
+    """A string argument: NULL, the recorded string (at most ``max_len`` bytes), or the
+    pointer when nothing was recorded."""
+    if call.arg(i) == 0:
+        return "NULL"
+    got = split_string(call.data(i))
+    if got is None:
+        return hex_text(call.arg(i))
+    raw, cut = got
+    return quote_cstring(raw, max_len, ctx.opt.hex_mode, cut)
+
+
+def PATH(ctx, call, i):         # noqa: N802
+    """A path: never cut by -s (strace reads paths up to PATH_MAX)."""
+    return _cstring(ctx, call, i, None)
+
+
+def STR(ctx, call, i):          # noqa: N802
+    """A NUL-terminated string, cut at -s."""
+    return _cstring(ctx, call, i, ctx.opt.max_len)
+
+
+def OUT_PATH(ctx, call, i):     # noqa: N802
+    """A path the call wrote (``getcwd``): up to its NUL, never cut."""
+    if call.arg(i) == 0:
+        return "NULL"
+    data = call.data(i)
+    if data is None or not as_bytes(data):
+        return hex_text(call.arg(i))
+    return quote_cstring(as_bytes(data), None, ctx.opt.hex_mode)
+
+
+class Buf:
+    """A buffer of ``size`` bytes (an argument index, or ``"ret"``), cut at -s."""
+
+    def __init__(self, size: int | str, hex_mode: int | None = None):
+        self.size = size
+        self.hex_mode = hex_mode
+
+    def __call__(self, ctx, call, i):
+        if call.arg(i) == 0:
+            return "NULL"
+        if self.size == "ret":
+            length = call.ret if call.ret is not None and call.ret > 0 else 0
+        else:
+            length = call.arg(self.size)
+        data = call.data(i)
+        if data is None or (length and not as_bytes(data)):
+            return hex_text(call.arg(i))
+        mode = ctx.opt.hex_mode if self.hex_mode is None else self.hex_mode
+        return quote(as_bytes(data), length, ctx.opt.max_len, mode)
+
+
+def flags(group: str, zero: str | None = "0") -> Printer:
+    def printer(ctx, call, i):
+        return ctx.x.flags(group, call.arg(i) & 0xFFFF_FFFF, zero=zero)
+    return printer
+
+
+def flags64(group: str) -> Printer:
+    def printer(ctx, call, i):
+        return ctx.x.flags(group, call.arg(i))
+    return printer
+
+
+def enum(group: str, decimal: bool = False) -> Printer:
+    def printer(ctx, call, i):
+        v = _s32(call.arg(i)) if decimal else call.arg(i) & 0xFFFF_FFFF
+        return ctx.x.enum(group, v, decimal=decimal)
+    return printer
+
+
+def open_flags_text(x: Xlat, v: int) -> str:
+    """``O_RDONLY|O_CLOEXEC``: the access mode by name, then the other flags."""
+    v &= 0xFFFF_FFFF
+    mode = x.lookup("open_access", v & 3)
+    rest = v & ~3
+    if mode is None:
+        return x.flags("open_flags", v)
+    if not rest:
+        return mode
+    return mode + "|" + x.flags("open_flags", rest)
+
+
+def OPEN_FLAGS(ctx, call, i):   # noqa: N802
+    return open_flags_text(ctx.x, call.arg(i))
+
+
+def out(p: Printer) -> tuple[Printer, int]:
+    """A printer whose argument is printed at the call's return."""
+    return (p, EXIT)
+
+
+def _fds_pair(ctx, call, i):
+    """``[3, 4]``: two descriptors returned in user memory."""
+    raw = as_bytes(call.data(i))
+    if call.arg(i) == 0:
+        return "NULL"
+    if call.ret != 0 or len(raw) < 8:
+        return hex_text(call.arg(i))
+    a = int.from_bytes(raw[0:4], "little", signed=True)
+    b = int.from_bytes(raw[4:8], "little", signed=True)
+    return f"[{ctx.fd(a)}, {ctx.fd(b)}]"
+
+
+def wait_status_text(x: Xlat, s: int) -> str:
+    """``[{WIFEXITED(s) && WEXITSTATUS(s) == 0}]``, strace's printstatus."""
+    s &= 0xFFFF_FFFF
+    if s == 0xFFFF:
+        return "[{WIFCONTINUED(s)}]"
+    if s & 0xFF == 0x7F:
+        text = f"{{WIFSTOPPED(s) && WSTOPSIG(s) == {x.signal_text((s >> 8) & 0xFF)}}}"
+        if s >> 16:
+            text += f" | {hex_text(s >> 16 << 16)}"
+        return f"[{text}]"
+    if s & 0x7F:
+        text = f"{{WIFSIGNALED(s) && WTERMSIG(s) == {x.signal_text(s & 0x7F)}"
+        if s & 0x80:
+            text += " && WCOREDUMP(s)"
+        return f"[{text}}}]"
+    return f"[{{WIFEXITED(s) && WEXITSTATUS(s) == {(s >> 8) & 0xFF}}}]"
+
+
+def _wait_status(ctx, call, i):
+    if call.arg(i) == 0:
+        return "NULL"
+    raw = as_bytes(call.data(i))
+    if call.ret is None or call.ret <= 0 or len(raw) < 4:
+        return hex_text(call.arg(i))
+    return wait_status_text(ctx.x, int.from_bytes(raw[:4], "little"))
+
+
+# Printers that show memory the call wrote: only after a success.
+_DATA_PRINTERS = frozenset({PTR, PATH, STR, OUT_PATH, _fds_pair, _wait_status})
+
+
+# -- signatures -------------------------------------------------------------------------------
+
+class Signature:
+    """One printer per argument (a printer, or ``(printer, EXIT)``); arguments past the
+    printers are not printed (strace shows only the arguments a call has)."""
+
+    def __init__(self, *printers):
+        self.printers = [p if isinstance(p, tuple) else (p, ENTER) for p in printers]
+
+        first = [i for i, (_, when) in enumerate(self.printers) if when == EXIT]
+        self.first_exit = first[0] if first else len(self.printers)
+
+    def __call__(self, ctx: Context, call: Call) -> tuple[list[str], list[str]]:
+        k = self.first_exit
+        return ([p(ctx, call, i) for i, (p, _) in enumerate(self.printers[:k])],
+                self.exit_part(ctx, call))
+
+    def exit_part(self, ctx: Context, call: Call) -> list[str]:
+        k = self.first_exit
+        return [_exit_text(ctx, call, k + j, p) for j, (p, _) in enumerate(self.printers[k:])]
+
+
+def _exit_text(ctx, call, i, p) -> str:
+    """An argument printed at the return: what the call wrote there, but its pointer when
+    the call failed (it wrote nothing)."""
+    if call.failed and (p in _DATA_PRINTERS or isinstance(p, Buf)):
+        return PTR(ctx, call, i)
+    return p(ctx, call, i)
+
+
+def generic(ctx: Context, call: Call) -> tuple[list[str], list[str]]:
+    """A call without a decoder: each argument by its C type and name."""
+    out_ = []
+    for i, (t, n) in enumerate(zip(call.arg_types, call.arg_names)):
+        if "*" in t:
+            out_.append(STR(ctx, call, i) if "char" in t and n in ("name", "uname")
+                        else PATH(ctx, call, i) if call.data(i) is not None else PTR(ctx, call, i))
+        elif n in ("fd", "oldfd", "newfd", "epfd", "ufd") or n.endswith("_fd"):
+            out_.append(FD(ctx, call, i))
+        elif n in ("dfd", "olddfd", "newdfd", "from_dfd", "to_dfd"):
+            out_.append(DIRFD(ctx, call, i))
+        elif t in ("int", "pid_t", "long", "loff_t", "off_t", "key_t", "clockid_t", "timer_t",
+                   "const clockid_t", "mqd_t", "s32", "__s32"):
+            out_.append(LONG(ctx, call, i) if t in ("long", "loff_t", "off_t")
+                        else INT(ctx, call, i))
+        elif n in ("flags", "mode") or "flag" in n:
+            out_.append(HEX(ctx, call, i))
+        else:
+            out_.append(ULONG(ctx, call, i) if t in ("unsigned long", "size_t", "u64", "__u64")
+                        else UINT(ctx, call, i))
+    return out_, []
+
+
+# -- calls with decoders of their own ---------------------------------------------------------
+
+def _open_like(path_index: int, flags_index: int, mode_index: int):
+    def decode(ctx, call):
+        args = []
+        if path_index == 1:
+            args.append(DIRFD(ctx, call, 0))
+        args.append(PATH(ctx, call, path_index))
+        v = call.arg(flags_index)
+        args.append(open_flags_text(ctx.x, v))
+        creat = ctx.x.value("open_flags", "O_CREAT") | ctx.x.value("open_flags", "__O_TMPFILE")
+        if v & creat:
+            args.append(MODE(ctx, call, mode_index))
+        return args, []
+    return decode
+
+
+def _mmap(ctx, call):
+    x = ctx.x
+    fl = call.arg(3) & 0xFFFF_FFFF
+    map_type = x.value("mmap_misc", "MAP_TYPE")
+    shift = x.value("mmap_misc", "MAP_HUGE_SHIFT")
+    huge_mask = x.value("mmap_misc", "MAP_HUGE_MASK") << shift
+    parts = [x.enum("mmap_type", fl & map_type)]
+    rest = fl & ~map_type & ~huge_mask
+    if rest:
+        parts.append(x.flags("mmap_flags", rest))
+    if fl & huge_mask:
+        parts.append(f"{(fl & huge_mask) >> shift}<<MAP_HUGE_SHIFT")
+    return [PTR(ctx, call, 0), ULONG(ctx, call, 1), x.flags("mmap_prot", call.arg(2)),
+            "|".join(parts), FD(ctx, call, 4), HEX(ctx, call, 5)], []
+
+
+def _clone(ctx, call):
+    x = ctx.x
+    fl = call.arg(0)
+    csignal = x.value("clone_misc", "CSIGNAL")
+    parts = []
+    if fl & ~csignal:
+        parts.append(x.flags("clone_flags", fl & ~csignal))
+    if fl & csignal:
+        parts.append(x.signal_text(fl & csignal))
+    args = [f"child_stack={PTR(ctx, call, 1)}", "flags=" + ("|".join(parts) or "0")]
+    val = lambda n: x.value("clone_flags", n)  # noqa: E731
+    if fl & (val("CLONE_PARENT_SETTID") | val("CLONE_PIDFD")):
+        name = "parent_tid" if fl & val("CLONE_PARENT_SETTID") else "pidfd"
+        args.append(f"{name}={PTR(ctx, call, 2)}")
+    if fl & (val("CLONE_CHILD_SETTID") | val("CLONE_CHILD_CLEARTID")):
+        args.append(f"child_tidptr={PTR(ctx, call, 3)}")
+    if fl & val("CLONE_SETTLS"):
+        args.append(f"tls={PTR(ctx, call, 4)}")
+    return args, []
+
+
+def _futex(ctx, call):
+    x = ctx.x
+    op = call.arg(1) & 0xFFFF_FFFF
+    clock_rt = x.value("futex_misc", "FUTEX_CLOCK_REALTIME")
+    name = x.lookup("futex_ops", op & ~clock_rt)
+    if name is None:
+        op_text = x.enum("futex_ops", op)
+    else:
+        op_text = name + ("|FUTEX_CLOCK_REALTIME" if op & clock_rt else "")
+    cmd = op & 127
+    val = str(call.arg(2) & 0xFFFF_FFFF)
+    val2 = str(call.arg(3) & 0xFFFF_FFFF)
+    val3 = call.arg(5) & 0xFFFF_FFFF
+    bitset = x.lookup("futex_bitset", val3) or hex_text(val3)
+    ops = x.values("futex_ops")
+    args = [PTR(ctx, call, 0), op_text]
+    timeout = PTR(ctx, call, 3)
+    if cmd == ops["FUTEX_WAIT"]:
+        args += [val, timeout]
+    elif cmd in (ops["FUTEX_LOCK_PI"], ops["FUTEX_LOCK_PI2"]):
+        args += [timeout]
+    elif cmd == ops["FUTEX_WAIT_BITSET"]:
+        args += [val, timeout, bitset]
+    elif cmd == ops["FUTEX_WAKE_BITSET"]:
+        args += [val, bitset]
+    elif cmd == ops["FUTEX_REQUEUE"]:
+        args += [val, val2, PTR(ctx, call, 4)]
+    elif cmd in (ops["FUTEX_CMP_REQUEUE"], ops["FUTEX_CMP_REQUEUE_PI"]):
+        args += [val, val2, PTR(ctx, call, 4), str(val3)]
+    elif cmd == ops["FUTEX_WAKE_OP"]:
+        args += [val, val2, PTR(ctx, call, 4), hex_text(val3)]
+    elif cmd == ops["FUTEX_WAIT_REQUEUE_PI"]:
+        args += [val, timeout, PTR(ctx, call, 4)]
+    elif cmd in (ops["FUTEX_WAKE"], ops["FUTEX_FD"]):
+        args += [val]
+    elif cmd in (ops["FUTEX_UNLOCK_PI"], ops["FUTEX_TRYLOCK_PI"]):
+        pass
+    else:
+        args += [val, timeout, PTR(ctx, call, 4), hex_text(val3)]
+    return args, []
+
+
+def _fcntl(ctx, call):
+    x = ctx.x
+    cmds = x.values("fcntl_cmds")
+    cmd = call.arg(1) & 0xFFFF_FFFF
+    args = [FD(ctx, call, 0), x.enum("fcntl_cmds", cmd)]
+    if cmd == cmds["F_SETFD"]:
+        args.append(x.flags("fd_flags", call.arg(2) & 0xFFFF_FFFF))
+    elif cmd == cmds["F_SETFL"]:
+        args.append(open_flags_text(x, call.arg(2)))
+    elif cmd in (cmds["F_DUPFD"], cmds["F_DUPFD_CLOEXEC"], cmds["F_SETOWN"],
+                 cmds["F_SETPIPE_SZ"], cmds["F_SETLEASE"], cmds["F_NOTIFY"], cmds["F_SETSIG"],
+                 cmds["F_ADD_SEALS"]):
+        args.append(INT(ctx, call, 2))
+    elif cmd in (cmds["F_GETLK"], cmds["F_OFD_GETLK"], cmds["F_GETOWN_EX"]):
+        return args, [_exit_text(ctx, call, 2, PTR)]
+    elif cmd in (cmds["F_SETLK"], cmds["F_SETLKW"], cmds["F_OFD_SETLK"], cmds["F_OFD_SETLKW"],
+                 cmds["F_SETOWN_EX"]):
+        args.append(PTR(ctx, call, 2))
+    elif cmd not in (cmds["F_GETFD"], cmds["F_GETFL"], cmds["F_GETOWN"], cmds["F_GETSIG"],
+                     cmds["F_GETLEASE"], cmds["F_GETPIPE_SZ"], cmds["F_GET_SEALS"]):
+        args.append(HEX(ctx, call, 2))
+    return args, []
+
+
+def _wait4(ctx, call):
+    return [INT(ctx, call, 0)], [_wait_status(ctx, call, 1),
+                                 ctx.x.flags("wait_options", call.arg(2) & 0xFFFF_FFFF),
+                                 _exit_text(ctx, call, 3, PTR)]
+
+
+def _socket(ctx, call):
+    x = ctx.x
+    family = _s32(call.arg(0))
+    t = call.arg(1) & 0xFFFF_FFFF
+    type_text = x.enum("socket_types", t & 0xF)
+    if t & ~0xF:
+        type_text += "|" + x.flags("socket_type_flags", t & ~0xF)
+    proto = _s32(call.arg(2))
+    inet = {x.value("address_families", "AF_INET"), x.value("address_families", "AF_INET6")}
+    if family in inet:
+        proto_text = x.enum("ip_protocols", proto, decimal=True)
+    elif family == x.value("address_families", "AF_NETLINK"):
+        proto_text = x.enum("netlink_protocols", proto, decimal=True)
+    else:
+        proto_text = str(proto)
+    return [x.enum("address_families", family, decimal=True), type_text, proto_text], []
+
+
+def _socketpair(ctx, call):
+    enter, _ = _socket(ctx, call)
+    return enter, [_exit_text(ctx, call, 3, _fds_pair)]
+
+
+def _setsockopt(getting: bool):
+    def decode(ctx, call):
+        x = ctx.x
+        level = _s32(call.arg(1))
+        name = _s32(call.arg(2))
+        sol_socket = x.value("socket_levels", "SOL_SOCKET")
+        name_text = x.enum("socket_options", name, decimal=True) if level == sol_socket \
+            else str(name)
+        enter = [FD(ctx, call, 0), x.enum("socket_levels", level, decimal=True), name_text]
+        if getting:
+            return enter, [_exit_text(ctx, call, 3, PTR), _exit_text(ctx, call, 4, PTR)]
+        return enter + [PTR(ctx, call, 3), INT(ctx, call, 4)], []
+    return decode
+
+
+def _statx(ctx, call):
+    x = ctx.x
+    fl = call.arg(2) & 0xFFFF_FFFF
+    sync_mask = x.value("statx_sync", "AT_STATX_SYNC_TYPE")
+    text = x.enum("statx_sync", fl & sync_mask)
+    if fl & ~sync_mask:
+        text += "|" + x.flags("at_flags", fl & ~sync_mask)
+    return ([DIRFD(ctx, call, 0), PATH(ctx, call, 1), text,
+             x.flags("statx_mask", call.arg(3) & 0xFFFF_FFFF)],
+            [_exit_text(ctx, call, 4, PTR)])
+
+
+def _mremap(ctx, call):
+    args = [PTR(ctx, call, 0), ULONG(ctx, call, 1), ULONG(ctx, call, 2),
+            ctx.x.flags("mremap_flags", call.arg(3) & 0xFFFF_FFFF)]
+    if call.arg(3) & ctx.x.value("mremap_flags", "MREMAP_FIXED"):
+        args.append(PTR(ctx, call, 4))
+    return args, []
+
+
+def _mknod(path_index: int):
+    def decode(ctx, call):
+        x = ctx.x
+        mode = call.arg(path_index + 1) & 0xFFFF_FFFF
+        fmt = x.value("file_type_mask", "S_IFMT")
+        kind = x.lookup("file_types", mode & fmt)
+        perm = mode & ~fmt
+        text = (kind + "|" + _octal(perm)) if kind else _octal(mode)
+        args = [DIRFD(ctx, call, 0)] if path_index else []
+        args += [PATH(ctx, call, path_index), text]
+        chr_blk = (x.value("file_types", "S_IFCHR"), x.value("file_types", "S_IFBLK"))
+        if mode & fmt in chr_blk:
+            dev = call.arg(path_index + 2)
+            major = ((dev >> 8) & 0xFFF) | ((dev >> 32) & ~0xFFF)
+            minor = (dev & 0xFF) | ((dev >> 12) & ~0xFF)
+            args.append(f"makedev({hex_text(major)}, {hex_text(minor)})")
+        return args, []
+    return decode
+
+
+def _prctl(ctx, call):
+    x = ctx.x
+    option = call.arg(0) & 0xFFFF_FFFF
+    name = x.lookup("prctl_options", option)
+    args = [x.enum("prctl_options", option)]
+    if name is None:
+        return args + [HEX(ctx, call, i) for i in range(1, 5)], []
+    if name == "PR_SET_PDEATHSIG":
+        args.append(SIG(ctx, call, 1))
+    elif name in ("PR_SET_NAME",):
+        args.append(STR(ctx, call, 1) if call.data(1) is not None else PTR(ctx, call, 1))
+    elif name == "PR_GET_NAME":
+        return args, [_exit_text(ctx, call, 1, PTR)]
+    elif name.startswith("PR_GET_") and name not in ("PR_GET_SPECULATION_CTRL",):
+        pass
+    elif name in ("PR_SET_NO_NEW_PRIVS", "PR_SET_THP_DISABLE", "PR_SET_CHILD_SUBREAPER",
+                  "PR_SET_DUMPABLE", "PR_SET_KEEPCAPS", "PR_SET_TIMERSLACK",
+                  "PR_CAPBSET_READ", "PR_CAPBSET_DROP"):
+        args.append(ULONG(ctx, call, 1))
+    else:
+        args += [HEX(ctx, call, i) for i in range(1, 5)]
+    return args, []
+
+
+def _ioctl(ctx, call):
+    cmd = call.arg(1) & 0xFFFF_FFFF
+    name = ctx.x.lookup("ioctl_cmds", cmd)
+    return [FD(ctx, call, 0), name if name else hex_text(cmd)], [_exit_text(ctx, call, 2, HEX)]
+
+
+def _arch_prctl(ctx, call):
+    code = call.arg(0) & 0xFFFF_FFFF
+    name = ctx.x.lookup("arch_prctl_codes", code)
+    text = ctx.x.enum("arch_prctl_codes", code)
+    if name in ("ARCH_GET_FS", "ARCH_GET_GS", "ARCH_GET_CPUID"):
+        return [text], [_exit_text(ctx, call, 1, PTR)]
+    return [text, HEX(ctx, call, 1)], []
+
+
+def _umask(ctx, call):
+    return [_octal(call.arg(0) & 0o7777)], []
+
+
+def _chown_like(path_printer: Printer, dirfd: bool = False, at_flags: bool = False):
+    def decode(ctx, call):
+        args = []
+        k = 0
+        if dirfd:
+            args.append(DIRFD(ctx, call, 0))
+            k = 1
+        args += [path_printer(ctx, call, k), INT(ctx, call, k + 1), INT(ctx, call, k + 2)]
+        if at_flags:
+            args.append(ctx.x.flags("at_flags", call.arg(k + 3) & 0xFFFF_FFFF))
+        return args, []
+    return decode
+
+
+def _rt_sigprocmask(ctx, call):
+    return ([ctx.x.enum("sigprocmask_how", call.arg(0) & 0xFFFF_FFFF), PTR(ctx, call, 1)],
+            [_exit_text(ctx, call, 2, PTR), ULONG(ctx, call, 3)])
+
+
+def _kill_like(n_ids: int):
+    def decode(ctx, call):
+        return [INT(ctx, call, k) for k in range(n_ids)] + [SIG(ctx, call, n_ids)], []
+    return decode
+
+
+def _getrandom(ctx, call):
+    return [], [_exit_text(ctx, call, 0, Buf("ret", HEX_ALL)), ULONG(ctx, call, 1),
+                ctx.x.flags("getrandom_flags", call.arg(2) & 0xFFFF_FFFF)]
+
+
+def personality_text(x: Xlat, pers: int) -> str:
+    """``PER_LINUX|ADDR_NO_RANDOMIZE``: the persona's type and flags."""
+    mask = x.value("personality_types", "PER_MASK")
+    text = x.enum("personality_types", pers & mask)
+    if pers & ~mask:
+        text += "|" + x.flags("personality_flags", pers & ~mask)
+    return text
+
+
+def _personality(ctx, call):
+    pers = call.arg(0) & 0xFFFF_FFFF
+    return [hex_text(pers) if pers == 0xFFFF_FFFF else personality_text(ctx.x, pers)], []
+
+
+def _exit(ctx, call):
+    return [INT(ctx, call, 0)], []
+
+
+DECODERS: dict[str, Callable[[Context, Call], tuple[list[str], list[str]]]] = {
+    "read": Signature(FD, out(Buf("ret")), ULONG),
+    "write": Signature(FD, Buf(2), ULONG),
+    "pread64": Signature(FD, out(Buf("ret")), ULONG, LONG),
+    "pwrite64": Signature(FD, Buf(2), ULONG, LONG),
+    "readv": Signature(FD, out(PTR), INT),
+    "writev": Signature(FD, PTR, INT),
+    "preadv": Signature(FD, out(PTR), INT, LONG),
+    "pwritev": Signature(FD, PTR, INT, LONG),
+    "open": _open_like(0, 1, 2),
+    "openat": _open_like(1, 2, 3),
+    "creat": Signature(PATH, MODE),
+    "close": Signature(FD),
+    "close_range": Signature(UINT, UINT, flags("close_range_flags")),
+    "stat": Signature(PATH, out(PTR)),
+    "lstat": Signature(PATH, out(PTR)),
+    "fstat": Signature(FD, out(PTR)),
+    "newfstatat": Signature(DIRFD, PATH, out(PTR), flags("at_flags")),
+    "statx": _statx,
+    "statfs": Signature(PATH, out(PTR)),
+    "fstatfs": Signature(FD, out(PTR)),
+    "poll": Signature(PTR, UINT, INT),
+    "ppoll": Signature(PTR, UINT, PTR, PTR, ULONG),
+    "select": Signature(INT, PTR, PTR, PTR, PTR),
+    "pselect6": Signature(INT, PTR, PTR, PTR, PTR, PTR),
+    "lseek": Signature(FD, LONG, enum("seek_whence")),
+    "mmap": _mmap,
+    "mprotect": Signature(PTR, ULONG, flags64("mmap_prot")),
+    "pkey_mprotect": Signature(PTR, ULONG, flags64("mmap_prot"), INT),
+    "munmap": Signature(PTR, ULONG),
+    "mremap": _mremap,
+    "madvise": Signature(PTR, ULONG, enum("madvise_advice", decimal=True)),
+    "msync": Signature(PTR, ULONG, flags("msync_flags")),
+    "mlock": Signature(PTR, ULONG),
+    "munlock": Signature(PTR, ULONG),
+    "mlockall": Signature(flags("mlockall_flags")),
+    "mincore": Signature(PTR, ULONG, out(PTR)),
+    "brk": Signature(PTR),
+    "rt_sigaction": Signature(SIG, PTR, out(PTR), ULONG),
+    "rt_sigprocmask": _rt_sigprocmask,
+    "rt_sigreturn": Signature(),
+    "rt_sigsuspend": Signature(PTR, ULONG),
+    "rt_sigpending": Signature(out(PTR), ULONG),
+    "sigaltstack": Signature(PTR, out(PTR)),
+    "ioctl": _ioctl,
+    "access": Signature(PATH, flags("access_modes")),
+    "faccessat": Signature(DIRFD, PATH, flags("access_modes")),
+    "faccessat2": Signature(DIRFD, PATH, flags("access_modes"), flags("faccessat_flags")),
+    "pipe": Signature(out(_fds_pair)),
+    "pipe2": Signature(out(_fds_pair), flags("open_flags")),
+    "dup": Signature(FD),
+    "dup2": Signature(FD, FD),
+    "dup3": Signature(FD, FD, flags("open_flags")),
+    "sched_yield": Signature(),
+    "pause": Signature(),
+    "nanosleep": Signature(PTR, out(PTR)),
+    "clock_nanosleep": Signature(enum("clocks"), flags("timer_flags"), PTR, out(PTR)),
+    "clock_gettime": Signature(enum("clocks"), out(PTR)),
+    "clock_getres": Signature(enum("clocks"), out(PTR)),
+    "gettimeofday": Signature(out(PTR), out(PTR)),
+    "time": Signature(PTR),
+    "getitimer": Signature(enum("itimer_which"), out(PTR)),
+    "setitimer": Signature(enum("itimer_which"), PTR, out(PTR)),
+    "alarm": Signature(UINT),
+    "getpid": Signature(), "getppid": Signature(), "gettid": Signature(),
+    "getuid": Signature(), "geteuid": Signature(), "getgid": Signature(),
+    "getegid": Signature(), "getpgrp": Signature(), "setsid": Signature(),
+    "getpgid": Signature(INT), "getsid": Signature(INT), "setpgid": Signature(INT, INT),
+    "setuid": Signature(INT), "setgid": Signature(INT),
+    "setreuid": Signature(INT, INT), "setregid": Signature(INT, INT),
+    "setresuid": Signature(INT, INT, INT), "setresgid": Signature(INT, INT, INT),
+    "getresuid": Signature(out(PTR), out(PTR), out(PTR)),
+    "getresgid": Signature(out(PTR), out(PTR), out(PTR)),
+    "getgroups": Signature(INT, out(PTR)),
+    "setgroups": Signature(INT, PTR),
+    "sendfile": Signature(FD, FD, PTR, ULONG),
+    "socket": _socket,
+    "socketpair": _socketpair,
+    "connect": Signature(FD, PTR, INT),
+    "bind": Signature(FD, PTR, INT),
+    "listen": Signature(FD, INT),
+    "accept": Signature(FD, out(PTR), out(PTR)),
+    "accept4": Signature(FD, out(PTR), out(PTR), flags("socket_type_flags")),
+    "getsockname": Signature(FD, out(PTR), out(PTR)),
+    "getpeername": Signature(FD, out(PTR), out(PTR)),
+    "sendto": Signature(FD, Buf(2), ULONG, flags("msg_flags"), PTR, INT),
+    "recvfrom": Signature(FD, out(Buf("ret")), ULONG, flags("msg_flags"), PTR, PTR),
+    "sendmsg": Signature(FD, PTR, flags("msg_flags")),
+    "recvmsg": Signature(FD, out(PTR), flags("msg_flags")),
+    "sendmmsg": Signature(FD, PTR, UINT, flags("msg_flags")),
+    "recvmmsg": Signature(FD, out(PTR), UINT, flags("msg_flags"), PTR),
+    "shutdown": Signature(FD, enum("shutdown_how", decimal=True)),
+    "setsockopt": _setsockopt(False),
+    "getsockopt": _setsockopt(True),
+    "clone": _clone,
+    "clone3": Signature(PTR, ULONG),
+    "fork": Signature(),
+    "vfork": Signature(),
+    "execve": Signature(PATH, PTR, PTR),
+    "execveat": Signature(DIRFD, PATH, PTR, PTR, flags("at_flags")),
+    "exit": _exit,
+    "exit_group": _exit,
+    "wait4": _wait4,
+    "waitid": Signature(enum("waitid_types"), INT, out(PTR), flags("wait_options"), out(PTR)),
+    "kill": _kill_like(1),
+    "tkill": _kill_like(1),
+    "tgkill": _kill_like(2),
+    "uname": Signature(out(PTR)),
+    "sysinfo": Signature(out(PTR)),
+    "times": Signature(out(PTR)),
+    "fcntl": _fcntl,
+    "flock": Signature(FD, flags("flock_ops")),
+    "fsync": Signature(FD),
+    "fdatasync": Signature(FD),
+    "syncfs": Signature(FD),
+    "truncate": Signature(PATH, LONG),
+    "ftruncate": Signature(FD, LONG),
+    "getdents": Signature(FD, out(PTR), UINT),
+    "getdents64": Signature(FD, out(PTR), UINT),
+    "getcwd": Signature(out(OUT_PATH), ULONG),
+    "chdir": Signature(PATH),
+    "fchdir": Signature(FD),
+    "chroot": Signature(PATH),
+    "rename": Signature(PATH, PATH),
+    "renameat": Signature(DIRFD, PATH, DIRFD, PATH),
+    "renameat2": Signature(DIRFD, PATH, DIRFD, PATH, flags("renameat2_flags")),
+    "mkdir": Signature(PATH, MODE),
+    "mkdirat": Signature(DIRFD, PATH, MODE),
+    "rmdir": Signature(PATH),
+    "link": Signature(PATH, PATH),
+    "linkat": Signature(DIRFD, PATH, DIRFD, PATH, flags("at_flags")),
+    "unlink": Signature(PATH),
+    "unlinkat": Signature(DIRFD, PATH, flags("at_flags")),
+    "symlink": Signature(PATH, PATH),
+    "symlinkat": Signature(PATH, DIRFD, PATH),
+    "readlink": Signature(PATH, out(Buf("ret")), INT),
+    "readlinkat": Signature(DIRFD, PATH, out(Buf("ret")), INT),
+    "chmod": Signature(PATH, MODE),
+    "fchmod": Signature(FD, MODE),
+    "fchmodat": Signature(DIRFD, PATH, MODE),
+    "fchmodat2": Signature(DIRFD, PATH, MODE, flags("at_flags")),
+    "chown": _chown_like(PATH),
+    "lchown": _chown_like(PATH),
+    "fchown": _chown_like(FD),
+    "fchownat": _chown_like(PATH, dirfd=True, at_flags=True),
+    "umask": _umask,
+    "mknod": _mknod(0),
+    "mknodat": _mknod(1),
+    "utimensat": Signature(DIRFD, PATH, PTR, flags("at_flags")),
+    "getrlimit": Signature(enum("rlimit_resources"), out(PTR)),
+    "setrlimit": Signature(enum("rlimit_resources"), PTR),
+    "prlimit64": Signature(INT, enum("rlimit_resources"), PTR, out(PTR)),
+    "getrusage": Signature(enum("rusage_who", decimal=True), out(PTR)),
+    "getpriority": Signature(enum("priority_which"), INT),
+    "setpriority": Signature(enum("priority_which"), INT, INT),
+    "arch_prctl": _arch_prctl,
+    "prctl": _prctl,
+    "set_tid_address": Signature(PTR),
+    "set_robust_list": Signature(PTR, ULONG),
+    "get_robust_list": Signature(INT, out(PTR), out(PTR)),
+    "rseq": Signature(PTR, HEX, HEX, HEX),
+    "futex": _futex,
+    "getrandom": _getrandom,
+    "sched_getaffinity": Signature(INT, UINT, out(PTR)),
+    "sched_setaffinity": Signature(INT, UINT, PTR),
+    "epoll_create": Signature(INT),
+    "epoll_create1": Signature(flags("epoll_flags")),
+    "epoll_ctl": Signature(FD, enum("epoll_ctl_ops"), FD, PTR),
+    "epoll_wait": Signature(FD, out(PTR), INT, INT),
+    "epoll_pwait": Signature(FD, out(PTR), INT, INT, PTR, ULONG),
+    "eventfd": Signature(UINT),
+    "eventfd2": Signature(UINT, flags("eventfd_flags")),
+    "timerfd_create": Signature(enum("clocks"), flags("timerfd_flags")),
+    "signalfd4": Signature(FD, PTR, ULONG, flags("signalfd_flags")),
+    "inotify_init1": Signature(flags("inotify_flags")),
+    "inotify_add_watch": Signature(FD, PATH, HEX),
+    "inotify_rm_watch": Signature(FD, INT),
+    "memfd_create": Signature(STR, flags("memfd_flags")),
+    "fadvise64": Signature(FD, LONG, LONG, enum("fadvise_advice", decimal=True)),
+    "fallocate": Signature(FD, flags("falloc_flags"), LONG, LONG),
+    "pidfd_open": Signature(INT, HEX),
+    "membarrier": Signature(enum("membarrier_cmds"), HEX, INT),
+    "personality": _personality,
+    "ptrace": Signature(enum("ptrace_requests", decimal=True), INT, PTR, PTR),
+}
+
+# Results strace prints in hex (addresses), octal, or not at all.
+HEX_RESULTS = frozenset({"mmap", "brk", "mremap", "shmat"})
+NO_RESULT = frozenset({"exit", "exit_group"})
+
+
+def decode_args(ctx: Context, call: Call) -> tuple[list[str], list[str]]:
+    """``(printed at the entry, printed at the return)`` for ``call``."""
+    decoder = DECODERS.get(call.name, generic)
+    return decoder(ctx, call)
+
+
+def decode_exit(ctx: Context, call: Call) -> list[str]:
+    """Only what ``call`` prints at its return (the entry part is printed already)."""
+    decoder = DECODERS.get(call.name, generic)
+    if isinstance(decoder, Signature):
+        return decoder.exit_part(ctx, call)
+    return decoder(ctx, call)[1]
+
+
+def result_text(ctx: Context, call: Call) -> str:
+    """What follows ``= ``: ``3``, ``0x7f...``, ``-1 ENOENT (No such file or directory)``,
+    ``? ERESTARTSYS (To be restarted if SA_RESTART is set)``, ``?``."""
+    ret = call.ret
+    if ret is None or call.name in NO_RESULT:
+        return "?"
+    if -ERRNO_MAX <= ret < 0:
+        err = -ret
+        named = ctx.x.errno(err)
+        if ctx.x.is_restart(err):
+            return f"? {named[0]} ({named[1]})"
+        if named is None:
+            return f"-1 (errno {err})"
+        return f"-1 {named[0]} ({named[1]})"
+    if call.name in HEX_RESULTS:
+        return hex_text(ret)
+    if call.name == "umask":
+        return _octal(ret)
+    if call.name == "fcntl":
+        return _fcntl_result(ctx, call)
+    if call.name == "personality":
+        return f"{hex_text(ret)} ({personality_text(ctx.x, ret & 0xFFFF_FFFF)})"
+    if call.name in FD_RETURNING or call.name in ("pidfd_open",):
+        return ctx.fd(ret) if ret <= 0x7FFF_FFFF else str(ret)
+    return str(ret)
+
+
+def _fcntl_result(ctx: Context, call: Call) -> str:
+    x = ctx.x
+    cmds = x.values("fcntl_cmds")
+    cmd = call.arg(1) & 0xFFFF_FFFF
+    ret = call.ret or 0
+    if cmd == cmds["F_GETFD"]:
+        return f"{hex_text(ret)} (flags {x.flags('fd_flags', ret)})" if ret else "0"
+    if cmd == cmds["F_GETFL"]:
+        return f"{hex_text(ret)} (flags {open_flags_text(x, ret)})"
+    if cmd in (cmds["F_DUPFD"], cmds["F_DUPFD_CLOEXEC"]):
+        return ctx.fd(ret)
+    if cmd == cmds["F_GETSIG"] and ret:
+        return f"{ret} ({x.signal_text(ret)})"
+    return str(ret)

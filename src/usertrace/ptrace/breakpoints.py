@@ -1,0 +1,341 @@
+"""Software breakpoints in traced processes: what probe events stand on.
+
+A breakpoint replaces the first byte of an instruction with the architecture's trap (``int3``)
+in one process's memory.  When a thread runs into it, the engine gets a SIGTRAP stop and hands
+it here (:meth:`Breakpoints.on_trap`); the callbacks of that address run with the thread's
+registers, then the instruction that was displaced runs without ever putting its byte back
+(other threads would run past the probe):
+
+* **emulated** when the instruction allows it (``push %rbp``, ``endbr64``, nops, relative
+  jumps and calls, ``mov %rsp,%rbp``, ``sub $imm,%rsp``): the registers and memory are
+  changed as the instruction would, one stop per hit;
+* **out of line**, in a slot of a page mapped into the process at the first hit that needs
+  one (as the kernel maps its ``[uprobes]`` page, so later mappings land where they would
+  under the kernel): a copy of the instruction followed by a jump back, and the thread simply
+  continues there (one stop per hit); an instruction that needs a fixup after it ran (a
+  RIP-relative operand through a scratch register, an indirect call's return address) is
+  single-stepped in its slot instead (two stops).
+
+Which of these applies is the decision of an instruction analyzer given by the caller
+(``analyze(code, address)``, ``emulate``, ``pre_xol``, ``post_xol``: the probe source passes
+``usertrace.sources.probes.insn``), so that this module stays free of instruction tables.
+
+**Return probes** replace the return address on the stack at the function's entry with the
+address of a trampoline slot (a trap), keeping ``(return address, function, stack slot)`` on a
+stack per thread; the trap of the trampoline pops it, runs the return callbacks and sends the
+thread on to the real return address.  A ``longjmp`` or an exception that unwinds past
+pending returns leaves instances whose stack slot is below the stack pointer: they are dropped
+at the next return of that thread, as the kernel drops them.
+
+**Nothing is left behind**: :meth:`Breakpoints.on_detach` (the engine calls it with every
+thread stopped) puts every displaced byte back and every replaced return address on the
+stacks; the slots' page stays mapped (harmless), so a thread that was sent into a slot still
+finds its jump back.  A fork child inherits the breakpoints in its memory: its process takes
+a copy of its parent's table, so the child is served too.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from ..arch import Arch
+from .errors import TraceError
+from .handlers import StopHandler
+from .inject import Regs, TaskGone, run_syscall, single_step
+from .task import Task
+
+NOT_MINE = -1
+PAGE = 4096
+SLOT = 64                                 # bytes per slot of the out-of-line page
+MAP_PRIVATE, MAP_ANONYMOUS = 0x02, 0x20
+PROT_READ, PROT_EXEC = 0x1, 0x4
+MASK64 = (1 << 64) - 1
+
+OnHit = Callable[[Task, dict, int], None]
+
+
+def jump_to(target: int) -> bytes:
+    """``jmp *0(%rip)`` followed by the 8-byte target: a jump anywhere, 14 bytes."""
+    return b"\xff\x25\x00\x00\x00\x00" + (target & MASK64).to_bytes(8, "little")
+
+
+@dataclass
+class Breakpoint:
+    address: int
+    original: bytes                       # the byte(s) the trap replaced
+    info: object = None                   # the analyzer's facts (None: a return trampoline)
+    hits: list = field(default_factory=list)        # OnHit callbacks
+    slot: int = 0                         # out-of-line slot, once made
+    step: bool = False                    # single-step in the slot (needs a fixup after)
+
+
+@dataclass
+class ReturnInstance:
+    ret: int                              # the real return address
+    func: int                             # the probed function
+    stack: int                            # where the return address was on the stack
+    on_return: OnHit | None = None
+
+
+class _Table:
+    """What one address space holds of ours."""
+
+    def __init__(self):
+        self.bps: dict[int, Breakpoint] = {}
+        self.xol = 0                      # the out-of-line page, once mapped
+        self.next_slot = 0
+        self.trampoline = 0               # the return trampoline's slot
+
+    def copy(self) -> "_Table":
+        t = _Table()
+        t.bps = {a: Breakpoint(b.address, b.original, b.info, list(b.hits), b.slot, b.step)
+                 for a, b in self.bps.items()}
+        t.xol, t.next_slot, t.trampoline = self.xol, self.next_slot, self.trampoline
+        return t
+
+
+class Analyzer:
+    """The instruction facts the breakpoints need; the probe source gives a real one."""
+
+    def analyze(self, code: bytes, address: int):
+        raise NotImplementedError
+
+    def emulate(self, info, regs: dict):
+        return None
+
+    def pre_xol(self, plan, regs: dict, address: int, slot: int):
+        raise NotImplementedError
+
+    def post_xol(self, plan, regs: dict, address: int, slot: int, saved):
+        raise NotImplementedError
+
+
+class Breakpoints(StopHandler):
+    """Every breakpoint of one engine; add it to the engine with ``engine.add()``."""
+
+    wants_traps = True
+
+    def __init__(self, arch: Arch, analyzer: Analyzer, requeue: Callable[[int, int], None]):
+        self.arch = arch
+        self.analyzer = analyzer
+        self.regs = Regs(arch)
+        self._requeue = requeue               # a task's end seen here goes to the engine
+        self._returns: dict[int, list[ReturnInstance]] = {}
+        self.hits = 0
+
+    # -- placing ----------------------------------------------------------------------------
+    def _table(self, process) -> _Table:
+        t = process.state.get(self)
+        if t is None:
+            t = process.state[self] = _Table()
+        return t
+
+    def insert(self, process, address: int, on_hit: OnHit) -> Breakpoint:
+        """A breakpoint at ``address`` in ``process`` calling ``on_hit(task, regs, ts)``
+        (regs by pt_regs names, ``ip`` the address); several callbacks may share one.
+        Raises TraceError when the instruction cannot be probed or the memory not written."""
+        table = self._table(process)
+        bp = table.bps.get(address)
+        if bp is not None:
+            bp.hits.append(on_hit)
+            return bp
+        code = process.peek(address, 16)
+        if code is None:
+            raise TraceError(f"process {process.pid}: cannot read the instruction at "
+                             f"{address:#x}")
+        info = self.analyzer.analyze(code, address)
+        if not getattr(info, "supported", True):
+            raise TraceError(f"cannot probe {address:#x}: {getattr(info, 'refusal', '')}")
+        trap = self.arch.breakpoint
+        original = code[:len(trap)]
+        if not process.poke(address, trap):
+            raise TraceError(f"process {process.pid}: cannot write a breakpoint at {address:#x}")
+        bp = table.bps[address] = Breakpoint(address, original, info, [on_hit])
+        return bp
+
+    def remove(self, process, address: int, on_hit: OnHit | None = None) -> None:
+        """Take ``on_hit`` (all when None) off ``address``; the byte goes back with the last."""
+        table = process.state.get(self)
+        bp = table.bps.get(address) if table else None
+        if bp is None:
+            return
+        if on_hit is not None and on_hit in bp.hits:
+            bp.hits.remove(on_hit)
+        if on_hit is None or not bp.hits:
+            process.poke(address, bp.original)
+            del table.bps[address]
+
+    def addresses(self, process) -> list[int]:
+        table = process.state.get(self)
+        return sorted(table.bps) if table else []
+
+    # -- return probes ----------------------------------------------------------------------
+    def hijack_return(self, task: Task, regs: dict, func: int, on_return: OnHit) -> None:
+        """At a function's entry (``regs`` of its first instruction): make its return come
+        back here, to call ``on_return(task, regs, ts)`` with the registers of the return."""
+        process = task.process
+        table = self._table(process)
+        tramp = self._trampoline(task, table)
+        sp = regs["sp"]
+        raw = process.peek(sp, 8)
+        if raw is None:
+            return
+        ret = int.from_bytes(raw, "little")
+        if ret == tramp:                      # a tail call already hijacked: keep the first
+            return
+        if not process.poke(sp, tramp.to_bytes(8, "little")):
+            return
+        self._returns.setdefault(task.tid, []).append(ReturnInstance(ret, func, sp, on_return))
+
+    def _trampoline(self, task: Task, table: _Table) -> int:
+        if not table.trampoline:
+            slot = self._slot(task, table)
+            if not task.process.poke(slot, self.arch.breakpoint):
+                raise TraceError(f"process {task.pid}: cannot write the return trampoline")
+            table.trampoline = slot
+            table.bps[slot] = Breakpoint(slot, b"", None, [])
+        return table.trampoline
+
+    def _returned(self, task: Task, regs: dict, ts: int) -> None:
+        stack = self._returns.get(task.tid) or []
+        sp = regs["sp"]
+        # The return popped the address: its slot is just below sp.  Instances further down
+        # the stack were skipped by a longjmp or an exception: drop them.
+        while stack and stack[-1].stack < sp - 8:
+            stack.pop()
+        if not stack:
+            raise TraceError(f"task {task.tid} returned through the trampoline with no "
+                             "pending return")
+        ri = stack.pop()
+        regs["ip"] = ri.ret
+        if ri.on_return is not None:
+            ri.on_return(task, regs, ts)
+
+    # -- a hit -----------------------------------------------------------------------------
+    def _trapped_at(self, task: Task):
+        """(table, regs, breakpoint) when ``task`` stopped just after a trap of ours."""
+        process = task.process
+        table = process.state.get(self) if process is not None else None
+        if not table:
+            return None
+        regs = self.regs.get(task.tid)
+        pc = (regs["ip"] - len(self.arch.breakpoint)) & MASK64
+        bp = table.bps.get(pc)
+        if bp is None:
+            return None
+        regs["ip"] = pc
+        return table, regs, bp
+
+    def on_trap(self, task: Task, ts: int) -> int:
+        found = self._trapped_at(task)
+        if found is None:
+            return NOT_MINE                   # the program's own trap: it gets its SIGTRAP
+        table, regs, bp = found
+        if bp.info is None:                   # the return trampoline
+            self._returned(task, regs, ts)
+            self.regs.set(task.tid, regs)
+            return 0
+        for hit in list(bp.hits):
+            hit(task, regs, ts)
+        return self._displaced(task, table, bp, regs)
+
+    def _displaced(self, task: Task, table: _Table, bp: Breakpoint, regs: dict) -> int:
+        """Run the instruction the trap displaced; the signal to deliver on resuming."""
+        an = self.analyzer
+        done = an.emulate(bp.info, regs)
+        if done is not None:
+            changes, writes = done
+            for addr, data in writes:
+                task.process.poke(addr, data)
+            regs.update(changes)
+            self.regs.set(task.tid, regs)
+            return 0
+        plan = bp.info.xol
+        if not bp.slot:
+            self._fill_slot(task, table, bp, plan)
+        if not bp.step:                       # the copy jumps back by itself
+            regs["ip"] = bp.slot
+            self.regs.set(task.tid, regs)
+            return 0
+        changes, saved = an.pre_xol(plan, regs, bp.address, bp.slot)
+        regs.update(changes)
+        self.regs.set(task.tid, regs)
+        try:
+            pending = single_step(task.tid)
+        except TaskGone as gone:
+            self._requeue(gone.tid, gone.status)
+            return 0
+        after = self.regs.get(task.tid)
+        changes, writes = an.post_xol(plan, after, bp.address, bp.slot, saved)
+        for addr, data in writes:
+            task.process.poke(addr, data)
+        after.update(changes)
+        self.regs.set(task.tid, after)
+        return pending
+
+    def _fill_slot(self, task: Task, table: _Table, bp: Breakpoint, plan) -> None:
+        slot = self._slot(task, table)
+        fixups = set(getattr(plan, "fixups", ()))
+        bp.step = bool(getattr(plan, "scratch", None)) or bool(fixups - {"IP"})
+        code = plan.code
+        if not bp.step:
+            code = code + jump_to(bp.address + plan.length)
+        if len(code) > SLOT or not task.process.poke(slot, code):
+            raise TraceError(f"process {task.pid}: cannot write an out-of-line slot")
+        bp.slot = slot
+
+    def _slot(self, task: Task, table: _Table) -> int:
+        if not table.xol:
+            addr, pending = run_syscall(self.regs, task.tid, task.process,
+                                        self.arch.nr["mmap"], 0, PAGE,
+                                        PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS,
+                                        MASK64, 0)
+            if addr < 0:
+                raise TraceError(f"process {task.pid}: cannot map the out-of-line page "
+                                 f"(errno {-addr})")
+            table.xol = addr
+        if table.next_slot + SLOT > PAGE:
+            raise TraceError(f"process {task.pid}: the out-of-line page is full")
+        slot = table.xol + table.next_slot
+        table.next_slot += SLOT
+        return slot
+
+    def take_back_trap(self, task: Task) -> bool:
+        found = self._trapped_at(task)
+        if found is None:
+            return False
+        _, regs, bp = found                   # regs["ip"] is back on the instruction, whose
+        if bp.info is None:                   # byte returns before the task runs again;
+            stack = self._returns.get(task.tid) or []     # the trampoline: on to the real
+            if not stack:                                 # return address
+                return False
+            regs["ip"] = stack.pop().ret
+        self.regs.set(task.tid, regs)
+        return True
+
+    # -- the life of processes -------------------------------------------------------------
+    def on_task(self, what: str, task: Task, ts: int) -> None:
+        if what == "new":
+            proc = task.process
+            parent = getattr(proc, "parent", None)
+            if proc is not None and self not in proc.state and parent is not None \
+                    and self in parent.state:
+                proc.state[self] = parent.state[self].copy()      # a fork inherits them
+                if task.parent_tid in self._returns:
+                    self._returns[task.tid] = list(self._returns[task.parent_tid])
+        elif what in ("exec", "exit"):
+            self._returns.pop(task.tid, None)
+
+    def on_detach(self, process) -> None:
+        """Every byte back, every return address back on the stacks (threads stopped)."""
+        table = process.state.get(self)
+        if not table:
+            return
+        for bp in table.bps.values():
+            if bp.original:
+                process.poke(bp.address, bp.original)
+        for tid in list(process.tids):
+            for ri in self._returns.pop(tid, []):
+                process.poke(ri.stack, ri.ret.to_bytes(8, "little"))
+        process.state.pop(self, None)

@@ -1,0 +1,299 @@
+"""Running fetch programs at a hit: registers and memory in, the kernel's record out.
+
+This is ``store_trace_args`` and ``process_fetch_insn`` of ``trace_uprobe.c`` and
+``trace_probe_tmpl.h``, for the engine to call when a probe is hit.  It needs the task's
+registers (a dict by the kernel's names ``ax``, ``sp``... or ``struct user_regs_struct``'s
+``rax``, ``rsp``..., or an object with those attributes) and a memory reader
+``read(addr, n) -> bytes | None`` (None: the address cannot be read).
+
+What the kernel does, and so what this does:
+
+- a string is measured first (``strnlen_user``, at most ``MAX_STRING_SIZE`` = 4096 bytes with
+  its NUL; a longer one counts 0), the record is sized, then the strings are copied; a string
+  that cannot be read gets a ``__data_loc`` of length 0 and prints as ``(fault)``;
+- ``$stackN`` that cannot be read is 0 (``get_user_stack_nth``);
+- a value read from memory (``+8(%di):u32``) that cannot be read is 0 (``copy_from_user``
+  clears what it could not copy);
+- a dereference on the way that cannot be read stops the argument: its field keeps what the
+  kernel's per-cpu buffer held before (we write 0) and a string field keeps the place and the
+  remaining length it was given (so it shows the bytes of the next string, as the kernel's);
+- an immediate string (``\\"text"``) is kernel memory, which a uprobe reads with the user
+  copy routines: it always faults, as under the kernel.
+"""
+
+from __future__ import annotations
+
+import struct
+from dataclasses import dataclass
+from typing import Callable, Mapping
+
+from . import types as T
+from .events import FIELD_FUNC, FIELD_IP, FIELD_RETIP, decode, header_size
+from .parse import MAX_STRING_SIZE, ProbeArg, ProbeDefinition
+
+Reader = Callable[[int, int], "bytes | None"]
+MASK64 = (1 << 64) - 1
+PAGE = 4096
+_COMM = object()        # FETCH_TOKEN_COMM
+_KERNEL = object()      # an address in kernel memory (an immediate string)
+
+
+class _Fault(Exception):
+    pass
+
+
+def _regs_getter(regs) -> Callable[[str], int]:
+    """A function from the kernel's register name to its value."""
+    if isinstance(regs, Mapping):
+        def get(name: str) -> int:
+            if name in regs:
+                return regs[name] & MASK64
+            return regs[T.X86_64_REGS[name]] & MASK64
+        return get
+    return lambda name: getattr(regs, T.X86_64_REGS[name]) & MASK64
+
+
+@dataclass(frozen=True)
+class Hit:
+    """One hit: the record bytes as the kernel writes them, and its decoded values."""
+
+    record: bytes
+    values: dict
+
+
+class _Run:
+    """The state of one hit: registers, memory, comm, and the address translation."""
+
+    def __init__(self, regs, read: Reader, comm: str, bp_addr: int, probe_offset: int):
+        self.reg = _regs_getter(regs)
+        self.read = read
+        self.comm = comm.encode()[:15]
+        self.bp_addr = bp_addr
+        self.probe_offset = probe_offset
+
+    def mem(self, addr: int, n: int) -> bytes | None:
+        if addr is _COMM or addr is _KERNEL or not 0 <= addr <= MASK64 - n + 1:
+            return None
+        data = self.read(addr, n)
+        return data if data is not None and len(data) == n else None
+
+    def u64(self, addr: int) -> int:
+        data = self.mem(addr, 8)
+        if data is None:
+            raise _Fault
+        return struct.unpack("<Q", data)[0]
+
+    def cstring(self, addr, limit: int) -> bytes | None:
+        """The bytes up to a NUL (not included), at most ``limit`` bytes looked at; None on a
+        fault; the ``limit`` bytes when no NUL is among them."""
+        if addr is _COMM:
+            return self.comm
+        if addr is _KERNEL:
+            return None
+        out = bytearray()
+        while len(out) < limit:
+            n = min(limit - len(out), PAGE - (addr + len(out)) % PAGE)
+            chunk = self.mem((addr + len(out)) & MASK64, n)
+            if chunk is None:
+                return None
+            nul = chunk.find(b"\0")
+            if nul >= 0:
+                return bytes(out + chunk[:nul])
+            out += chunk
+        return bytes(out)
+
+    # -- process_fetch_insn, stage 1 -------------------------------------------------------
+    def load(self, insn) -> object:
+        op = insn.op
+        if op == T.REG:
+            return self.reg(insn.param)
+        if op == T.STACK:
+            data = self.mem((self.reg("sp") + 8 * insn.param) & MASK64, 8)
+            return struct.unpack("<Q", data)[0] if data is not None else 0
+        if op == T.STACKP:
+            return self.reg("sp")
+        if op == T.RETVAL:
+            return self.reg("ax")
+        if op == T.IMM:
+            return insn.immediate
+        if op == T.COMM:
+            return _COMM
+        if op == T.DATA:
+            return _KERNEL
+        if op == T.FOFFS:
+            return (self.bp_addr - self.probe_offset + insn.immediate) & MASK64
+        raise ValueError(f"not a load: {op}")
+
+
+def _add(val, n: int):
+    return val if val is _COMM or val is _KERNEL else (val + n) & MASK64
+
+
+def _strlen(run: _Run, addr) -> int:
+    """``fetch_store_strlen``: the length with its NUL, 0 on a fault or past 4096."""
+    if addr is _COMM:
+        return len(run.comm) + 1
+    s = run.cstring(addr, MAX_STRING_SIZE + 1)
+    if s is None or len(s) + 1 > MAX_STRING_SIZE:
+        return 0
+    return len(s) + 1
+
+
+def _store_string(run: _Run, addr, buf: bytearray, dest: int) -> int:
+    """``fetch_store_string``: copy into the place the data_loc at ``dest`` gives."""
+    loc = struct.unpack_from("<I", buf, dest)[0]
+    maxlen, off = loc >> 16, loc & 0xFFFF
+    if not maxlen:
+        return -12                                   # -ENOMEM
+    s = run.cstring(addr, maxlen)
+    if s is None:
+        struct.pack_into("<I", buf, dest, off)
+        return -14                                   # -EFAULT
+    ret = len(s)
+    if addr is _COMM:
+        s = s[:maxlen - 1]
+    data = s[:maxlen]
+    buf[off:off + len(data)] = data
+    if ret >= maxlen:
+        buf[off + maxlen - 1] = 0
+        ret = maxlen
+    else:
+        buf[off + len(data)] = 0
+        ret += 1
+    struct.pack_into("<I", buf, dest, ret << 16 | off)
+    return ret
+
+
+def _process(run: _Run, code: tuple, buf: bytearray | None, dest: int) -> int:
+    """``process_fetch_insn`` + ``process_fetch_insn_bottom``: store one argument at
+    ``dest`` (or, with ``buf`` None, only measure its strings); the dynamic bytes used."""
+    c = 0
+    val = run.load(code[c])
+    c += 1
+    total = 0
+    i = 0
+    loc = 0
+    lval = val
+    ret = 0
+    stage = 2
+    s3 = c
+    while True:
+        if stage == 2:
+            while code[c].op in (T.DEREF, T.UDEREF):
+                lval = val
+                try:
+                    val = run.u64(_add(val, code[c].offset))
+                except _Fault:
+                    return -14
+                c += 1
+            s3 = c
+            stage = 3
+        insn = code[c]
+        array = False
+        if buf is None:
+            if insn.op not in T.STRING_STORES:
+                return -84                           # -EILSEQ
+            ret = _strlen(run, _add(val, insn.offset))
+            c += 1
+            array = True
+        if not array:
+            if insn.op == T.ST_RAW:
+                buf[dest:dest + insn.size] = ((val if isinstance(val, int) else 0)
+                                              & ((1 << 8 * insn.size) - 1)
+                                              ).to_bytes(insn.size, "little")
+            elif insn.op in (T.ST_MEM, T.ST_UMEM):
+                data = run.mem(_add(val, insn.offset), insn.size)
+                buf[dest:dest + insn.size] = data if data is not None else bytes(insn.size)
+            elif insn.op in T.STRING_STORES:
+                loc = struct.unpack_from("<I", buf, dest)[0]
+                ret = _store_string(run, _add(val, insn.offset), buf, dest)
+            else:
+                return -84
+            c += 1
+            if code[c].op == T.MOD_BF:
+                m = code[c]
+                bits = 8 * m.basesize
+                mask = (1 << bits) - 1
+                v = int.from_bytes(buf[dest:dest + m.basesize], "little")
+                v = ((v << m.lshift) & mask) >> m.rshift
+                buf[dest:dest + m.basesize] = v.to_bytes(m.basesize, "little")
+                c += 1
+        if code[c].op == T.LP_ARRAY:
+            if ret < 0:
+                ret = 0
+            total += ret
+            i += 1
+            if i < code[c].param:
+                c = s3
+                if code[s3].op not in T.STRING_STORES:
+                    dest += code[s3].size
+                    val = _add(val, code[s3].size)
+                    stage = 3
+                    continue
+                c -= 1
+                val = _add(lval, 8)
+                dest += 4
+                if buf is not None:
+                    maxlen, off = loc >> 16, loc & 0xFFFF
+                    struct.pack_into("<I", buf, dest, (maxlen - ret) << 16 | (off + ret))
+                stage = 2
+                continue
+            c += 1
+            ret = total
+        return ret if code[c].op == T.END else -84
+
+
+class FetchProgram:
+    """The fetch programs of one probe definition, ready to run at each hit.
+
+    >>> prog = FetchProgram(defn, event_id=2326)               # doctest: +SKIP
+    >>> hit = prog.run(regs, read, comm="app", bp_addr=0x401136, pid=42)
+    >>> hit.record, hit.values["x"]
+    """
+
+    def __init__(self, d: ProbeDefinition, event_id: int = 0):
+        self.defn = d
+        self.event_id = event_id
+        self.esize = header_size(d.is_return)
+
+    def run(self, regs, read: Reader, *, comm: str = "", bp_addr: int, func: int | None = None,
+            pid: int = 0, flags: int = 0, preempt_count: int = 0) -> Hit:
+        """Fetch every argument for a hit at ``bp_addr`` (the probed instruction's address in
+        the task; for a return probe the function's, and the return address is the ``ip``
+        of ``regs``)."""
+        d = self.defn
+        run = _Run(regs, read, comm, bp_addr, d.offset)
+        dsize = 0
+        for a in d.args:
+            if a.dynamic:
+                n = _process(run, a.code, None, 0)
+                if n > 0:
+                    dsize += n
+        buf = bytearray(self.esize + d.size + dsize)
+        struct.pack_into("<HBBi", buf, 0, self.event_id, flags, preempt_count, pid)
+        if d.is_return:
+            struct.pack_into("<QQ", buf, 8, (func if func is not None else bp_addr) & MASK64,
+                             run.reg("ip"))
+        else:
+            struct.pack_into("<Q", buf, 8, bp_addr & MASK64)
+        maxlen = dsize
+        dyndata = self.esize + d.size
+        for a in d.args:
+            dest = self.esize + a.offset
+            if a.dynamic:
+                struct.pack_into("<I", buf, dest, (maxlen << 16 | dyndata) & 0xFFFFFFFF)
+            ret = _process(run, a.code, buf, dest)
+            if a.dynamic and ret > 0:
+                dyndata += ret
+                maxlen -= ret
+        record = bytes(buf)
+        return Hit(record, decode(d, record))
+
+
+def argument_values(d: ProbeDefinition, values: dict) -> dict[str, object]:
+    """Only the arguments of a decoded record (no common or address fields)."""
+    skip = {FIELD_IP, FIELD_FUNC, FIELD_RETIP}
+    return {k: v for k, v in values.items() if not k.startswith("common_") and k not in skip}
+
+
+__all__ = ["FetchProgram", "Hit", "ProbeArg", "argument_values"]

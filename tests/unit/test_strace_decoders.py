@@ -1,0 +1,252 @@
+"""Each decoder of the strace view, one table row per case: the call, its arguments, the data
+recorded with it, its result, and the line strace prints for it.
+
+The expected lines are strace's (6.1) for the same call; where the view prints a pointer
+instead of what strace reads from memory (a structure), the row says so in its comment.
+The differential tests (tests/e2e/test_strace_calls.py) check the same decoders on real
+programs against the real strace.
+"""
+
+import pytest
+
+from usertrace.output.strace import PID_NONE, CallView, ViewOptions
+from usertrace.output.strace.decoders import wait_status_text
+from usertrace.output.strace.quote import HEX_ALL, HEX_NON_ASCII, quote, quote_cstring
+from usertrace.output.strace.xlat import Xlat
+
+P = 0x7FFD1000          # some pointer
+AT_FDCWD = 0xFFFFFF9C   # as a register holds -100
+M1 = 0xFFFFFFFFFFFFFFFF
+
+# (name, args, recorded data {argument: bytes}, result, the line)
+CASES = [
+    # files and descriptors
+    ("openat", [AT_FDCWD, P, 0x80000, 0], {"filename": b"/etc/hostname\0"}, 3,
+     'openat(AT_FDCWD, "/etc/hostname", O_RDONLY|O_CLOEXEC) = 3'),
+    ("openat", [AT_FDCWD, P, 0x241, 0o644], {"filename": b"/tmp/x\0"}, -13,
+     'openat(AT_FDCWD, "/tmp/x", O_WRONLY|O_CREAT|O_TRUNC, 0644) = -1 EACCES (Permission denied)'),
+    ("openat", [3, P, 0x410002, 0o600], {"filename": b".\0"}, 4,
+     'openat(3, ".", O_RDWR|O_TMPFILE, 0600) = 4'),
+    ("openat", [AT_FDCWD, P, 0x90800, 0], {}, 3,                     # no data: the pointer
+     "openat(AT_FDCWD, 0x7ffd1000, O_RDONLY|O_NONBLOCK|O_CLOEXEC|O_DIRECTORY) = 3"),
+    ("open", [P, 0o501, 0o666], {"filename": b"f\0"}, 3,
+     'open("f", O_WRONLY|O_CREAT|O_NOCTTY, 0666) = 3'),
+    ("creat", [P, 0o600], {"pathname": b"f\0"}, 3, 'creat("f", 0600) = 3'),
+    ("close", [3], {}, 0, "close(3) = 0"),
+    ("close", [M1], {}, -9, "close(-1) = -1 EBADF (Bad file descriptor)"),
+    ("read", [3, P, 832], {"buf": b"\x7fELF\x02\x01\x01\x00"}, 8,
+     'read(3, "\\177ELF\\2\\1\\1\\0", 832) = 8'),
+    ("read", [0, P, 10], {}, -512,
+     "read(0, 0x7ffd1000, 10) = ? ERESTARTSYS (To be restarted if SA_RESTART is set)"),
+    ("read", [3, P, 10], {}, -14, "read(3, 0x7ffd1000, 10) = -1 EFAULT (Bad address)"),
+    ("write", [1, P, 40], {"buf": b"a" * 40}, 40, 'write(1, "' + "a" * 32 + '"..., 40) = 40'),
+    ("write", [1, P, 3], {"buf": b"\0\x007"}, 3, 'write(1, "\\0\\0007", 3) = 3'),
+    ("pread64", [3, P, 4, 64], {"buf": b"\x06\0\0\0"}, 4, 'pread64(3, "\\6\\0\\0\\0", 4, 64) = 4'),
+    ("lseek", [3, M1, 0], {}, -22, "lseek(3, -1, SEEK_SET) = -1 EINVAL (Invalid argument)"),
+    ("lseek", [3, 0, 2], {}, 3, "lseek(3, 0, SEEK_END) = 3"),
+    ("lseek", [3, 0, 7], {}, -22, "lseek(3, 0, 0x7 /* SEEK_??? */) = -1 EINVAL (Invalid argument)"),
+    ("dup3", [3, 21, 0x80000], {}, 21, "dup3(3, 21, O_CLOEXEC) = 21"),
+    ("dup2", [3, 20], {}, 20, "dup2(3, 20) = 20"),
+    ("pipe2", [P, 0x80800], {"fildes": b"\3\0\0\0\4\0\0\0"}, 0,
+     "pipe2([3, 4], O_NONBLOCK|O_CLOEXEC) = 0"),
+    ("fcntl", [3, 1, 0], {}, 1, "fcntl(3, F_GETFD) = 0x1 (flags FD_CLOEXEC)"),
+    ("fcntl", [3, 1, 0], {}, 0, "fcntl(3, F_GETFD) = 0"),
+    ("fcntl", [3, 2, 1], {}, 0, "fcntl(3, F_SETFD, FD_CLOEXEC) = 0"),
+    ("fcntl", [3, 3, 0], {}, 0x8002, "fcntl(3, F_GETFL) = 0x8002 (flags O_RDWR|O_LARGEFILE)"),
+    ("fcntl", [3, 4, 0x800], {}, 0, "fcntl(3, F_SETFL, O_RDONLY|O_NONBLOCK) = 0"),
+    ("fcntl", [3, 1030, 10], {}, 10, "fcntl(3, F_DUPFD_CLOEXEC, 10) = 10"),
+    ("fcntl", [3, 5, P], {}, 0, "fcntl(3, F_GETLK, 0x7ffd1000) = 0"),   # strace: {l_type=...}
+    ("flock", [3, 5], {}, 0, "flock(3, LOCK_SH|LOCK_NB) = 0"),
+    ("newfstatat", [AT_FDCWD, P, P, 0x100], {"filename": b"/etc\0"}, 0,
+     'newfstatat(AT_FDCWD, "/etc", 0x7ffd1000, AT_SYMLINK_NOFOLLOW) = 0'),
+    ("newfstatat", [3, P, P, 0x1000], {"filename": b"\0"}, 0,
+     'newfstatat(3, "", 0x7ffd1000, AT_EMPTY_PATH) = 0'),
+    ("statx", [AT_FDCWD, P, 0x4100, 0x7FF, P], {"filename": b"/\0"}, 0,
+     'statx(AT_FDCWD, "/", AT_STATX_DONT_SYNC|AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, '
+     "0x7ffd1000) = 0"),
+    ("access", [P, 6], {"filename": b"/etc/passwd\0"}, 0, 'access("/etc/passwd", R_OK|W_OK) = 0'),
+    ("access", [P, 0], {"filename": b"/x\0"}, -2,
+     'access("/x", F_OK) = -1 ENOENT (No such file or directory)'),
+    ("faccessat2", [AT_FDCWD, P, 1, 0x200], {"filename": b"x\0"}, 0,
+     'faccessat2(AT_FDCWD, "x", X_OK, AT_EACCESS) = 0'),
+    ("mkdir", [P, 0o755], {"pathname": b"d\0"}, 0, 'mkdir("d", 0755) = 0'),
+    ("mknod", [P, 0o20600, 0x103], {"filename": b"n\0"}, 0,
+     'mknod("n", S_IFCHR|0600, makedev(0x1, 0x3)) = 0'),
+    ("mknod", [P, 0o10644, 0], {"filename": b"f\0"}, 0, 'mknod("f", S_IFIFO|0644) = 0'),
+    ("unlinkat", [AT_FDCWD, P, 0x200], {"pathname": b"d\0"}, 0,
+     'unlinkat(AT_FDCWD, "d", AT_REMOVEDIR) = 0'),
+    ("renameat2", [AT_FDCWD, P, AT_FDCWD, P, 1], {"oldname": b"a\0", "newname": b"b\0"}, 0,
+     'renameat2(AT_FDCWD, "a", AT_FDCWD, "b", RENAME_NOREPLACE) = 0'),
+    ("chown", [P, 0xFFFFFFFF, 0xFFFFFFFF], {"filename": b"f\0"}, 0, 'chown("f", -1, -1) = 0'),
+    ("umask", [0o22], {}, 0o2, "umask(022) = 002"),
+    ("umask", [0], {}, 0o22, "umask(000) = 022"),
+    ("readlink", [P, P, 4096], {"path": b"/proc/self/exe\0", "buf": b"/usr/bin/ls"}, 11,
+     'readlink("/proc/self/exe", "/usr/bin/ls", 4096) = 11'),
+    ("getcwd", [P, 4096], {"buf": b"/tmp\0"}, 5, 'getcwd("/tmp", 4096) = 5'),
+    ("getdents64", [3, P, 32768], {}, 640, "getdents64(3, 0x7ffd1000, 32768) = 640"),
+    ("close_range", [3, 0xFFFFFFFF, 0], {}, 0, "close_range(3, 4294967295, 0) = 0"),
+    ("ioctl", [1, 0x5401, P], {}, -25,
+     "ioctl(1, TCGETS, 0x7ffd1000) = -1 ENOTTY (Inappropriate ioctl for device)"),
+    ("ioctl", [3, 0x541B, P], {}, 0, "ioctl(3, FIONREAD, 0x7ffd1000) = 0"),
+    ("ioctl", [3, 0x12345678, 0], {}, -25,
+     "ioctl(3, 0x12345678, 0) = -1 ENOTTY (Inappropriate ioctl for device)"),  # strace: _IOC()
+    # memory
+    ("mmap", [0, 8192, 3, 0x22, 0xFFFFFFFF, 0], {}, 0x7F9E3759F000,
+     "mmap(NULL, 8192, PROT_READ|PROT_WRITE, MAP_PRIVATE|MAP_ANONYMOUS, -1, 0) = 0x7f9e3759f000"),
+    ("mmap", [0x7F9E3756F000, 110592, 5, 0x812, 3, 0x7000], {}, 0x7F9E3756F000,
+     "mmap(0x7f9e3756f000, 110592, PROT_READ|PROT_EXEC, MAP_PRIVATE|MAP_FIXED|MAP_DENYWRITE, "
+     "3, 0x7000) = 0x7f9e3756f000"),
+    ("mmap", [0, 4096, 1, 0x54040021, M1, 0], {}, -12,
+     "mmap(NULL, 4096, PROT_READ, MAP_SHARED|MAP_ANONYMOUS|MAP_HUGETLB|21<<MAP_HUGE_SHIFT, -1, 0)"
+     " = -1 ENOMEM (Cannot allocate memory)"),
+    ("mprotect", [P, 4096, 0], {}, 0, "mprotect(0x7ffd1000, 4096, PROT_NONE) = 0"),
+    ("mprotect", [P, 4096, 0x10000001], {}, 0,
+     "mprotect(0x7ffd1000, 4096, PROT_READ|0x10000000) = 0"),
+    ("munmap", [P, 4096], {}, 0, "munmap(0x7ffd1000, 4096) = 0"),
+    ("mremap", [P, 4096, 8192, 1, 0], {}, 0x7F0000000000,
+     "mremap(0x7ffd1000, 4096, 8192, MREMAP_MAYMOVE) = 0x7f0000000000"),
+    ("madvise", [P, 4096, 4], {}, 0, "madvise(0x7ffd1000, 4096, MADV_DONTNEED) = 0"),
+    ("brk", [0], {}, 0x5597E0D14000, "brk(NULL) = 0x5597e0d14000"),
+    # processes and signals
+    ("clone", [0x1200011, 0, 0, P, 0], {}, 1235,
+     "clone(child_stack=NULL, flags=CLONE_CHILD_CLEARTID|CLONE_CHILD_SETTID|SIGCHLD, "
+     "child_tidptr=0x7ffd1000) = 1235"),
+    ("clone3", [P, 88], {}, 1236, "clone3(0x7ffd1000, 88) = 1236"),  # strace: {flags=...}
+    ("vfork", [], {}, 1237, "vfork() = 1237"),
+    ("execve", [P, P, P], {"filename": b"/bin/ls\0"}, 0,
+     'execve("/bin/ls", 0x7ffd1000, 0x7ffd1000) = 0'),            # strace: ["ls", "/"], /* vars */
+    ("exit_group", [3], {}, None, "exit_group(3) = ?"),
+    ("wait4", [M1, P, 0, 0], {"stat_addr": b"\0\3\0\0"}, 1235,
+     "wait4(-1, [{WIFEXITED(s) && WEXITSTATUS(s) == 3}], 0, NULL) = 1235"),
+    ("wait4", [1235, P, 0, 0], {"stat_addr": b"\x09\0\0\0"}, 1235,
+     "wait4(1235, [{WIFSIGNALED(s) && WTERMSIG(s) == SIGKILL}], 0, NULL) = 1235"),
+    ("wait4", [M1, P, 1, 0], {}, -10,
+     "wait4(-1, 0x7ffd1000, WNOHANG, NULL) = -1 ECHILD (No child processes)"),
+    ("kill", [1234, 9], {}, 0, "kill(1234, SIGKILL) = 0"),
+    ("kill", [1234, 0], {}, 0, "kill(1234, 0) = 0"),
+    ("tgkill", [1234, 1235, 34], {}, 0, "tgkill(1234, 1235, SIGRT_2) = 0"),
+    ("rt_sigaction", [32, P, 0, 8], {}, 0, "rt_sigaction(SIGRTMIN, 0x7ffd1000, NULL, 8) = 0"),
+    ("rt_sigprocmask", [0, 0, P, 8], {}, 0, "rt_sigprocmask(SIG_BLOCK, NULL, 0x7ffd1000, 8) = 0"),
+    ("futex", [P, 0x81, 1, 0, 0, 0], {}, 0, "futex(0x7ffd1000, FUTEX_WAKE_PRIVATE, 1) = 0"),
+    ("futex", [P, 0x80, 2, 0, 0, 0], {}, -11,
+     "futex(0x7ffd1000, FUTEX_WAIT_PRIVATE, 2, NULL) = -1 EAGAIN (Resource temporarily unavailable)"),
+    ("futex", [P, 0x109, 0, 0, 0, 0xFFFFFFFF], {}, 0,
+     "futex(0x7ffd1000, FUTEX_WAIT_BITSET|FUTEX_CLOCK_REALTIME, 0, NULL, FUTEX_BITSET_MATCH_ANY) = 0"),
+    ("futex", [P, 0x84, 1, 2, P, 0], {}, 0,
+     "futex(0x7ffd1000, FUTEX_CMP_REQUEUE_PRIVATE, 1, 2, 0x7ffd1000, 0) = 0"),
+    ("futex", [P, 10, 1, 0, 0, 0x10], {}, 0, "futex(0x7ffd1000, FUTEX_WAKE_BITSET, 1, 0x10) = 0"),
+    ("set_tid_address", [P], {}, 1234, "set_tid_address(0x7ffd1000) = 1234"),
+    ("set_robust_list", [P, 24], {}, 0, "set_robust_list(0x7ffd1000, 24) = 0"),
+    ("rseq", [P, 0x20, 0, 0x53053053], {}, 0, "rseq(0x7ffd1000, 0x20, 0, 0x53053053) = 0"),
+    ("arch_prctl", [0x1002, P], {}, 0, "arch_prctl(ARCH_SET_FS, 0x7ffd1000) = 0"),
+    ("arch_prctl", [0x3001, P], {}, -22,
+     "arch_prctl(0x3001 /* ARCH_??? */, 0x7ffd1000) = -1 EINVAL (Invalid argument)"),
+    ("prlimit64", [0, 3, 0, P], {}, 0, "prlimit64(0, RLIMIT_STACK, NULL, 0x7ffd1000) = 0"),
+    ("prctl", [1, 9, 0, 0, 0], {}, 0, "prctl(PR_SET_PDEATHSIG, SIGKILL) = 0"),
+    ("personality", [0xFFFFFFFF], {}, 0, "personality(0xffffffff) = 0 (PER_LINUX)"),
+    ("personality", [0x40000], {}, 0, "personality(PER_LINUX|ADDR_NO_RANDOMIZE) = 0 (PER_LINUX)"),
+    ("getpid", [], {}, 1234, "getpid() = 1234"),
+    ("getrandom", [P, 4, 1], {"ubuf": b"\x35\x7d\xdb\xa4"}, 4,
+     'getrandom("\\x35\\x7d\\xdb\\xa4", 4, GRND_NONBLOCK) = 4'),
+    ("clock_gettime", [7, P], {}, 0, "clock_gettime(CLOCK_BOOTTIME, 0x7ffd1000) = 0"),
+    ("nanosleep", [P, 0], {}, 0, "nanosleep(0x7ffd1000, NULL) = 0"),
+    ("sched_yield", [], {}, 0, "sched_yield() = 0"),
+    # network
+    ("socket", [1, 0x80001, 0], {}, 3, "socket(AF_UNIX, SOCK_STREAM|SOCK_CLOEXEC, 0) = 3"),
+    ("socket", [2, 2, 0], {}, 4, "socket(AF_INET, SOCK_DGRAM, IPPROTO_IP) = 4"),
+    ("socket", [10, 0x801, 6], {}, 5, "socket(AF_INET6, SOCK_STREAM|SOCK_NONBLOCK, IPPROTO_TCP) = 5"),
+    ("socket", [16, 3, 0], {}, 6, "socket(AF_NETLINK, SOCK_RAW, NETLINK_ROUTE) = 6"),
+    ("socket", [99, 1, 0], {}, -97,
+     "socket(99 /* AF_??? */, SOCK_STREAM, 0) = -1 EAFNOSUPPORT (Address family not supported by protocol)"),
+    ("socketpair", [1, 1, 0, P], {"usockvec": b"\5\0\0\0\6\0\0\0"}, 0,
+     "socketpair(AF_UNIX, SOCK_STREAM, 0, [5, 6]) = 0"),
+    ("connect", [3, P, 110], {}, -2,
+     "connect(3, 0x7ffd1000, 110) = -1 ENOENT (No such file or directory)"),  # strace: {sa_family=...}
+    ("setsockopt", [3, 1, 2, P, 4], {}, 0, "setsockopt(3, SOL_SOCKET, SO_REUSEADDR, 0x7ffd1000, 4) = 0"),
+    ("sendto", [4, P, 3, 0x4040, 0, 0], {}, 3,
+     "sendto(4, 0x7ffd1000, 3, MSG_DONTWAIT|MSG_NOSIGNAL, NULL, 0) = 3"),   # no enter data
+    ("recvfrom", [3, P, 256, 0, 0, 0], {"ubuf": b"abc"}, 3,
+     'recvfrom(3, "abc", 256, 0, NULL, NULL) = 3'),
+    ("shutdown", [3, 1], {}, 0, "shutdown(3, SHUT_WR) = 0"),
+    ("epoll_create1", [0x80000], {}, 7, "epoll_create1(EPOLL_CLOEXEC) = 7"),
+    ("eventfd2", [0, 0x80800], {}, 8, "eventfd2(0, EFD_CLOEXEC|EFD_NONBLOCK) = 8"),
+    ("memfd_create", [P, 3], {"uname": b"calls\0"}, 9,
+     'memfd_create("calls", MFD_CLOEXEC|MFD_ALLOW_SEALING) = 9'),
+    # the kernel's other errors
+    ("read", [3, P, 1], {}, -600, "read(3, 0x7ffd1000, 1) = -1 (errno 600)"),
+    ("ioctl", [3, 0x5401, P], {}, -515,
+     "ioctl(3, TCGETS, 0x7ffd1000) = -1 ENOIOCTLCMD (Unknown error 515)"),
+    ("nanosleep", [P, P], {}, -516,
+     "nanosleep(0x7ffd1000, 0x7ffd1000) = ? ERESTART_RESTARTBLOCK (Interrupted by signal)"),
+]
+
+
+def one_line(name, args, data, ret, **options):
+    lines = []
+    view = CallView(lines.append, ViewOptions(pids=PID_NONE, column=0, **options))
+    view.enter(100, name, args, 0, {k: v for k, v in data.items()})
+    if ret is not None:
+        view.exit(100, name, ret, 1000, {k: v for k, v in data.items()})
+    view.finish()
+    return lines[0]
+
+
+@pytest.mark.parametrize("name, args, data, ret, line", CASES,
+                         ids=[f"{c[0]}-{i}" for i, c in enumerate(CASES)])
+def test_decoder(name, args, data, ret, line):
+    assert one_line(name, args, data, ret) == line
+
+
+def test_the_table_covers_sixty_calls():
+    assert len({c[0] for c in CASES}) >= 60
+
+
+@pytest.mark.parametrize("status, text", [
+    (0x0300, "[{WIFEXITED(s) && WEXITSTATUS(s) == 3}]"),
+    (0x0009, "[{WIFSIGNALED(s) && WTERMSIG(s) == SIGKILL}]"),
+    (0x008B, "[{WIFSIGNALED(s) && WTERMSIG(s) == SIGSEGV && WCOREDUMP(s)}]"),
+    (0x137F, "[{WIFSTOPPED(s) && WSTOPSIG(s) == SIGSTOP}]"),
+    (0xFFFF, "[{WIFCONTINUED(s)}]"),
+])
+def test_wait_status(status, text):
+    assert wait_status_text(Xlat.for_arch("x86_64"), status) == text
+
+
+@pytest.mark.parametrize("data, length, max_len, mode, text", [
+    (b"abc", 3, 32, 0, '"abc"'),
+    (b"abc", 10, 32, 0, '"abc"...'),                   # fewer bytes known than the length
+    (b"abcdef", 6, 4, 0, '"abcd"...'),                 # -s 4
+    (b"\0\x001", 3, 32, 0, '"\\0\\0001"'),             # an octal digit follows: three digits
+    (b"\t\n\r\v\f\"\\", 7, 32, 0, '"\\t\\n\\r\\v\\f\\"\\\\"'),
+    (b"\x7f\xff\x80", 3, 32, 0, '"\\177\\377\\200"'),
+    (b"ok\n", 3, 32, HEX_NON_ASCII, '"ok\\n"'),        # -x: white space is not a reason
+    (b"ok\x01", 3, 32, HEX_NON_ASCII, '"\\x6f\\x6b\\x01"'),
+    (b"ok", 2, 32, HEX_ALL, '"\\x6f\\x6b"'),           # -xx
+])
+def test_quote(data, length, max_len, mode, text):
+    assert quote(data, length, max_len, mode) == text
+
+
+def test_cstrings_stop_at_nul_and_mark_cuts():
+    assert quote_cstring(b"abc\0def") == '"abc"'
+    assert quote_cstring(b"abcdef", 3) == '"abc"...'
+    assert quote_cstring(b"abc", None, cut=True) == '"abc"...'
+    assert quote_cstring(b"a" * 200, None) == '"' + "a" * 200 + '"'   # paths: never cut
+
+
+def test_paths_ignore_s_buffers_honour_it():
+    path = b"/" + b"p" * 100 + b"\0"
+    line = one_line("openat", [AT_FDCWD, P, 0, 0], {"filename": path}, 3, max_len=8)
+    assert '"/' + "p" * 100 + '"' in line
+    assert one_line("write", [1, P, 10], {"buf": b"0123456789"}, 10, max_len=4) == \
+        'write(1, "0123"..., 10) = 10'
+
+
+def test_a_string_the_kernel_cut_ends_with_dots():
+    line = one_line("openat", [AT_FDCWD, P, 0, 0], {"filename": b"/usr/lib/lo...\0"}, 3)
+    assert line == 'openat(AT_FDCWD, "/usr/lib/lo"..., O_RDONLY) = 3'
+
+
+def test_hex_options():
+    assert one_line("write", [1, P, 3], {"buf": b"ok\x01"}, 3, hex_mode=HEX_NON_ASCII) == \
+        'write(1, "\\x6f\\x6b\\x01", 3) = 3'
