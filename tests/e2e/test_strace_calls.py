@@ -28,10 +28,8 @@ from pathlib import Path
 
 import pytest
 
-from usertrace.buffer.layout import PageLayout
-from usertrace.buffer.tracedat import TraceDatReader
-from usertrace.events.records import Abi, RecordCodec
-from usertrace.output.events import iter_events
+from usertrace.events.records import RecordCodec
+from usertrace.trace import Trace
 from usertrace.output.strace import PID_PLAIN, CallView, ViewOptions, Xlat
 from usertrace.sources.syscalls import events as sc_events
 from usertrace.sources.syscalls import user_data
@@ -119,13 +117,8 @@ def tmp(tmp_path_factory):
 
 
 def recorded_events(dat: Path):
-    reader = TraceDatReader(str(dat))
-    layout = PageLayout(reader.page_size, Abi("<" if reader.endian == "little" else ">",
-                                              reader.long_size))
-    formats = list(reader.formats_by_id().values())
-    for b in reader.buffers:
-        pages = {cpu: b.iter_pages(cpu) for cpu in b.cpu_ids}
-        yield from iter_events(pages, formats, layout, reader.cmdlines)
+    with Trace(str(dat)) as t:
+        yield from t.events()
 
 
 def view_text(events, **options) -> str:
