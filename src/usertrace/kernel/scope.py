@@ -32,9 +32,8 @@ import threading
 
 from ..ptrace import ExitStatus, TraceError
 from ..ptrace import libc
-from ..ptrace.engine import _terminal_sent_it_to
-from ..ptrace.launch import read_child_error, resolve_command, spawn_stopped
-from ..ptrace.procfs import list_threads, original_environ, read_tgid
+from ..ptrace.launch import FirstInterrupt, read_child_error, resolve_command, spawn_stopped
+from ..ptrace.procfs import list_threads, original_environ, traceable_tgid
 from .tracefs import Instance
 
 PR_SET_CHILD_SUBREAPER = 36
@@ -55,7 +54,7 @@ class ProcessScope:
         self._errfd = -1
         self._path = ""
         self._stop_sig = 0
-        self._interrupted = False              # the first SIGINT went to the command
+        self._interrupt = FirstInterrupt()     # the first SIGINT is the command's
         self._ended = False                    # the launched command was reaped
         self._wake_r, self._wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
         self._subreaper = False
@@ -87,14 +86,7 @@ class ProcessScope:
         (the ptrace engine's words) for a pid that does not exist or is this process."""
         tids: list[int] = []
         for pid in pids:
-            if pid <= 0:
-                raise TraceError(f"invalid process id {pid}")
-            if pid == os.getpid():
-                raise TraceError(f"process {pid} is the tracer itself", errno_mod.EPERM)
-            tgid = read_tgid(pid)
-            if tgid is None:
-                raise TraceError(f"process {pid}: no such process", errno_mod.ESRCH)
-            self.pids.append(tgid)
+            self.pids.append(traceable_tgid(pid))
         seen: set[int] = set()
         while True:                          # threads made while we wrote join in turn
             fresh = [t for pid in self.pids for t in list_threads(pid) if t not in seen]
@@ -211,17 +203,8 @@ class ProcessScope:
                 self._ended = True
 
     def _on_signal(self, sig, frame) -> None:
-        launched = self.launched
-        if sig == signal.SIGINT and not self._interrupted and launched is not None \
-                and not self._ended:
-            self._interrupted = True
-            if not _terminal_sent_it_to(launched):
-                try:
-                    os.kill(launched, signal.SIGINT)
-                except OSError:
-                    pass
-            return
-        self.request_stop(sig)
+        if not self._interrupt.take(sig, self.launched, not self._ended):
+            self.request_stop(sig)
 
     def _pass_on(self, sig: int) -> None:
         """The launched command gets the signal that ended the recording (as strace does)."""
