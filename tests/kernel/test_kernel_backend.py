@@ -396,6 +396,10 @@ def test_losses_are_reported_exactly(target, tmp_path, monkeypatch):
     assert t.lost > 0
     assert t.entries + t.lost == 2 * 20000
     assert len(report(dat)) == t.entries
+    # the trace.dat's CPUSTAT is the kernel's count: the report's header shows it
+    r = usertrace("report", "-i", str(dat))
+    assert r.stdout.splitlines()[2].startswith(
+        f"# entries-in-buffer/entries-written: {t.entries}/{t.entries + t.lost}   #P:")
     lines = rec.problems()
     assert lines and all(line.startswith("kernel: cpu ") and "dropped (buffer full)" in line
                          for line in lines)

@@ -227,6 +227,9 @@ class KernelSource(Source):
         self._define_probes()
         self._enable_events()
         self.cpus = [c for c in cpu_list(inst) if c < self.session.cpus.ncpus]
+        if trace is not None:                 # the kernel counts its pages' events
+            for cpu in self.cpus:
+                trace.writer.set_counts(cpu, 0, 0)
         decode = self.session.stream is not None or self.stats is not None
         inst.write("buffer_percent", "0" if self.session.stream is not None else
                    str(COPY_PERCENT))
@@ -523,7 +526,9 @@ class KernelSource(Source):
         self._stop_r = self._stop_w = -1
 
     def _read_counts(self) -> None:
-        """The kernel's per-cpu ``stats``: what was read and what was lost."""
+        """The kernel's per-cpu ``stats``: what was read and what was lost (in the summary and
+        the trace.dat's CPUSTAT)."""
+        trace = self.session.trace if self.session is not None else None
         read = lost = 0
         for cpu in self.cpus:
             try:
@@ -535,10 +540,13 @@ class KernelSource(Source):
                 key, _, value = line.partition(":")
                 stats[key.strip()] = value.strip()
             self.cpu_stats[cpu] = stats
-            read += _int(stats.get("read events"))
-            lost += sum(_int(stats.get(k)) for k in ("overrun", "dropped events",
-                                                     "commit overrun"))
-        trace = self.session.trace if self.session is not None else None
+            cpu_read = _int(stats.get("read events"))
+            cpu_lost = sum(_int(stats.get(k)) for k in ("overrun", "dropped events",
+                                                        "commit overrun"))
+            read += cpu_read
+            lost += cpu_lost
+            if trace is not None:
+                trace.writer.set_counts(cpu, cpu_read, cpu_lost)
         if trace is not None:
             trace.count_foreign(read, lost)
 
