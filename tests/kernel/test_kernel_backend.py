@@ -226,6 +226,16 @@ def test_all_sees_a_process_started_later_and_not_itself(target, tmp_path):
     assert not instances_of(p.pid)
 
 
+def test_all_with_a_command_records_the_command_too(tmp_path):
+    dat = tmp_path / "a.dat"
+    r = usertrace("record", "-a", "-e", "sys_enter_execve", "-o", str(dat), "--",
+                  "sh", "-c", "echo $$; /bin/true & echo $!; wait; exit 3")
+    assert r.returncode == 3, r.stderr
+    sh, child = map(int, r.stdout.split())
+    execs = {e["pid"] for e in report(dat) if e["event"] == "sys_enter_execve"}
+    assert {sh, child} <= execs                 # the command's exec, and its child's
+
+
 def test_all_is_refused_with_ptrace():
     r = usertrace("stat", "-a", "--backend", "ptrace")
     assert r.returncode == 1

@@ -100,9 +100,10 @@ class ProcessScope:
         return tids
 
     def everything(self, own_tids: list[int]) -> None:
-        """Every process of the machine but this one (``own_tids``: its threads)."""
+        """Every process of the machine but this one (``own_tids``: its threads, all made
+        before this).  Without ``event-fork``: with it, a command launched after this would
+        join the list of its parent, this process, and be left out."""
         self.system_wide = True
-        self.instance.set_option("event-fork", True)
         self.instance.append("set_event_notrace_pid", " ".join(map(str, own_tids)) + "\n")
 
     def _follow(self, tids: list[int]) -> None:
