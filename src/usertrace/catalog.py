@@ -9,12 +9,13 @@ from __future__ import annotations
 from .events.registry import Registry
 
 
-def known_events(user_events: bool = False) -> Registry:
+def known_events(user_events: bool = False, session_dir: str | None = None) -> Registry:
     """A fresh registry holding every event the sources define up front; with
-    ``user_events``, also the user events registered in the user's session right now."""
+    ``user_events``, also the user events registered right now in the session at
+    ``session_dir`` (default: the user's)."""
     reg = Registry()
     if user_events:
-        for fmt in registered_user_events():
+        for fmt in registered_user_events(session_dir):
             reg.add(fmt)
     try:
         from .sources.syscalls.events import build_events

@@ -11,23 +11,42 @@ as the kernel's ``error_log`` and libtraceevent's ``show_error()`` print it::
 
 from __future__ import annotations
 
+# The exit statuses of the command line (``cli.context.ExitStatus`` names them).
+EXIT_ERROR = 1     # a failed operation, a bad file, a process that is not there
+EXIT_SYNTAX = 2    # input that does not parse: a filter, format, definition or event pattern
+
 
 class UsertraceError(Exception):
     """An error to report to the user: what went wrong, and where when it is known.
 
+    ``code`` is the error's name in its language's catalog, ``text`` the source text the fault
+    is in and ``pos`` the fault's offset in it; each is None where the error has none.
     ``exit_status`` is what the command line exits with when this error ends it.
     """
 
-    exit_status = 1
+    exit_status = EXIT_ERROR
+    code: str | None = None
+    text: str | None = None
+    pos: int | None = None
 
     def render(self) -> str:
-        """The text to show the user (one line unless a subclass adds a caret)."""
-        return str(self)
+        """The text to show the user: the message, then the source text with a caret under the
+        fault where the error has both."""
+        if self.text is None or self.pos is None:
+            return str(self)
+        return f"{self}\n{self.text}\n{caret(self.text, self.pos)}"
 
 
-def caret(text: str, pos: int) -> str:
+def caret(text: str | bytes, pos: int, *, tabs: bool = True) -> str:
     """The line that puts a caret under ``text[pos]``: spaces, but a tab where the text has
     one, so that the caret lands under the fault on any terminal.  ``pos`` is clamped to the
-    text (a fault at the end points just past it)."""
+    text (a fault at the end points just past it).
+
+    The kernel's own carets count bytes and use spaces only: pass the text as bytes and
+    ``tabs=False`` to get theirs.
+    """
     pos = max(0, min(pos, len(text)))
-    return "".join("\t" if c == "\t" else " " for c in text[:pos]) + "^"
+    if not tabs:
+        return " " * pos + "^"
+    tab = "\t" if isinstance(text, str) else ord("\t")
+    return "".join("\t" if c == tab else " " for c in text[:pos]) + "^"

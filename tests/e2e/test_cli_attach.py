@@ -20,10 +20,27 @@ def state_of(pid):
 
 
 def counter(path):
-    try:
-        return int(Path(path).read_text() or 0)
-    except (OSError, ValueError):
-        return 0
+    """The target's pass counter (read again when caught while the target rewrites it)."""
+    for _ in range(50):
+        try:
+            text = Path(path).read_text()
+            if text:
+                return int(text)
+        except (OSError, ValueError):
+            pass
+        time.sleep(0.01)
+    return 0
+
+
+def traced_by(pid, tracer_pid, timeout=30.0):
+    """Wait until ``pid`` is traced by ``tracer_pid``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = Path(f"/proc/{pid}/status").read_text()
+        if f"TracerPid:\t{tracer_pid}\n" in status:
+            return True
+        time.sleep(0.02)
+    return False
 
 
 @pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
@@ -40,7 +57,8 @@ def test_attach_then_signal_detaches_and_the_process_runs_on(target, tmp_path, s
         tracer = subprocess.Popen([sys.executable, "-m", "usertrace", "record", "-e", "sys_exit_getppid",
                                    "-o", str(dat), "-P", str(proc.pid)], env=env,
                                   stderr=subprocess.PIPE, text=True)
-        time.sleep(1.0)
+        assert traced_by(proc.pid, tracer.pid)      # attached (a loaded machine starts slowly)
+        time.sleep(0.5)
         tracer.send_signal(sig)
         err = tracer.communicate(timeout=30)[1]
         assert tracer.returncode == 0, err
@@ -94,3 +112,27 @@ def test_ctrl_c_of_a_launched_command_is_the_commands_as_with_strace(tmp_path):
                        env=env, capture_output=True, text=True)
     writes = [json.loads(line)["fields"]["count"] for line in r.stdout.splitlines()]
     assert writes == [6, 12]                   # "ready\n", then the cleanup's write
+
+
+@pytest.mark.parametrize("sig", [signal.SIGTERM, signal.SIGHUP])
+def test_a_signal_to_record_keeps_the_trace_dat_of_a_launched_command(tmp_path, sig):
+    """SIGTERM or SIGHUP of `record`: the recording so far is written and readable (SIGKILL
+    cannot be caught: it leaves no trace.dat, and the command dies with the tracer)."""
+    dat = tmp_path / "t.dat"
+    env = {**os.environ, "PYTHONPATH": SRC}
+    loop = "import os, time\nprint('go', flush=True)\nwhile True:\n    os.getppid(); time.sleep(0.001)"
+    tracer = subprocess.Popen([sys.executable, "-m", "usertrace", "record", "-e",
+                               "sys_enter_getppid", "-o", str(dat), "--", sys.executable, "-c",
+                               loop], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                              text=True)
+    assert tracer.stdout.readline() == "go\n"
+    time.sleep(0.3)
+    tracer.send_signal(sig)
+    _, err = tracer.communicate(timeout=30)
+    assert "Traceback" not in err
+    assert tracer.returncode == 128 + sig         # the status of the command it let go
+    r = subprocess.run([sys.executable, "-m", "usertrace", "report", "-i", str(dat), "--json"],
+                       env=env, capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    events = [json.loads(line) for line in r.stdout.splitlines()]
+    assert len(events) > 10 and {e["event"] for e in events} == {"sys_enter_getppid"}

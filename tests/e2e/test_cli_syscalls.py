@@ -226,8 +226,8 @@ def test_stream_shows_a_buffer_up_to_its_count():
 BAD = [
     # argv                                                      status  message
     (["record", "-e", "nosuch", "--", "true"],                 1, "no event matches 'nosuch'"),
-    (["stream", "-e", "sys_exit_openat", "-f", "ret <", "--", "true"], 1, "Invalid value (did you forget quotes)?"),
-    (["stream", "-e", "sys_exit_openat", "-f", "ret ~ \"x\"", "--", "true"], 1, "^"),
+    (["stream", "-e", "sys_exit_openat", "-f", "ret <", "--", "true"], 2, "Invalid value (did you forget quotes)?"),
+    (["stream", "-e", "sys_exit_openat", "-f", "ret ~ \"x\"", "--", "true"], 2, "^"),
     (["record", "-o", "/nonexistent-dir/x.dat", "--", "true"], 1, "no directory /nonexistent-dir"),
     (["stream", "--", "/nonexistent/cmd"],                     1, "/nonexistent/cmd"),
     (["stream", "-P", "0"],                                    2, "not a process id"),

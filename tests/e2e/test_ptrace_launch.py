@@ -162,8 +162,13 @@ def test_tracer_placement_is_restored_and_tracee_untouched(target):
     assert (os.sched_getaffinity(0), os.sched_getscheduler(0)) == before
     assert seen and all((s[2], s[3]) == before for s in seen)   # the tracee keeps its own
     if len(before[0]) > 1 and not tracer._coloc.given_up:
-        # Meanwhile the tracer kept to one CPU, as SCHED_IDLE.
-        assert all(len(s[0]) == 1 and s[1] == os.SCHED_IDLE for s in seen)
+        # Meanwhile the tracer kept to one CPU, as SCHED_IDLE unless other tasks were busy
+        # when it moved there (SCHED_IDLE would let them starve it).
+        assert all(len(s[0]) == 1 for s in seen)
+        if tracer._coloc.idle_refused:
+            assert all(s[1] == before[1] for s in seen)
+        else:
+            assert all(s[1] == os.SCHED_IDLE for s in seen)
 
 
 def test_seccomp_filter_and_attach_do_not_mix(target):

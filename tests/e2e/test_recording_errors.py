@@ -68,3 +68,39 @@ def test_what_was_recorded_before_an_error_is_kept(tmp_path):
                 for p in b.iter_pages(c))
     assert n == 5
     assert "Input/output error" in rec.problems()[0]
+
+
+def test_a_disk_that_fills_up_keeps_what_fits(tmp_path):
+    """A 2 MiB file system filled by the recording: the command runs to its end, the
+    trace.dat holds the events that fit and is readable, and the loss is counted."""
+    import os
+    import subprocess
+    from usertrace.trace import Trace
+
+    if os.geteuid() != 0:
+        import pytest
+        pytest.skip("needs root to mount a small tmpfs")
+    mnt = tmp_path / "small"
+    mnt.mkdir()
+    if subprocess.run(["mount", "-t", "tmpfs", "-o", "size=2m", "tmpfs", str(mnt)]).returncode:
+        import pytest
+        pytest.skip("cannot mount a tmpfs here")
+    try:
+        dat = mnt / "t.dat"
+        warnings = []
+        rec = Recorder([EventSpec("sys_enter_getppid")], warn=warnings.append)
+        rec.record_to(str(dat))
+        status = rec.run([sys.executable, "-c",
+                          "import os\nfor _ in range(200000): os.getppid()\nraise SystemExit(5)"],
+                         handle_signals=False)
+        assert status.code == 5                          # the command ran to its end
+        t = rec.session.trace
+        assert rec.failed and "No space left on device" in t.error
+        assert t.lost > 0 and t.entries > 1000
+        assert t.entries + t.lost == 200000
+        with Trace(str(dat)) as tr:
+            got = sum(1 for _ in tr.events())
+        assert got == t.entries
+        assert "No space left on device" in rec.problems()[0]
+    finally:
+        subprocess.run(["umount", "-l", str(mnt)])

@@ -46,7 +46,7 @@ def test_bad_format_file_is_a_clear_error(tmp_path, content, message):
     p = tmp_path / "format"
     p.write_text(content)
     status, out, err = run("format", str(p))
-    assert status == 1 and out == ""
+    assert status == 2 and out == ""          # a format that does not parse: exit 2
     assert err.startswith(f"usertrace: {p}: ") and message in err
     assert "Traceback" not in err and err.rstrip().endswith("^")
 

@@ -23,6 +23,7 @@ def coloc():
 
 def test_pins_and_idles_then_follows_after_three_sightings(coloc, monkeypatch):
     monkeypatch.setattr(placement, "_schedstat", lambda path: (0, 0))
+    monkeypatch.setattr(placement, "_others_running", lambda: False)
     a, b = sorted(coloc.orig_affinity)[:2]
     coloc.seen(a, os.getpid())
     assert os.sched_getaffinity(0) == {a} and os.sched_getscheduler(0) == os.SCHED_IDLE
@@ -36,6 +37,17 @@ def test_pins_and_idles_then_follows_after_three_sightings(coloc, monkeypatch):
     coloc.seen(b, os.getpid())
     assert coloc.pinned == b and os.sched_getaffinity(0) == {b}
     assert coloc.moves == 2
+
+
+def test_pins_without_sched_idle_while_others_are_runnable(coloc, monkeypatch):
+    monkeypatch.setattr(placement, "_schedstat", lambda path: (0, 0))
+    monkeypatch.setattr(placement, "_others_running", lambda: True)
+    a = sorted(coloc.orig_affinity)[0]
+    coloc.seen(a, os.getpid())
+    assert os.sched_getaffinity(0) == {a}
+    assert os.sched_getscheduler(0) == coloc.orig_policy and coloc.idle_refused
+    coloc.stop()
+    assert os.sched_getaffinity(0) == coloc.orig_affinity
 
 
 def test_gives_up_when_starved(coloc, monkeypatch):

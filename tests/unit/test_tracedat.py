@@ -11,6 +11,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from usertrace.buffer.safe_file import OutputFileError
 from usertrace.buffer.tracedat import (
     HEADER_EVENT_TEXT,
     Option,
@@ -302,9 +303,8 @@ def test_nothing_is_left_behind(tmp_path):
 
 
 def test_unwritable_output_is_a_clear_error(tmp_path):
-    w = TraceDatWriter(tmp_path / "no" / "such" / "dir" / "t.dat", cpus=1, tmpdir=tmp_path)
-    with pytest.raises(TraceDatError, match="cannot write .*No such file or directory"):
-        w.close()
+    with pytest.raises(OutputFileError, match="cannot write .*t.dat: no directory .*/dir$"):
+        TraceDatWriter(tmp_path / "no" / "such" / "dir" / "t.dat", cpus=1, tmpdir=tmp_path)
 
 
 # -- bad input to the reader -------------------------------------------------------------------

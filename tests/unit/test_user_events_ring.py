@@ -263,13 +263,20 @@ def test_unknown_events_and_wrong_ids_are_refused(srv):
     assert (st_.refused, st_.records, st_.corrupt) == (3, 1, 0)
 
 
-def test_a_length_no_writer_wrote_drops_the_rest(srv):
+def test_a_length_no_writer_wrote_quarantines_that_ring_only(srv):
+    import threading
     ev = reg(srv, "frame u32 a")
+    assert ev.emit(0)
     raw_record(ev, struct.pack("<I", 1), plen=1 << 20)
     raw_record(ev, struct.pack("<I", 2))
-    assert values(srv) == []
-    assert srv.totals().corrupt == 1
-    assert ev.emit(3) and values(srv) == [{"a": 3}]
+    assert values(srv) == [{"a": 0}]                         # what came before is kept
+    t = srv.totals()
+    assert (t.corrupt, t.reasons["bad_length"], t.discarded) == (1, 1, 2 * 40)
+    assert ev.emit(3) and values(srv) == []                   # the ring is read no more
+    other = threading.Thread(target=ev.emit, args=(4,))      # another thread's ring goes on
+    other.start()
+    other.join()
+    assert values(srv) == [{"a": 4}]
 
 
 def test_an_index_reused_while_tracing_gets_a_new_id(srv):

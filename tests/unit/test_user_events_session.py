@@ -51,10 +51,11 @@ def _group_readable(path):
 
 
 UNSAFE = [
-    ("directory owned by another user", lambda d: _other_owner(d), "owned by uid 65534"),
+    ("directory owned by another user", lambda d: _other_owner(d),
+     "belongs to uid 65534 (nobody), not to you"),
     ("directory readable by the group", lambda d: _group_readable(d), "mode 0750"),
     ("registry owned by another user", lambda d: _other_owner(os.path.join(d, "registry")),
-     "owned by uid 65534"),
+     "file belongs to uid 65534"),
     ("status readable by others", lambda d: os.chmod(os.path.join(d, "status"), 0o604),
      "mode 0604"),
 ]
@@ -293,10 +294,14 @@ def test_a_dead_tracers_patterns_are_dropped(sdir):
         from usertrace.sources.user_events import UserEventsServer
         s = UserEventsServer().open(); s.enable("left_*"); os._exit(0)
     """, sdir)
+    # The first application to register finds no tracer attached: nobody would drain.
     ev = register("left_on u8 x", session_dir=sdir)
-    assert ev.enabled                                       # the dead tracer's pattern still there
+    assert not ev.enabled
     with UserEventsServer(sdir) as srv:
-        assert not ev.enabled and srv.patterns() == []
+        assert srv.patterns() == []
+        srv.enable("left_*")
+        assert ev.enabled
+    assert not ev.enabled
     ev.unregister()
 
 

@@ -40,6 +40,7 @@ import re
 import struct
 from dataclasses import dataclass, field
 
+from usertrace.errors import UsertraceError
 from usertrace.events.records import NATIVE, Abi
 
 # -- event header ------------------------------------------------------------------------------
@@ -68,7 +69,7 @@ MISSED_MASK = MISSED_EVENTS | MISSED_STORED
 PAGE_SIZE_DEFAULT = 4096
 
 
-class RingBufferError(ValueError):
+class RingBufferError(UsertraceError, ValueError):
     """Bad input to the ring buffer: a corrupt page (the message names the page index and the
     byte offset in the page), or a write the buffer cannot take."""
 
@@ -117,7 +118,7 @@ class PageLayout:
         if commit_size not in (4, 8) or self.abi.long_size not in (4, 8):
             raise RingBufferError(f"unsupported long size {commit_size}")
         alignment = 8 if self.force_8byte_alignment else RB_ALIGNMENT
-        data_offset = self.data_offset or _align(8 + commit_size, alignment)
+        data_offset = self.data_offset or align(8 + commit_size, alignment)
         set_(self, "commit_size", commit_size)
         set_(self, "data_offset", data_offset)
         set_(self, "alignment", alignment)
@@ -142,7 +143,7 @@ class PageLayout:
         length = n or 1                    # zero length would confuse readers
         if length > MAX_SMALL_DATA or self.force_8byte_alignment:
             length += 4                    # array[0] holds the length
-        length = _align(length + EVENT_HEADER_SIZE, self.alignment)
+        length = align(length + EVENT_HEADER_SIZE, self.alignment)
         if length == LEN_TIME_EXTEND + RB_ALIGNMENT:
             # 12 bytes could not be turned into a time extend plus padding: round to 16
             length += RB_ALIGNMENT
@@ -217,7 +218,8 @@ _HEADER_FIELD = re.compile(
     r"\s*size:(?P<size>\d+);\s*signed:(?P<signed>\d+);\s*$")
 
 
-def _align(n: int, a: int) -> int:
+def align(n: int, a: int) -> int:
+    """``n`` rounded up to a multiple of ``a`` (a power of two), as the kernel's ``ALIGN()``."""
     return (n + a - 1) & ~(a - 1)
 
 

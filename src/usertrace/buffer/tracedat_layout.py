@@ -25,6 +25,8 @@ import struct
 import zlib
 from enum import IntEnum
 
+from ..errors import UsertraceError
+
 MAGIC = b"\x17\x08\x44tracing"
 SUPPORTED_VERSIONS = (6, 7)
 
@@ -85,7 +87,7 @@ def option_name(option_id: int) -> str:
         return f"option {option_id}"
 
 
-class TraceDatError(Exception):
+class TraceDatError(UsertraceError):
     """A trace.dat that cannot be written or read; the message names the fault and where."""
 
     def __init__(self, message: str, offset: int | None = None, path: str | None = None):

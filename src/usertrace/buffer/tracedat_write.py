@@ -3,8 +3,10 @@
 A recorder hands over pages per cpu as they fill (:meth:`TraceDatWriter.write_page`); they go
 to one unlinked temporary file per (buffer, cpu), next to the output by default so that a long
 trace costs disk, not memory.  :meth:`TraceDatWriter.close` writes the file in one pass —
-metadata, then each cpu's pages at a page-aligned offset, copied with ``sendfile`` — to
-``PATH.tmp`` and renames it over ``PATH``, so a crash never leaves half a trace.dat.
+metadata, then each cpu's pages at a page-aligned offset, copied with ``sendfile`` — to an
+unnamed file next to ``PATH`` that then replaces it (:mod:`.safe_file`: no name another user
+could prepare is ever opened, a FIFO or ``/dev/null`` is written through, never replaced), so
+a crash never leaves half a trace.dat.
 
 >>> with TraceDatWriter("trace.dat", version=7, cpus=2) as w:        # doctest: +SKIP
 ...     w.add_event_format("syscalls", open(".../sys_enter_getppid/format").read())
@@ -24,6 +26,8 @@ v7 the CPUCOUNT option and the offsets of the metadata sections.
 
 from __future__ import annotations
 
+import ctypes
+import errno
 import io
 import os
 import tempfile
@@ -33,6 +37,8 @@ from .. import __version__ as _usertrace_version
 from ..events.records import Abi
 from .layout import PageLayout, RingBufferError
 from .reader import PageReader
+from .layout import align
+from .safe_file import OutputFile
 from .tracedat_layout import (
     HEADER_EVENT_TEXT,
     MAGIC,
@@ -52,6 +58,31 @@ from .tracedat_layout import (
 )
 
 _COPY_CHUNK = 1 << 20
+
+_libc = ctypes.CDLL(None, use_errno=True)
+_FALLOC_FL_KEEP_SIZE, _FALLOC_FL_PUNCH_HOLE = 0x01, 0x02
+
+
+def _punch_hole(fd: int, offset: int, length: int) -> None:
+    """Give the blocks of a copied range back to the file system (where it can)."""
+    _libc.fallocate(fd, _FALLOC_FL_PUNCH_HOLE | _FALLOC_FL_KEEP_SIZE,
+                    ctypes.c_long(offset), ctypes.c_long(length))
+
+
+def _free_bytes(path: str) -> int:
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return 0
+    return st.f_bavail * st.f_frsize
+
+
+def _count_events(page: bytes, w, page_size: int) -> int:
+    try:
+        abi = Abi("<" if w.endian == "little" else ">", w.long_size)
+        return PageReader(PageLayout(page_size, abi)).count(page)[0]
+    except RingBufferError:
+        return 0
 
 
 @dataclass
@@ -73,10 +104,6 @@ class _BufferOut:
 def _new_buffer(name: str, cpus: int, clock: str, page_size: int) -> _BufferOut:
     return _BufferOut(name, cpus, clock, page_size, sizes=[0] * cpus, events=[0] * cpus,
                       lost=[0] * cpus)
-
-
-def _align(n: int, to: int) -> int:
-    return (n + to - 1) & ~(to - 1)
 
 
 def _text(s: str) -> bytes:
@@ -103,6 +130,10 @@ class TraceDatWriter:
     ``clock`` the trace clock of the timestamps in the pages.  ``compression`` ``"zlib"``
     (version 7 only) compresses metadata and data the way trace-cmd does; the default writes
     the file uncompressed.  ``uname=""`` leaves out the UNAME option.
+
+    ``path`` is checked when the writer is made (:class:`~.safe_file.OutputFile`): an empty
+    name, a directory, a device other than ``/dev/null`` or a symlink of another user raises
+    :class:`~.safe_file.OutputFileError` before any page is written.
     """
 
     def __init__(
@@ -163,7 +194,8 @@ class TraceDatWriter:
             uname = f"{u.sysname} {u.nodename} {u.release} {u.machine}"
         self.uname = uname
         self.extra_options: list[tuple[int, bytes]] = []
-        self.tmpdir = os.fspath(tmpdir) if tmpdir is not None else (os.path.dirname(os.path.abspath(self.path)))
+        self._output = OutputFile(self.path)
+        self.tmpdir = os.fspath(tmpdir) if tmpdir is not None else self._output.scratch_dir
         self._buffers: dict[str, _BufferOut] = {"": _new_buffer("", cpus, clock, page_size)}
         self._page_readers: dict[int, PageReader] = {}
         self._closed = False
@@ -247,12 +279,23 @@ class TraceDatWriter:
         n = len(data)
         if n == 0 or n % buf.page_size:
             raise TraceDatError(f"{n} bytes are not whole pages of {buf.page_size} bytes")
+        at = buf.sizes[cpu]
+        f = None
         try:
             f = buf.files.get(cpu)
             if f is None:
-                f = buf.files[cpu] = tempfile.TemporaryFile(dir=self.tmpdir, prefix=".usertrace-cpu")
-            f.write(data)
+                # Unbuffered: a page is on disk or refused, never half kept in a buffer.
+                f = buf.files[cpu] = tempfile.TemporaryFile(dir=self.tmpdir, buffering=0,
+                                                            prefix=".usertrace-cpu")
+            written = os.pwrite(f.fileno(), data, at)
+            if written != n:
+                raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
         except OSError as exc:
+            if f is not None:
+                try:
+                    os.ftruncate(f.fileno(), at)      # no torn page is ever kept
+                except OSError:
+                    pass
             raise TraceDatError(f"cannot keep pages in a temporary file in {self.tmpdir}: {exc.strerror}") from None
         buf.sizes[cpu] += n
         if buf.counted and cpu not in buf.given:
@@ -297,6 +340,28 @@ class TraceDatWriter:
         """Bytes of pages written so far for a cpu."""
         return self._buffers[buffer].sizes[cpu]
 
+    def make_room(self, nbytes: int) -> int:
+        """Free ``nbytes`` on the file system of the temporary page files by dropping the
+        newest pages of the cpu that has most (a full disk: what fits is kept, so that the
+        trace.dat can still be written).  Returns the number of events dropped."""
+        dropped = 0
+        while _free_bytes(self.tmpdir) < nbytes:
+            buf, cpu = max(((b, c) for b in self._buffers.values() for c in b.files),
+                           key=lambda bc: bc[0].sizes[bc[1]], default=(None, 0))
+            if buf is None or not buf.sizes[cpu]:
+                break
+            ps = buf.page_size
+            keep = buf.sizes[cpu] - ps
+            f = buf.files[cpu]
+            page = os.pread(f.fileno(), ps, keep)
+            events = _count_events(page, self, ps)
+            dropped += events
+            os.ftruncate(f.fileno(), keep)
+            buf.sizes[cpu] = keep
+            if buf.counted:
+                buf.events[cpu] -= events
+        return dropped
+
     # -- finishing -----------------------------------------------------------------------
     def __enter__(self) -> "TraceDatWriter":
         return self
@@ -310,25 +375,25 @@ class TraceDatWriter:
     def abort(self) -> None:
         """Drop everything written so far; no file is made."""
         self._release()
+        self._output.discard()
         self._closed = True
 
     def close(self) -> None:
-        """Write the trace.dat (to PATH.tmp, then renamed over PATH)."""
+        """Write the trace.dat and put it in place of PATH (or through, for a FIFO)."""
         if self._closed:
             return
-        tmp = self.path + ".tmp"
         try:
-            with open(tmp, "wb") as out:
-                if self.version == 6:
-                    _V6Layout(self, out).write()
-                else:
-                    _V7Layout(self, out).write()
-            os.replace(tmp, self.path)
+            out = self._output.open()
+            if self.version == 6:
+                _V6Layout(self, out).write()
+            else:
+                _V7Layout(self, out).write()
+            self._output.commit()
         except OSError as exc:
-            _unlink(tmp)
-            raise TraceDatError(f"cannot write {exc.filename or self.path}: {exc.strerror}") from None
+            self._output.discard()
+            raise TraceDatError(f"cannot write {self.path}: {exc.strerror}") from None
         except BaseException:
-            _unlink(tmp)
+            self._output.discard()
             raise
         finally:
             self._release()
@@ -402,13 +467,6 @@ class TraceDatWriter:
         return opts + self.extra_options
 
 
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
-
-
 class _Layout:
     """Writes one file sequentially; knows where it is without asking the file."""
 
@@ -439,12 +497,15 @@ class _Layout:
         done = 0
         try:
             while done < size:
-                sent = os.sendfile(self.out.fileno(), f.fileno(), done, size - done)
+                sent = os.sendfile(self.out.fileno(), f.fileno(), done,
+                                   min(_COPY_CHUNK, size - done))
                 if sent == 0:
                     break
-                done += sent
-        except OSError:
-            pass
+                _punch_hole(f.fileno(), done, sent)   # copied: its blocks are free again,
+                done += sent                          # so a nearly full disk holds the copy
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                raise
         if done < size:
             f.seek(done)
             self.out.seek(self.pos + done)
@@ -523,13 +584,13 @@ class _V6Layout(_Layout):
         pos = self.pos + 16 * buf.cpus + 8 + len(clock)
         table = []
         for cpu in range(buf.cpus):
-            pos = _align(pos, w.page_size)
+            pos = align(pos, w.page_size)
             table.append(n.offset_size.pack(pos, buf.sizes[cpu]))
             pos += buf.sizes[cpu]
         self.put(b"".join(table))
         self.put(n.u64.pack(len(clock)) + clock)
         for cpu in range(buf.cpus):
-            self.pad_to(_align(self.pos, w.page_size))
+            self.pad_to(align(self.pos, w.page_size))
             if buf.sizes[cpu]:
                 self.copy_pages(buf.files[cpu])
 
@@ -597,7 +658,7 @@ class _V7Layout(_Layout):
         self.put(n.section_header.pack(Option.BUFFER, flags, self.string_id(f"buffer flyrecord {buf.name}"), 0))
         cpus = []
         for cpu in range(buf.cpus):
-            self.pad_to(_align(self.pos, buf.page_size))
+            self.pad_to(align(self.pos, buf.page_size))
             offset, size = self.pos, buf.sizes[cpu]
             if size and w.codec is not None:
                 size = self.copy_pages_compressed(buf.files[cpu], w.codec, buf.page_size)

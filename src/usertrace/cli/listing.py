@@ -28,8 +28,14 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     return run_format(args, ctx)
 
 
+def _known_events(ctx: Context):
+    """Every event known now, user events from the session ``ctx.env`` names."""
+    from ..sources.user_events import default_session_dir
+    return known_events(user_events=True, session_dir=default_session_dir(ctx.env))
+
+
 def run_list(args, ctx: Context) -> int:
-    reg = known_events(user_events=True)
+    reg = _known_events(ctx)
     patterns = args.event or ["*:*"]
     seen = set()
     for pat in patterns:
@@ -53,10 +59,11 @@ def run_format(args, ctx: Context) -> int:
         try:
             fmt = EventFormat.parse(text)
         except FormatError as exc:
-            raise CliError(f"{what}: {exc.render()}") from None
+            exc.path = what
+            raise
         ctx.stdout.write(fmt.render())
         return ExitStatus.OK
-    reg = known_events(user_events=True)
+    reg = _known_events(ctx)
     system, _, name = what.rpartition(":")
     matched = [f for f in reg.match(what if system else f"*:{name}") if "*" not in what]
     if not matched:

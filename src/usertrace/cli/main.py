@@ -6,10 +6,11 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+from contextlib import redirect_stderr, redirect_stdout
 
 from .. import __version__
 from ..errors import UsertraceError
-from .context import CliError, Context, ExitStatus
+from .context import Context, ExitStatus
 
 # name -> (module, one-line help)
 COMMANDS = {
@@ -61,7 +62,9 @@ def main(argv: list[str] | None = None, ctx: Context | None = None) -> int:
     ctx = ctx or Context()
     parser = build_parser()
     try:
-        args = parser.parse_args(argv)
+        # argparse writes --help, --version and usage errors to sys.stdout and sys.stderr.
+        with redirect_stdout(ctx.stdout), redirect_stderr(ctx.stderr):
+            args = parser.parse_args(argv)
     except SystemExit as exc:  # argparse: --help or a usage error
         return int(exc.code or 0)
     if not getattr(args, "subcommand", None):
@@ -69,12 +72,9 @@ def main(argv: list[str] | None = None, ctx: Context | None = None) -> int:
         return ExitStatus.USAGE
     try:
         return int(args._run(args, ctx) or 0)
-    except CliError as exc:
-        ctx.error(str(exc))
-        return exc.status
-    except UsertraceError as exc:
-        ctx.error(exc.render())
-        return exc.exit_status
+    except UsertraceError as exc:  # every error a user can cause: a message, never a traceback
+        ctx.error(exc.render().rstrip("\n"))
+        return int(exc.exit_status)
     except KeyboardInterrupt:
         return ExitStatus.INTERRUPTED
     except BrokenPipeError:

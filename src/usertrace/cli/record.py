@@ -121,7 +121,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     except FilterError as exc:
         spec = next((s for s in args.events or [] if (s.filter or "").rstrip() == exc.text), None)
         where = f" for -e {spec.pattern}" if spec else ""
-        raise CliError(f"bad filter{where}:\n{exc.render()}") from None
+        raise CliError(f"bad filter{where}:\n{exc.render()}", ExitStatus.USAGE) from None
     if args.verbose:
         ctx.error(f"backend: {rec.backend} ({rec.backend_reason})")
     if not pids and not command and not args.all and not (rec.wants_user_events
@@ -136,7 +136,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     try:
         status = rec.run(command or None, pids or None)
     except FilterError as exc:
-        raise CliError(exc.render()) from None
+        raise CliError(exc.render(), ExitStatus.USAGE) from None
     if args.verbose and rec.kernel is not None:
         for line in rec.kernel.leftovers:
             ctx.error(f"{line} (left by a run that was killed)")
@@ -147,7 +147,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         ctx.stderr.write(f"usertrace: {rec.summary()}\n")
     if stats is not None:
         ctx.stderr.write(stats.render())      # as strace -c: on stderr
-    if rec.session.error and status.returncode == 0:
+    if rec.failed and status.returncode == 0:
         return ExitStatus.ERROR               # the command did well; the recording did not
     if status.detached:
         return ExitStatus.OK if not command else status.returncode

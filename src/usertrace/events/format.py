@@ -28,24 +28,32 @@ import re
 from dataclasses import dataclass, field as dc_field
 from functools import cached_property
 
+from ..errors import EXIT_SYNTAX, UsertraceError
 
-class FormatError(ValueError):
-    """A format text that cannot be parsed: the message names the line and column."""
 
-    def __init__(self, message: str, line: int = 0, col: int = 0, text: str = ""):
+class FormatError(UsertraceError, ValueError):
+    """A format text that cannot be parsed: the message names the line and column.
+
+    ``text`` is the line the fault is in and ``pos`` the fault's offset in it (``col - 1``);
+    ``render()`` shows the line with a caret under the fault.  ``path``, when a caller sets
+    it, names the file the text came from.
+    """
+
+    exit_status = EXIT_SYNTAX
+
+    def __init__(self, message: str, line: int = 0, col: int = 0, text: str = "",
+                 path: str | None = None):
         self.message = message
         self.line = line
         self.col = col
-        self.text = text
-        where = f"line {line}, column {col}: " if line else ""
-        super().__init__(f"{where}{message}")
+        self.text = text or None
+        self.pos = max(col - 1, 0) if text else None
+        self.path = path
+        super().__init__(message)
 
-    def render(self) -> str:
-        """The message with the offending line and a caret under the fault."""
-        if not self.text:
-            return str(self)
-        lead = "".join(c if c == "\t" else " " for c in self.text[: max(self.col - 1, 0)])
-        return f"{self}\n{self.text}\n{lead}^"
+    def __str__(self) -> str:
+        where = f"line {self.line}, column {self.col}: " if self.line else ""
+        return f"{self.path}: {where}{self.message}" if self.path else f"{where}{self.message}"
 
 
 _DYN_PREFIXES = ("__data_loc ", "__rel_loc ")
@@ -165,6 +173,17 @@ def c_type_size(ctype: str) -> int:
     return _C_SIZES.get(t, 1)
 
 
+def c_int(value: int, size: int, signed: bool) -> int:
+    """``value`` as a C integer of ``size`` bytes holds it (a store or a cast): the low
+    ``size`` bytes, read as two's complement when ``signed``.  ``c_int(-1, 2, False) == 0xffff``,
+    ``c_int(0xfff0, 1, True) == -16``."""
+    bits = size * 8
+    value &= (1 << bits) - 1
+    if signed and value >> (bits - 1):
+        value -= 1 << bits
+    return value
+
+
 COMMON_FIELDS: tuple[Field, ...] = (
     Field("unsigned short", "common_type", 0, 2, False),
     Field("unsigned char", "common_flags", 2, 1, False),
@@ -217,10 +236,6 @@ class EventFormat:
     def parse(cls, text: str, system: str = "") -> "EventFormat":
         """Parse a ``format`` text (ours or the kernel's); raise FormatError on a fault."""
         return _parse(text, system)
-
-
-def parse_format(text: str, system: str = "") -> EventFormat:
-    return _parse(text, system)
 
 
 MAX_FORMAT_TEXT = 1 << 20       # a kernel's format files are a few KB

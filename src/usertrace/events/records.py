@@ -23,10 +23,11 @@ import struct
 from dataclasses import dataclass
 from typing import Iterable
 
-from .format import COMMON_FIELDS, EventFormat, Field
+from ..errors import UsertraceError
+from .format import COMMON_FIELDS, EventFormat, Field, c_int
 
 
-class RecordError(ValueError):
+class RecordError(UsertraceError, ValueError):
     """A record that does not fit its format: too short, or a dynamic field out of bounds."""
 
 
@@ -247,13 +248,8 @@ class RecordCodec:
 
 
 def _wrap(v: int, size: int, signed: bool) -> int:
-    """Fold an integer into the range of a field, as a C store would."""
-    v = int(v)
-    bits = size * 8
-    v &= (1 << bits) - 1
-    if signed and v >> (bits - 1):
-        v -= 1 << bits
-    return v
+    """Fold a value into the range of a field, as a C store would."""
+    return c_int(int(v), size, signed)
 
 
 # -- records of many formats ------------------------------------------------------------------

@@ -14,6 +14,8 @@ import fnmatch
 from enum import IntFlag
 from typing import Iterable
 
+from ..errors import UsertraceError
+
 from .format import EventFormat
 from .patterns import EventPattern
 
@@ -24,8 +26,8 @@ class Consumer(IntFlag):
     OTHER = 0x80    # counters, statistics, anything else
 
 
-class RegistryError(LookupError):
-    pass
+class RegistryError(UsertraceError, LookupError):
+    """An event that cannot be added, removed or disabled: the message names it and why."""
 
 
 FIRST_DYNAMIC_ID = 1000  # ids we hand out; kernel formats read from files keep theirs

@@ -29,7 +29,7 @@ import sys
 from dataclasses import dataclass, field as dc_field
 from typing import Callable, Iterable, Mapping
 
-from ..events.format import EventFormat
+from ..events.format import EventFormat, c_int
 from .errors import FilterError, FilterMatchError
 from .lexer import to_kernel_bytes, from_kernel_bytes
 from .parser import And, Node, Not, Pred, parse
@@ -41,15 +41,6 @@ Test = Callable[[Mapping], bool]
 
 _FALSE: Test = lambda r: False      # noqa: E731
 _TRUE: Test = lambda r: True        # noqa: E731
-
-
-def _typed(v: int, size: int, signed: bool) -> int:
-    """``(type)v`` for a C integer type of ``size`` bytes."""
-    bits = size * 8
-    v &= (1 << bits) - 1
-    if signed and v >> (bits - 1):
-        v -= 1 << bits
-    return v
 
 
 def _array_getter(key: str, elem_size: int, size: int, signed: bool):
@@ -70,7 +61,7 @@ def _array_getter(key: str, elem_size: int, size: int, signed: bool):
             raw = 0
             for k, e in enumerate(elems):
                 raw |= (e & emask) << (k * ebits)
-        return _typed(raw, size, signed)
+        return c_int(raw, size, signed)
     return get
 
 
@@ -79,13 +70,13 @@ def _numeric(p: Predicate) -> Test:
     key = ref.key
     op = p.op
     if ref.kind == CPU:
-        c = _typed(p.value, 4, True)
+        c = c_int(p.value, 4, True)
         return _compare(key, op, c, band_false=True)
     f = ref.field
     if ref.kind == STACKTRACE or f is None or f.is_dynamic or ref.size not in (1, 2, 4, 8):
         return _FALSE        # the kernel has no comparison for these sizes (or the word of a
                              # __data_loc field, which a decoded record no longer holds)
-    c = _typed(p.value, ref.size, ref.signed)
+    c = c_int(p.value, ref.size, ref.signed)
     if f.array_len is not None:
         get = _array_getter(key, max(f.elem_size, 1), ref.size, ref.signed)
         return _compare_get(get, op, c)

@@ -18,6 +18,8 @@ from __future__ import annotations
 
 import errno as _errno
 
+from ..errors import EXIT_SYNTAX, UsertraceError, caret
+
 # (code, message) in the kernel's order; the index is the kernel's FILT_ERR_* number.
 CATALOG: tuple[tuple[str, str], ...] = (
     ("NONE", "No error"),
@@ -48,7 +50,7 @@ MESSAGES: dict[str, str] = dict(CATALOG)
 NUMBERS: dict[str, int] = {code: i for i, (code, _) in enumerate(CATALOG)}
 
 
-class FilterError(ValueError):
+class FilterError(UsertraceError, ValueError):
     """An event filter the kernel would refuse.
 
     ``code`` is a key of :data:`CATALOG`; ``message`` its text; ``pos`` the byte offset the
@@ -60,6 +62,8 @@ class FilterError(ValueError):
     For those, ``detail`` says what is wrong and ``str(err)`` shows it with a caret at ``pos``;
     ``render()`` stays the kernel's text.
     """
+
+    exit_status = EXIT_SYNTAX
 
     def __init__(self, code: str, pos: int, text: str, errno: int = _errno.EINVAL,
                  detail: str = ""):
@@ -85,19 +89,22 @@ class FilterError(ValueError):
 
     def caret_column(self) -> int:
         """The caret's column as the kernel computes it: ``pos``, clamped to the text."""
-        return max(0, min(self.pos, len(self.text.encode("utf-8", "surrogateescape"))))
+        return len(self._caret()) - 1
+
+    def _caret(self) -> str:
+        # The kernel counts bytes and pads with spaces only.
+        return caret(self.text.encode("utf-8", "surrogateescape"), self.pos, tabs=False)
 
     def render(self) -> str:
         """The text the event's ``filter`` file shows after the refused write, byte for byte."""
         if not self.has_message:
             return f"{self.text}\nError: (0)\n\n"
-        return f"{self.text}\n{' ' * self.caret_column()}^\nparse_error: {self.message}\n\n"
+        return f"{self.text}\n{self._caret()}\nparse_error: {self.message}\n\n"
 
     def _describe(self) -> str:
         if self.has_message:
             return self.render().rstrip("\n")
-        caret = " " * self.caret_column() + "^"
-        return f"{self.text}\n{caret}\nparse_error: {self.detail or 'Error'}"
+        return f"{self.text}\n{self._caret()}\nparse_error: {self.detail or 'Error'}"
 
     def __str__(self) -> str:
         return self._describe()
@@ -106,6 +113,6 @@ class FilterError(ValueError):
         return f"FilterError({self.code!r}, pos={self.pos}, text={self.text!r})"
 
 
-class FilterMatchError(ValueError):
+class FilterMatchError(UsertraceError, ValueError):
     """A record handed to :meth:`Filter.match` lacks a value the filter reads, or has a
     value of the wrong kind (the message names the field)."""

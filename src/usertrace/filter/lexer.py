@@ -16,6 +16,7 @@ from __future__ import annotations
 import errno
 from dataclasses import dataclass
 
+from ..errors import EXIT_SYNTAX, UsertraceError
 from .errors import FilterError
 
 PAGE_SIZE = 4096
@@ -243,8 +244,10 @@ def kstrtoll(s: str) -> int | None:
 
 # -- cpulists: lib/bitmap-str.c bitmap_parselist -------------------------------------------
 
-class CpulistError(ValueError):
-    pass
+class CpulistError(UsertraceError, ValueError):
+    """A cpulist that ``bitmap_parselist()`` would refuse."""
+
+    exit_status = EXIT_SYNTAX
 
 
 def parse_cpulist(s: str, nbits: int) -> frozenset[int]:

@@ -4,7 +4,7 @@ A print fmt is a C string literal followed by C expressions over the record::
 
     "dfd: 0x%08lx, filename: 0x%08lx", ((unsigned long)(REC->dfd)), ((unsigned long)(REC->filename))
 
-The expressions are parsed once into small closures (:func:`compile_print_fmt`), then evaluated
+The expressions are parsed once into small closures (:class:`PrintFmt`), then evaluated
 per record.  What syscall, uprobe and user events use is covered: ``REC->field``, casts,
 arithmetic and bit operators, the conditional operator, ``__get_str``, ``__get_rel_str``,
 ``__get_dynamic_array``, ``__print_symbolic``, ``__print_flags``, ``__print_dynamic_array``
@@ -18,11 +18,14 @@ from __future__ import annotations
 import re
 from typing import Callable
 
-from ..events.format import EventFormat, c_type_size
+from ..errors import EXIT_SYNTAX, UsertraceError
+from ..events.format import EventFormat, c_int, c_type_size
 
 
-class PrintFmtError(ValueError):
-    pass
+class PrintFmtError(UsertraceError, ValueError):
+    """A print fmt that does not parse (``PrintFmt`` then renders the raw fields instead)."""
+
+    exit_status = EXIT_SYNTAX
 
 
 # Bounds that no kernel print fmt comes near, so that a hostile one costs little: the nesting
@@ -74,20 +77,14 @@ _SIGNED_TYPES = ("int", "long", "short", "char", "s8", "s16", "s32", "s64", "sig
 def _cast(ctype: str) -> Callable[[object], object]:
     t = ctype.strip()
     if "*" in t:
-        return lambda v: v & 0xFFFFFFFFFFFFFFFF if isinstance(v, int) else v
-    size = c_type_size(t) if t not in ("bool", "_Bool") else 1
-    bits = size * 8
-    mask = (1 << bits) - 1
-    signed = not (t.startswith("unsigned") or t.startswith("u") or t.startswith("__u")
-                  or t in ("size_t", "bool", "_Bool")) and any(s in t for s in _SIGNED_TYPES)
+        size, signed = 8, False
+    else:
+        size = c_type_size(t) if t not in ("bool", "_Bool") else 1
+        signed = not (t.startswith("unsigned") or t.startswith("u") or t.startswith("__u")
+                      or t in ("size_t", "bool", "_Bool")) and any(s in t for s in _SIGNED_TYPES)
 
     def cast(v):
-        if not isinstance(v, int):
-            return v
-        v &= mask
-        if signed and v >> (bits - 1):
-            v -= 1 << bits
-        return v
+        return c_int(v, size, signed) if isinstance(v, int) else v
     return cast
 
 
@@ -349,10 +346,9 @@ def _conv_piece(spec: re.Match) -> Callable[[object], str]:
                 v = int(v)
             except (TypeError, ValueError):
                 return str(v)
-        mask = (1 << bits) - 1
-        u = v & mask
+        u = c_int(v, bits // 8, False)
         if conv in "di":
-            n = u - (1 << bits) if u >> (bits - 1) else u
+            n = c_int(v, bits // 8, True)
             s = str(abs(n))
             if prec is not None:
                 s = s.rjust(int(prec), "0")
@@ -448,6 +444,3 @@ class PrintFmt:
         return "[FAILED TO PARSE] " + " ".join(
             f"{f.name}={values.get(f.name)}" for f in self.format.fields)
 
-
-def compile_print_fmt(fmt: EventFormat) -> PrintFmt:
-    return PrintFmt(fmt)

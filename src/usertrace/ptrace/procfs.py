@@ -5,40 +5,28 @@ from __future__ import annotations
 import errno
 import os
 
+from ..procstat import STAT_PROCESSOR, read_stat_raw, split_stat
 from .errors import TraceError
 
 
 def read_stat(tid: int) -> tuple[str, int] | None:
-    """``(comm, cpu)`` of a task from /proc/TID/stat, None when it is gone.
-
-    ``cpu`` is field 39 (``processor``): the CPU the task last ran on.  comm is between the
-    first ``(`` and the last ``)`` (a comm may hold parentheses and spaces).
-    """
-    try:
-        fd = os.open(f"/proc/{tid}/stat", os.O_RDONLY)
-    except OSError:
-        return None
-    try:
-        raw = os.read(fd, 1024)
-    except OSError:
-        return None
-    finally:
-        os.close(fd)
-    return parse_stat(raw)
+    """``(comm, cpu)`` of a task from /proc/TID/stat, None when it is gone."""
+    raw = read_stat_raw(tid)
+    return parse_stat(raw) if raw is not None else None
 
 
 def parse_stat(raw: bytes) -> tuple[str, int] | None:
-    lp = raw.find(b"(")
-    rp = raw.rfind(b")")
-    if lp < 0 or rp < lp:
+    """``(comm, cpu)`` from a stat line: ``cpu`` is field 39 (``processor``), the CPU the task
+    last ran on (0 when the line is cut short)."""
+    got = split_stat(raw, STAT_PROCESSOR)
+    if got is None:
         return None
-    comm = raw[lp + 1: rp].decode("utf-8", "replace")
-    fields = raw[rp + 2:].split(b" ", 37)
+    comm, fields = got
     try:
-        cpu = int(fields[36])
+        cpu = int(fields[STAT_PROCESSOR - 3])
     except (IndexError, ValueError):
         cpu = 0
-    return comm, cpu
+    return comm.decode("utf-8", "replace"), cpu
 
 
 def _status_field(tid: int, key: bytes) -> int | None:

@@ -16,6 +16,7 @@ import threading
 from dataclasses import dataclass
 from typing import Callable, TextIO
 
+from ..buffer.safe_file import OutputFileError
 from ..buffer.tracedat import TraceDatError, TraceDatWriter
 from ..catalog import known_events
 from ..errors import UsertraceError
@@ -140,11 +141,10 @@ class Session:
             raise SessionError(f"buffer size {buffer_kb!r} KiB: give 1 to {MAX_BUFFER_KB} "
                                f"(KiB per cpu)")
         nr_pages = max(buffer_kb * 1024 // page_size, 2)
-        _check_writable(path)
         try:
             writer = TraceDatWriter(path, version=version, page_size=page_size,
                                     cpus=self.cpus.nbuffers, clock="mono")
-        except TraceDatError as exc:
+        except (TraceDatError, OutputFileError) as exc:
             raise SessionError(str(exc)) from None
         except OSError as exc:
             raise SessionError(f"cannot write {path}: {exc.strerror}") from None
@@ -238,6 +238,8 @@ class Session:
             except TraceDatError as exc:
                 raise SessionError(str(exc) if str(exc).startswith("cannot write")
                                    else f"cannot write {self.trace.path}: {exc}") from None
+            except OutputFileError as exc:
+                raise SessionError(str(exc)) from None
             except OSError as exc:
                 raise SessionError(f"cannot write {self.trace.path}: {exc.strerror}") from None
 
@@ -245,16 +247,3 @@ class Session:
         if self.trace is not None:
             self.trace.abort()
 
-
-def _check_writable(path: str) -> None:
-    """Refuse an output path that cannot be written before anything is traced."""
-    if not path:
-        raise SessionError("no output file given (-o '')")
-    if os.path.isdir(path):
-        raise SessionError(f"cannot write {path}: it is a directory")
-    parent = os.path.dirname(os.path.abspath(path))
-    if not os.path.isdir(parent):
-        raise SessionError(f"cannot write {path}: no directory {parent}")
-    if not os.access(parent, os.W_OK | os.X_OK) or (os.path.exists(path)
-                                                     and not os.access(path, os.W_OK)):
-        raise SessionError(f"cannot write {path}: permission denied")

@@ -206,6 +206,9 @@ class Recorder:
     def problems(self) -> list[str]:
         """What the user must hear: records lost or refused, by source and reason."""
         out = []
+        t = self.session.trace
+        if t is not None and t.error:
+            out.append(f"{t.error}; {t.lost} events lost (what came before is in the file)")
         if self.session.error:
             out.append(f"{self.session.error}; {self.session.lost_after_error} events not "
                        "recorded from then on")
@@ -213,13 +216,20 @@ class Recorder:
             out += source.problems()
         return out
 
+    @property
+    def failed(self) -> bool:
+        """Did the recording itself fail (the processes may have done well)?"""
+        t = self.session.trace
+        return bool(self.session.error or (t is not None and t.error))
+
     def summary(self) -> str:
         """``N events recorded in FILE[, M lost (buffer full)]`` for a recording."""
         t = self.session.trace
         if t is None:
             return ""
+        why = t.error or "buffer full"
         return (f"{t.entries} events recorded in {t.path}"
-                + (f", {t.lost} lost (buffer full)" if t.lost else ""))
+                + (f", {t.lost} lost ({why})" if t.lost else ""))
 
 
 def _wait_for_signal() -> ExitStatus:

@@ -6,7 +6,8 @@ trace.dat, so that the tracer never waits for the disk.  ``-b`` sets the size of
 when the file does not keep up (a slow or stalled disk) and a ring is full, new events are
 dropped, as the kernel drops them, and counted exactly (:attr:`TraceBuffer.lost`).  When the
 file cannot be written at all (a full disk), the writer stops, every later event counts as
-lost, and :attr:`TraceBuffer.error` says why; what was written before stays readable.
+lost, and :attr:`TraceBuffer.error` says why; at the end the newest pages are dropped (and
+counted) until the trace.dat's own data fits, so what was recorded before is still written.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from ..events.format import EventFormat
 from ..output.text import TextFormatter, line_prefix
 
 QUEUED_PAGES = 8          # pages per ring waiting for the writer thread, beyond the ring
+ROOM_MARGIN = 1 << 20     # bytes kept free for a trace.dat's own data on a full disk
 
 
 class TraceBuffer:
@@ -34,7 +36,8 @@ class TraceBuffer:
         self.error = ""                       # why the file could not be written
         self.page_size = page_size
         self._on_error = on_error
-        self._failed_lost = 0
+        self._failed_lost = 0                 # events of pages the file never got (this
+        self._thread_lost = 0                 # thread's count, and the writer thread's)
         self._foreign_entries = 0             # events of pages made elsewhere (the kernel)
         self._foreign_lost = 0
         self._queue: queue.Queue = queue.Queue(QUEUED_PAGES * nbuffers)
@@ -84,8 +87,7 @@ class TraceBuffer:
                 return
             except queue.Full:
                 continue
-        ps = self.page_size
-        self._failed_lost += sum(_entries_of(data[i:i + ps]) for i in range(0, len(data), ps))
+        self._failed_lost += _entries_of(data, self.page_size)
 
     def count_foreign(self, entries: int, lost: int) -> None:
         """Events of the pages given to :meth:`put_pages` (``entries``), and events their
@@ -100,12 +102,14 @@ class TraceBuffer:
             item = get()
             if item is None:
                 return
-            if self.error:
-                continue
             cpu, page = item
+            if self.error:                    # the file failed: the page is lost, counted
+                self._thread_lost += _entries_of(page, self.page_size)
+                continue
             try:
                 self.writer.write_page(cpu, page)
             except (OSError, TraceDatError) as exc:
+                self._thread_lost += _entries_of(page, self.page_size)
                 self._fail(exc)
 
     def _fail(self, exc: Exception) -> None:
@@ -126,11 +130,18 @@ class TraceBuffer:
                     self._queue.put((cpu, page))
         self._queue.put(None)
         self._thread.join()
-        if self.error:
-            raise TraceDatError(self.error)
         w = self.writer
-        for fmt in formats:
-            w.add_event_format(fmt.system, fmt.render())
+        texts = [(fmt.system, fmt.render()) for fmt in formats]
+        if self.error:
+            # The file system filled up (or failed): make room for the metadata by dropping
+            # the newest pages, so that what was recorded before is still a trace.dat.
+            room = sum(len(t) for _, t in texts) + 64 * len(cmdlines) + ROOM_MARGIN
+            try:
+                self._failed_lost += w.make_room(room)
+            except OSError:
+                pass
+        for system, text in texts:
+            w.add_event_format(system, text)
         for pid, comm in cmdlines.items():
             w.set_cmdline(pid, comm)
         w.close()
@@ -147,18 +158,23 @@ class TraceBuffer:
     def entries(self) -> int:
         """Events that reached the file (or are on their way to it)."""
         return (sum(r.entries_written for r in self.rings) + self._foreign_entries
-                - self._failed_lost)
+                - self._failed_lost - self._thread_lost)
 
     @property
     def lost(self) -> int:
         """Events dropped because a ring was full, or because the file failed."""
         return (sum(r.dropped_events for r in self.rings) + self._failed_lost
-                + self._foreign_lost)
+                + self._thread_lost + self._foreign_lost)
 
 
-def _entries_of(page: bytes | None) -> int:
+def _entries_of(data: bytes | None, page_size: int = 4096) -> int:
+    """The events of one page, or of the pages of ``data`` (pages made elsewhere come in
+    runs of pages)."""
     from ..buffer.ring import decode_page
-    return len(decode_page(page).events) if page else 0
+    if not data:
+        return 0
+    return sum(len(decode_page(data[i:i + page_size]).events)
+               for i in range(0, len(data), page_size))
 
 
 class LiveStream:

@@ -21,6 +21,7 @@ import os
 import re
 from dataclasses import dataclass
 
+from ...errors import UsertraceError
 from .errors import ProbeError
 
 PT_LOAD = "PT_LOAD"
@@ -55,8 +56,8 @@ class Symbol:
         return self.type in FUNC_TYPES
 
 
-class ElfError(Exception):
-    pass
+class ElfError(UsertraceError):
+    """A file that is not an ELF object usertrace can place a probe in (the message says why)."""
 
 
 class ElfFile:

@@ -139,6 +139,8 @@ class ProbeError(UsertraceError):
     symbols, ...).  ``logged`` is False where the kernel writes no ``error_log`` entry.
     """
 
+    exit_status = 2          # a definition that does not parse, as every other language's
+
     def __init__(self, code: str, command: str, pos: int, errno: int = _errno.EINVAL,
                  detail: str = "", logged: bool | None = None):
         if code not in MESSAGES:
@@ -146,6 +148,7 @@ class ProbeError(UsertraceError):
         self.code = code
         self.message = MESSAGES[code]
         self.command = command
+        self.text = command
         self.pos = pos
         self.errno = errno
         self.detail = detail

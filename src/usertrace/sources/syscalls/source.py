@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from ...arch import Arch, host
 from ...events.format import EventFormat
-from ...output.cstring import quote
+from ...output.strace.quote import quote_bytes
 from ...output.stats import SyscallStats
 from ...ptrace import ENTER, StopHandler
 from ...session.core import EventState, Session
@@ -218,6 +218,6 @@ class SyscallSource(Source):
                     data = task.process.read(v, min(want, STRING_MAX)) if v and want else b""
                     got = None if data is None else (data, want > len(data))
                 if got is not None:
-                    piece += " " + quote(*got)
+                    piece += " " + quote_bytes(got[0]) + ("..." if got[1] else "")
             parts.append(piece)
         return f"sys_{slot.event}({', '.join(parts)})"

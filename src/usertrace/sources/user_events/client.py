@@ -27,7 +27,7 @@ from . import abi
 from .emitters import make_emit
 from .parse import Definition, UserEventError, parse_commands, parse_definition
 from .ring import RingWriter, WriterState
-from .session import (HolderFile, Session, all_sessions, close_session, open_session)
+from .session import (HolderFile, SessionDir, all_sessions, close_session, open_session)
 
 _warned: set[str] = set()
 
@@ -39,7 +39,7 @@ class _BrokenWriter(WriterState):
     __slots__ = ()
 
 
-def _writer_for_thread(session: Session):
+def _writer_for_thread(session: SessionDir):
     try:
         w = RingWriter.create(session)
     except (OSError, UserEventError) as exc:
@@ -72,7 +72,7 @@ class UserEvent(ctypes.Union):
     _fields_ = [("enabled", ctypes.c_bool), ("status", ctypes.c_uint8)]
 
     @classmethod
-    def _make(cls, definition: Definition, session: Session | None, slot=None) -> "UserEvent":
+    def _make(cls, definition: Definition, session: SessionDir | None, slot=None) -> "UserEvent":
         if session is None:
             ev = cls.from_buffer(bytearray(1))
         else:
@@ -151,7 +151,7 @@ def register(definition: str, *, persist: bool = False, multi_format: bool = Fal
     return UserEvent._make(defn, sess, slot)
 
 
-def _release(sess: Session, index: int) -> None:
+def _release(sess: SessionDir, index: int) -> None:
     with sess.locked():
         key = (id(sess), index)
         n = _hold_counts.get(key, 0) - 1

@@ -27,6 +27,7 @@ from __future__ import annotations
 import errno as _errno
 from dataclasses import dataclass
 
+from usertrace.errors import EXIT_ERROR, EXIT_SYNTAX, UsertraceError, caret
 from usertrace.events.format import EventFormat, Field
 
 from . import abi
@@ -62,6 +63,7 @@ ERRORS: dict[str, tuple[int, str]] = {
     "BUSY": (_errno.EBUSY, "Event is busy (held by a process or enabled by a tracer)"),
     "NO_INDEX": (_errno.EMFILE, f"No free event index (at most {abi.MAX_EVENTS - 1} events)"),
     "BAD_SESSION": (_errno.EPERM, "Unsafe session"),
+    "NO_SESSION": (_errno.EACCES, "Cannot use the session directory"),
     "SESSION_BUSY": (_errno.EBUSY, "Another tracer is attached to this session"),
     "BAD_VALUE": (_errno.EINVAL, "Bad field value"),
     "BAD_PATTERN": (_errno.EINVAL, "Bad event pattern"),
@@ -69,7 +71,16 @@ ERRORS: dict[str, tuple[int, str]] = {
 }
 
 
-class UserEventError(Exception):
+# The codes of a definition or pattern that does not parse (the rest are refusals of the
+# registry, a session or an emit).
+SYNTAX_ERRORS = frozenset(("TOO_LONG", "NO_NAME", "BAD_NAME", "EMPTY_FLAG", "BAD_FLAG",
+                           "EXTRA_SPACE", "NO_FIELD_NAME", "BAD_FIELD_NAME", "DUP_FIELD",
+                           "BAD_TYPE", "BAD_DYN_TYPE", "BAD_ARRAY_LEN", "SIZE_NOT_STRUCT",
+                           "NO_STRUCT_SIZE", "BAD_STRUCT_SIZE", "TOO_MANY_WORDS", "TOO_BIG",
+                           "BAD_COMMAND", "BAD_SYSTEM", "BAD_PATTERN"))
+
+
+class UserEventError(UsertraceError):
     """A refused definition, registration, delete or emit: code, errno, message, position."""
 
     def __init__(self, code: str, detail: str = "", pos: int | None = None,
@@ -83,14 +94,16 @@ class UserEventError(Exception):
         extra = f": {detail}" if detail else ""
         super().__init__(f"{self.message}{extra}{where} [{code}]")
 
+    @property
+    def exit_status(self) -> int:
+        return EXIT_SYNTAX if self.code in SYNTAX_ERRORS else EXIT_ERROR
+
     def render(self) -> str:
         """The kernel's ``error_log`` form: the message, the command, a caret under the fault."""
         out = f"user_events: error: {self.message}" + (f": {self.detail}" if self.detail else "")
         if self.text is None:
             return out
-        pos = min(max(self.pos or 0, 0), len(self.text))
-        lead = "".join("\t" if c == "\t" else " " for c in self.text[:pos])
-        return f"{out}\n  Command: {self.text}\n           {lead}^"
+        return f"{out}\n  Command: {self.text}\n           {caret(self.text, self.pos or 0)}"
 
 
 # -- types -------------------------------------------------------------------------------------

@@ -25,6 +25,9 @@ because only the writer changes it.
 The writer's state (head, tail as last seen, lost, limit) is :class:`_WriterState` in pure
 Python, or the same in C (``_emit.WriterState``) when the compiled emit path is in use
 (:mod:`.emit_path`), so that both emit paths share one ring object.
+
+The tracer's end (:mod:`.drain`) does not map the ring: it reads ``head`` and the records with
+``pread`` and stores ``tail`` with ``pwrite``, so that a ring truncated under it cannot fault it.
 """
 
 from __future__ import annotations
@@ -36,7 +39,7 @@ import threading
 
 from . import abi
 from .emit_path import compiled
-from .session import Session, open_file, proc_start_time, thread_comm
+from .session import SessionDir, open_file, proc_start_time, thread_comm
 
 _HEAD = abi.RH_HEAD // 8
 _TAIL = abi.RH_TAIL // 8
@@ -114,7 +117,7 @@ class RingWriter(WriterState):
 
     __slots__ = ("session", "name", "fd", "pid", "__weakref__")
 
-    def __init__(self, session: Session, name: str, fd: int, mm: mmap.mmap, size: int,
+    def __init__(self, session: SessionDir, name: str, fd: int, mm: mmap.mmap, size: int,
                  pid: int, tid: int):
         self.session = session
         self.name = name
@@ -127,7 +130,7 @@ class RingWriter(WriterState):
         self._map()
 
     @classmethod
-    def create(cls, session: Session) -> "RingWriter":
+    def create(cls, session: SessionDir) -> "RingWriter":
         pid = os.getpid()
         tid = threading.get_native_id()
         size = session.ring_data_size()
@@ -178,90 +181,3 @@ class RingWriter(WriterState):
             self.close(mark=True)
         except Exception:
             pass
-
-
-class RingError(Exception):
-    pass
-
-
-class RingReader:
-    """The tracer's end of a ring."""
-
-    def __init__(self, session: Session, name: str):
-        self.name = name
-        fd = open_file(session.dfd, name, session.path)
-        try:
-            st = os.fstat(fd)
-            self.ino = st.st_ino
-            if st.st_size < abi.RING_HEADER_SIZE + abi.MIN_RING_SIZE:
-                raise RingError(f"{name}: too short")
-            mm = mmap.mmap(fd, st.st_size)
-        except BaseException:
-            os.close(fd)
-            raise
-        self.fd = fd
-        self.mm = mm
-        size = abi.U64.unpack_from(mm, abi.RH_DATA_SIZE)[0]
-        if (mm[0:8] != abi.RING_MAGIC
-                or abi.U32.unpack_from(mm, abi.RH_VERSION)[0] != abi.RING_VERSION
-                or abi.U32.unpack_from(mm, abi.RH_HEADER_SIZE)[0] != abi.RING_HEADER_SIZE
-                or size & (size - 1) or abi.RING_HEADER_SIZE + size != st.st_size):
-            self.close()
-            raise RingError(f"{name}: not a ring of this version")
-        self.size = size
-        self.mask = size - 1
-        self.q = memoryview(mm).cast("Q")
-        self.pid = abi.U32.unpack_from(mm, abi.RH_PID)[0]
-        self.tid = abi.U32.unpack_from(mm, abi.RH_TID)[0]
-        self.comm = mm[abi.RH_COMM: abi.RH_COMM + 16].split(b"\0", 1)[0].decode("utf-8", "replace")
-        self.start = abi.U64.unpack_from(mm, abi.RH_START)[0]
-        self.tail = self.q[_TAIL]
-        self.lost_seen = 0
-        self.refused = self.q[_REFUSED]
-        self.records = 0
-        self.corrupt = 0
-
-    def closed_by_writer(self) -> bool:
-        return bool(abi.U32.unpack_from(self.mm, abi.RH_FLAGS)[0] & abi.RING_CLOSED)
-
-    def writer_alive(self) -> bool:
-        return proc_start_time(self.pid) == self.start and self.start != 0
-
-    def lost(self) -> int:
-        return self.q[_LOST]
-
-    def take(self) -> tuple[list[bytes], int]:
-        """The published bytes not yet consumed, as up to two chunks (before and after the wrap),
-        and the head they end at.  Call :meth:`consume` with that head once they are used."""
-        head = self.q[_HEAD]
-        tail = self.tail
-        avail = head - tail
-        if avail == 0:
-            return [], head
-        if avail < 0 or avail > self.size or head & 7:
-            # A head no honest writer publishes: drop everything, count it.
-            self.corrupt += 1
-            return [], head
-        pos = tail & self.mask
-        first = min(avail, self.size - pos)
-        base = abi.RING_HEADER_SIZE
-        chunks = [self.mm[base + pos: base + pos + first]]
-        if avail > first:
-            chunks.append(self.mm[base: base + avail - first])
-        return chunks, head
-
-    def consume(self, head: int) -> None:
-        self.tail = head
-        self.q[_TAIL] = head
-
-    def count_refused(self, n: int) -> None:
-        self.refused += n
-        self.q[_REFUSED] = self.refused
-
-    def close(self) -> None:
-        q = getattr(self, "q", None)
-        if q is not None:
-            q.release()
-        if not self.mm.closed:
-            self.mm.close()
-        os.close(self.fd)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import sys
 import threading
+from contextlib import nullcontext
 from typing import Callable
 
 from ...events.format import EventFormat
@@ -58,7 +59,9 @@ class UserEventsSource(Source):
         self._states: dict[int, EventState] = {}
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        self._comms: dict[int, str] = {}
         self.totals = None
+        self.batch = True         # records handed over a drain at a time (False: one by one)
 
     def claims(self, pattern: EventPattern, registered: list[EventFormat] = ()) -> bool:
         if any(pattern.names_system(s) for s in SYSTEMS):
@@ -77,8 +80,10 @@ class UserEventsSource(Source):
             self.reserve(session.cpus)
 
     # -- lifetime -------------------------------------------------------------------------
-    def start(self) -> None:
-        """Attach to the session directory, enable the patterns, start draining."""
+    def attach(self) -> None:
+        """Attach to the session directory and enable the patterns (no draining yet)."""
+        if self.server.session is not None:
+            return
         try:
             self.server.open()
         except UserEventError as exc:
@@ -88,12 +93,20 @@ class UserEventsSource(Source):
                 if self.consumers & consumer:
                     for fmt in self.server.enable(spec.pattern, int(consumer)):
                         self._state(fmt, strict=True)
+
+    def start(self) -> None:
+        """Attach (:meth:`attach`), start draining in a thread of its own."""
+        self.attach()
         self._thread = threading.Thread(target=self._pump, name="usertrace-user-events",
                                         daemon=True)
         self._thread.start()
 
     def _pump(self) -> None:
-        self.server.pump(self._on_record, self._stop, on_lost=self._on_lost)
+        self.server.pump(self._on_batch, self._stop, on_lost=self._on_lost, batch=True)
+
+    def drain_all(self) -> int:
+        """Deliver what the writers published so far (when no thread drains)."""
+        return self.server.drain_all(self._on_batch, on_lost=self._on_lost, batch=True)
 
     def stop(self) -> None:
         """Stop draining, deliver what is left, and let the applications go (their events
@@ -103,9 +116,8 @@ class UserEventsSource(Source):
             self._thread.join()
             self._thread = None
         if self.server.session is not None:
-            self.server.drain(self._on_record, on_lost=self._on_lost)
+            self.server.close(drain_into=self._on_batch, on_lost=self._on_lost, batch=True)
             self.totals = self.server.totals()
-            self.server.close(drain_into=self._on_record, on_lost=self._on_lost)
 
     # -- records ----------------------------------------------------------------------------
     def _state(self, fmt: EventFormat, strict: bool = False) -> EventState:
@@ -130,6 +142,63 @@ class UserEventsSource(Source):
         self.session.add_state(state)
         return state
 
+    def _on_batch(self, batch) -> None:
+        """The records of one drain (a :class:`~usertrace.sources.user_events.drain.Batch`),
+        in time order.  Those of events with no filter go straight into the trace buffer, a
+        run at a time under one hold of the session's lock (when nothing else wants them: no
+        live stream); the others through Session.emit."""
+        if not self.batch:
+            for rec in batch:
+                self._on_record(*rec)
+            return
+        session = self.session
+        trace = session.trace if session.stream is None else None
+        states = self._states
+        comms = self._comms
+        tss, recs, fmts, rings = batch.ts, batch.record, batch.format, batch.ring
+        order = batch.order if batch.order is not None else range(len(tss))
+        run: list = []
+        last = None
+        scope = self.scope
+        kept = True
+        for i in order:
+            r = rings[i]
+            if r is not last:
+                last = r
+                kept = scope is None or scope(r.pid)
+                if kept and comms.get(r.tid) != r.comm:
+                    comms[r.tid] = r.comm
+                    session.note_comm(r.tid, r.comm)
+            if not kept:                      # a process that is not traced
+                self.out_of_scope += 1
+                continue
+            fmt = fmts[i]
+            state = states.get(fmt.id) or self._state(fmt)
+            if trace is not None and state.filter is None:
+                run.append(i)
+                continue
+            if run:
+                self._write_run(trace, tss, recs, run)
+                run = []
+            record = recs[i]
+            session.emit(state, state.codec.decode(record), tss[i], self.cpu, r.comm, record)
+        if run:
+            self._write_run(trace, tss, recs, run)
+
+    def _write_run(self, trace, tss: list, recs: list, run: list) -> None:
+        """The records ``run`` (indexes) into the user events' buffer (what TraceBuffer.write
+        does for one, without a call per record in between)."""
+        cpu = self.cpu
+        ring = trace.rings[cpu]
+        write = ring.write
+        settle = trace.settle
+        with self.session._lock or nullcontext():
+            for i in run:
+                if not write(tss[i], recs[i]):
+                    settle(cpu, 0)          # dropped: counted
+                elif ring.full_pages:
+                    settle(cpu, 2)          # a page to hand to the trace.dat
+
     def _on_record(self, ts: int, cpu: int, tid: int, pid: int, comm: str, record: bytes,
                    fmt: EventFormat) -> None:
         scope = self.scope
@@ -146,14 +215,19 @@ class UserEventsSource(Source):
         self.lost += count
 
     def problems(self) -> list[str]:
-        if self.lost or self.refused:
-            return [f"user events: {self.lost} lost (writers' buffers full), "
-                    f"{self.refused} refused (malformed)"]
-        return []
+        return [f"user events: {line}" for line in self.loss_lines()]
 
     @property
     def refused(self) -> int:
         """Payloads the server refused (malformed), counted per writer."""
-        if self.server.session is not None:
-            return self.server.totals().refused
-        return self.totals.refused if self.totals is not None else 0
+        return self.report().refused
+
+    def report(self):
+        """Every figure of the drain (a :class:`~usertrace.sources.user_events.WriterStats`):
+        records delivered, and everything refused or lost, by reason (open or closed)."""
+        return self.server.totals()
+
+    def loss_lines(self) -> list[str]:
+        """What the final report says of user events refused or lost: one line per reason,
+        none when nothing was (``WriterStats.render_losses``)."""
+        return self.report().render_losses()
