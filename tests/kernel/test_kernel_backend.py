@@ -236,6 +236,41 @@ def test_all_with_a_command_records_the_command_too(tmp_path):
     assert {sh, child} <= execs                 # the command's exec, and its child's
 
 
+def passes(path) -> int:
+    """The spin target's pass counter (0 while it is being rewritten)."""
+    try:
+        return int(Path(path).read_text() or 0)
+    except (OSError, ValueError):
+        return 0
+
+
+def test_attach_records_every_thread_and_lets_go(target, tmp_path):
+    """-P: every thread of a running process; Ctrl-C ends the recording and the process runs
+    on (nothing stopped it: the kernel's pid filter)."""
+    proc = subprocess.Popen([str(target("spin")), str(tmp_path / "count"), "threads"],
+                            stdout=subprocess.PIPE, text=True)
+    try:
+        assert proc.stdout.readline() == "ready\n"
+        threads = {int(t) for t in os.listdir(f"/proc/{proc.pid}/task")}
+        dat = tmp_path / "p.dat"
+        p = start_usertrace("record", "--backend", "kernel", "-e", "sys_exit_getppid",
+                            "-o", str(dat), "-P", str(proc.pid))
+        wait_tracing(p.pid)
+        start = passes(tmp_path / "count")
+        while passes(tmp_path / "count") < start + 100:     # its loops go on meanwhile
+            time.sleep(0.05)
+        p.send_signal(signal.SIGINT)
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+        assert proc.poll() is None                  # it runs on
+        evs = report(dat)
+        assert {e["pid"] for e in evs} == threads
+        assert {e["fields"]["ret"] for e in evs} == {os.getpid()}
+    finally:
+        proc.kill()
+        proc.wait()
+
+
 def test_all_is_refused_with_ptrace():
     r = usertrace("stat", "-a", "--backend", "ptrace")
     assert r.returncode == 1
