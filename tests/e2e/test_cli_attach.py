@@ -54,7 +54,10 @@ def test_attach_then_signal_detaches_and_the_process_runs_on(target, tmp_path, s
         threads = sorted(int(t) for t in os.listdir(f"/proc/{proc.pid}/task"))
         assert len(threads) == 4
         dat = tmp_path / "t.dat"
-        tracer = subprocess.Popen([sys.executable, "-m", "usertrace", "record", "-e", "sys_exit_getppid",
+        # (the ptrace backend: TracerPid says when it has attached; the kernel backend's -P
+        # is tests/kernel/test_kernel_backend.py's)
+        tracer = subprocess.Popen([sys.executable, "-m", "usertrace", "record", "--backend",
+                                   "ptrace", "-e", "sys_exit_getppid",
                                    "-o", str(dat), "-P", str(proc.pid)], env=env,
                                   stderr=subprocess.PIPE, text=True)
         assert traced_by(proc.pid, tracer.pid)      # attached (a loaded machine starts slowly)

@@ -2,6 +2,9 @@
 
 main() runs in-process with injected streams, so the traced program's parent is this test
 process: getppid() must return our pid, and every value below is known in advance.
+
+Every test runs twice: with ``--backend ptrace`` (the process engine) and ``--backend auto``
+(the running kernel where root and a tracefs are there, else ptrace again).
 """
 
 import io
@@ -18,7 +21,21 @@ from usertrace.cli.context import Context
 from usertrace.cli.main import main
 
 
+BACKEND = "auto"
+
+
+@pytest.fixture(autouse=True, params=["ptrace", "auto"])
+def backend(request):
+    """The backend that record, stream and stat run with (see the module's docstring)."""
+    global BACKEND
+    BACKEND = request.param
+    yield request.param
+    BACKEND = "auto"
+
+
 def run(*argv, cwd=None):
+    if argv and argv[0] in ("record", "stream", "stat"):
+        argv = (argv[0], "--backend", BACKEND, *argv[1:])
     out, err = io.StringIO(), io.StringIO()
     ctx = Context(stdout=out, stderr=err, env={})
     old = os.getcwd()

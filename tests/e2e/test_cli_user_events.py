@@ -52,11 +52,12 @@ def report_json(env, path):
     return [json.loads(line) for line in r.stdout.splitlines()]
 
 
-def test_record_user_events_with_syscalls(env, tmp_path):
+@pytest.mark.parametrize("backend", ["ptrace", "auto"])   # auto: the kernel's syscalls, as root
+def test_record_user_events_with_syscalls(env, tmp_path, backend):
     app = tmp_path / "app.py"
     app.write_text(APP)
     dat = tmp_path / "t.dat"
-    r = usertrace(env, "record", "-e", "user_events:app_*", "-f", "status != 202",
+    r = usertrace(env, "record", "--backend", backend, "-e", "user_events:app_*", "-f", "status != 202",
                   "-e", "sys_enter_getppid", "-o", str(dat), "--", sys.executable, str(app))
     assert r.returncode == 0, r.stderr
     assert r.stdout.split() == ["True", "True", "False"]

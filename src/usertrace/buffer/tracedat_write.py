@@ -98,6 +98,7 @@ class _BufferOut:
     events: list[int] = field(default_factory=list)     # data events of each cpu's pages
     lost: list[int] = field(default_factory=list)       # events lost before them
     counted: bool = True                                # False: a page did not decode
+    given: set[int] = field(default_factory=set)        # cpus whose counts their maker gave
 
 
 def _new_buffer(name: str, cpus: int, clock: str, page_size: int) -> _BufferOut:
@@ -297,8 +298,19 @@ class TraceDatWriter:
                     pass
             raise TraceDatError(f"cannot keep pages in a temporary file in {self.tmpdir}: {exc.strerror}") from None
         buf.sizes[cpu] += n
-        if buf.counted:
+        if buf.counted and cpu not in buf.given:
             self._count(buf, cpu, data)
+
+    def set_counts(self, cpu: int, events: int, lost: int, buffer: str = "") -> None:
+        """The counts of a cpu's pages given by their maker (the kernel's per-cpu ``stats``
+        for pages read from ``trace_pipe_raw``): from now on its pages are not walked to
+        count them, and these counts are the CPUSTAT's.  Give them (0, 0) before the first
+        page, the final ones at the end."""
+        self._check_open()
+        buf = self._buffers[buffer]
+        buf.given.add(cpu)
+        buf.events[cpu] = events
+        buf.lost[cpu] = lost
 
     def _count(self, buf: _BufferOut, cpu: int, data) -> None:
         """Count the events of the pages (for the CPUSTAT options); a page that does not

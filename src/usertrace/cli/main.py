@@ -21,6 +21,7 @@ COMMANDS = {
     "list": ("listing", "list the events that can be traced"),
     "format": ("listing", "print the format of an event or of a format file"),
     "probe": ("probe", "define, list and remove probe events (as uprobe_events)"),
+    "clean": ("clean", "remove tracefs instances and probes left by killed recordings"),
 }
 
 EPILOG = """\
@@ -32,6 +33,7 @@ examples:
   usertrace stat -- python3 app.py                 # like strace -c
   usertrace list -e 'syscalls:*open*'
   usertrace format syscalls:sys_enter_openat
+  usertrace record -a -e 'sys_enter_open*'         # every process (root: the kernel)
 """
 
 

@@ -2,7 +2,9 @@
 
 In trace-cmd's words: ``-e EVENT`` enables events (``syscalls``, ``syscalls:sys_enter_open*``,
 ``sys_exit_read``), ``-f FILTER`` filters the ``-e`` before it, ``-o FILE`` names the
-trace.dat; the processes come from ``-P PID[,PID...]`` or from the command after ``--``.
+trace.dat; the processes come from ``-P PID[,PID...]``, from the command after ``--``, or,
+with ``-a``, are every process of the machine.  ``--backend`` chooses who makes the events:
+the running kernel (root and a tracefs) or the ptrace engine.
 """
 
 from __future__ import annotations
@@ -44,6 +46,8 @@ EXAMPLES = {
   usertrace record --summary -- python3 app.py     # and a strace -c table
   usertrace record -e 'user_events:app_*' -- python3 app.py
   usertrace record -e user_events        # every process, until Ctrl-C
+  usertrace record -a -e syscalls:sys_enter_openat  # the machine, until Ctrl-C
+  usertrace record --backend ptrace -- ls          # without the kernel's help
 """,
     "stream": """examples:
   usertrace stream -- ls /tmp
@@ -54,6 +58,7 @@ EXAMPLES = {
     "stat": """examples:
   usertrace stat -- python3 -c 'print(1)'
   usertrace stat -e 'syscalls:sys_*_read*' -P 1234   # Ctrl-C: stop and print
+  usertrace stat -a                                  # the machine (kernel backend)
 """,
 }
 
@@ -66,13 +71,22 @@ def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
                    help="filter for the -e before it, in the kernel's filter language")
     p.add_argument("-P", "--pid", dest="pids", metavar="PID[,PID...]", action="append",
                    help="attach to running processes (every thread); repeatable")
+    p.add_argument("-a", "--all", action="store_true",
+                   help="every process of the machine (the kernel backend)")
+    p.add_argument("--backend", choices=("auto", "kernel", "ptrace"), default="auto",
+                   help="who makes the events: the running kernel (root and a tracefs), "
+                        "the ptrace engine, or auto (default): the kernel where it can "
+                        "serve every enabled event, else ptrace")
+    p.add_argument("-v", "--verbose", action="store_true",
+                   help="say which backend runs and why")
     if name == "record":
         p.add_argument("-o", "--output", metavar="FILE", default="trace.dat",
                        help="the trace.dat to write (default: trace.dat)")
         p.add_argument("--file-version", type=int, choices=(6, 7), default=7,
                        help="trace.dat version (default 7)")
-        p.add_argument("-b", "--buffer-size", metavar="KB", type=int, default=1024,
-                       help="ring buffer per cpu in KiB (default 1024): when the file falls "
+        p.add_argument("-b", "--buffer-size", metavar="KB", type=int,
+                       help="ring buffer per cpu in KiB (default 1024; the kernel's buffer "
+                            "with the kernel backend, default 4096): when the file falls "
                             "behind and it is full, new events are dropped and counted")
         p.add_argument("--summary", action="store_true",
                        help="also print a strace -c table of the syscalls at the end")
@@ -96,16 +110,25 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         command = command[1:]
     if pids and command:
         raise CliError("give either -P PID or a command after --, not both", ExitStatus.USAGE)
+    if pids and args.all:
+        raise CliError("give either -P PID or -a (every process), not both", ExitStatus.USAGE)
+    if args.no_seccomp and args.backend == "kernel":
+        raise CliError("--no-seccomp is an option of the ptrace backend", ExitStatus.USAGE)
     consumers = {"record": Consumer.TRACE, "stream": Consumer.STREAM, "stat": Consumer.OTHER}[name]
     stats = SyscallStats() if name == "stat" or getattr(args, "summary", False) else None
     try:
         rec = Recorder(args.events, consumers=consumers, stats=stats,
-                       strings=getattr(args, "strings", False), warn=ctx.error)
+                       strings=getattr(args, "strings", False), warn=ctx.error,
+                       backend=args.backend, system_wide=args.all,
+                       seccomp=not args.no_seccomp)
     except FilterError as exc:
         spec = next((s for s in args.events or [] if (s.filter or "").rstrip() == exc.text), None)
         where = f" for -e {spec.pattern}" if spec else ""
         raise CliError(f"bad filter{where}:\n{exc.render()}", ExitStatus.USAGE) from None
-    if not pids and not command and not (rec.wants_user_events and name != "stat"):
+    if args.verbose:
+        ctx.error(f"backend: {rec.backend} ({rec.backend_reason})")
+    if not pids and not command and not args.all and not (rec.wants_user_events
+                                                          and name != "stat"):
         raise CliError(f"nothing to trace: usertrace {name} [-e EVENT]... -- COMMAND, "
                        f"or -P PID (or -e 'user_events:...' alone, until Ctrl-C)",
                        ExitStatus.USAGE)
@@ -114,9 +137,12 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     elif name == "stream":
         rec.stream_to(ctx.stdout)
     try:
-        status = rec.run(command or None, pids or None, seccomp=not args.no_seccomp)
+        status = rec.run(command or None, pids or None)
     except FilterError as exc:
         raise CliError(exc.render(), ExitStatus.USAGE) from None
+    if args.verbose and rec.kernel is not None:
+        for line in rec.kernel.leftovers:
+            ctx.error(f"{line} (left by a run that was killed)")
 
     for line in rec.problems():
         ctx.error(line)

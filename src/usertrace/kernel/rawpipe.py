@@ -6,6 +6,12 @@ writing as a copy of what it holds so far.  Opened with ``O_NONBLOCK`` the file 
 EAGAIN once the cpu's buffer is empty.  A read must ask for a whole sub-buffer: a shorter
 one splits a page, and the rest comes out as the next "page".
 
+splice(2) from the file moves only full pages (the kernel hands its pages over, no copy),
+and answers EAGAIN when only the page being written is left: :class:`CpuPipe` takes full
+pages that way while tracing goes on, and the last, partial pages with read(2) at the end.
+A blocking read returns as soon as any event is there; poll(2) says "readable" once the
+instance's ``buffer_percent`` of the buffer is full (0: any event).
+
 >>> with Instance() as inst:                                  # doctest: +SKIP
 ...     inst.enable("syscalls", "sys_enter_getppid")
 ...     os.getppid()
@@ -17,6 +23,7 @@ one splits a page, and the rest comes out as the next "page".
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 
 from usertrace.buffer.layout import PageLayout, RingBufferError
@@ -96,3 +103,61 @@ def read_all_pages(instance: Instance, layout: PageLayout | None = None) -> dict
     """Consume the pages of every cpu's buffer: ``{cpu: [page, ...]}``."""
     layout = layout or page_layout(instance)
     return {cpu: read_cpu_pages(instance, cpu, layout) for cpu in cpu_list(instance)}
+
+
+class CpuPipe:
+    """One cpu's ``trace_pipe_raw``, opened non-blocking: :meth:`full_pages` by splice,
+    :meth:`read_page` for what is left (a partial page too).  ``fileno()`` is for poll."""
+
+    PIPE_SIZE = 1 << 18               # bytes in flight per splice: 64 pages of 4 KiB
+
+    def __init__(self, instance: Instance, cpu: int, page_size: int):
+        self.cpu = cpu
+        self.page_size = page_size
+        self.path = instance.path / "per_cpu" / f"cpu{cpu}" / "trace_pipe_raw"
+        try:
+            self.fd = os.open(self.path, os.O_RDONLY | os.O_NONBLOCK)
+        except OSError as exc:
+            raise TracefsError(f"{self.path}: {exc.strerror}") from None
+        self._pipe: tuple[int, int] | None = None
+
+    def fileno(self) -> int:
+        return self.fd
+
+    def full_pages(self) -> bytes:
+        """The full pages there are now, oldest first (up to PIPE_SIZE bytes); b"" when
+        none (the page being written stays in the kernel)."""
+        if self._pipe is None:
+            r, w = os.pipe()
+            try:
+                fcntl.fcntl(w, fcntl.F_SETPIPE_SZ, self.PIPE_SIZE)
+            except OSError:
+                pass                  # the default pipe size: fewer pages per splice
+            self._pipe = (r, w)
+        r, w = self._pipe
+        try:
+            n = os.splice(self.fd, w, self.PIPE_SIZE, flags=os.SPLICE_F_NONBLOCK)
+        except BlockingIOError:
+            return b""
+        except OSError as exc:
+            raise TracefsError(f"{self.path}: splice: {exc.strerror}") from None
+        chunks, have = [], 0
+        while have < n:
+            chunk = os.read(r, n - have)
+            chunks.append(chunk)
+            have += len(chunk)
+        return b"".join(chunks)
+
+    def read_page(self) -> bytes | None:
+        """The oldest page (the one being written: what it holds so far), or None when the
+        cpu's buffer is empty."""
+        return _read_page(self.fd, self.page_size, self.path)
+
+    def close(self) -> None:
+        for fd in (self.fd, *(self._pipe or ())):
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+        self.fd = -1
+        self._pipe = None

@@ -3,12 +3,17 @@
 The kernel is shared.  Everything here works in ``instances/<name>`` of a mounted tracefs,
 created on entry and removed on exit (after disabling every event that was enabled through
 it), and never writes the global ``tracing_on``, ``current_tracer`` or ``set_event``.
+
+An instance is named ``usertrace-<pid>-<random>`` after the process that made it
+(:func:`instance_name`), so that one left behind by a process that was killed can be told
+apart from one still in use (:func:`usertrace.kernel.cleanup.clean_stale`).
 """
 
 from __future__ import annotations
 
 import errno
 import os
+import re
 import secrets
 import time
 from pathlib import Path
@@ -18,8 +23,20 @@ from ..errors import UsertraceError
 TRACEFS_CANDIDATES = ("/sys/kernel/tracing", "/sys/kernel/debug/tracing")
 
 
+#: the names of our instances: the pid of the process that made it, a random part
+INSTANCE_NAME = re.compile(r"usertrace-(\d+)-([0-9a-f]+)")
+
+
 class TracefsError(UsertraceError):
-    """A tracefs operation failed; the message names the file and the kernel's answer."""
+    """A tracefs operation failed; the message names the file and the kernel's answer.
+    ``errno`` is the kernel's error number when a write was refused."""
+
+    errno: int | None = None
+
+
+def instance_name(token: str | None = None) -> str:
+    """``usertrace-<pid>-<random>``: this process's and a random part (``token``)."""
+    return f"usertrace-{os.getpid()}-{token or secrets.token_hex(3)}"
 
 
 def find_tracefs() -> Path | None:
@@ -56,7 +73,7 @@ class Instance:
         self.root = root or find_tracefs()
         if self.root is None:
             raise TracefsError("no tracefs mounted")
-        self.name = name or f"usertrace-{os.getpid()}-{secrets.token_hex(3)}"
+        self.name = name or instance_name()
         self.path = self.root / "instances" / self.name
         self._enabled: list[Path] = []
         self._filtered: list[Path] = []
@@ -120,15 +137,12 @@ class Instance:
 
     def write(self, rel: str, text: str) -> None:
         """Write ``text`` to a file of the instance; a refusal raises TracefsError with errno."""
-        fd = os.open(self.path / rel, os.O_WRONLY | os.O_TRUNC)
-        try:
-            os.write(fd, text.encode())
-        except OSError as exc:
-            err = TracefsError(f"{rel}: {exc.strerror}")
-            err.errno = exc.errno  # type: ignore[attr-defined]
-            raise err from None
-        finally:
-            os.close(fd)
+        write_file(self.path / rel, text, rel)
+
+    def append(self, rel: str, text: str) -> None:
+        """Append ``text`` to a file of the instance (``>>``: ``set_event_pid`` keeps the pids
+        it has)."""
+        write_file(self.path / rel, text, rel, append=True)
 
     def event_dir(self, system: str, event: str | None = None) -> str:
         return f"events/{system}" if event is None else f"events/{system}/{event}"
@@ -150,5 +164,30 @@ class Instance:
         """Empty the instance's buffer (echo > trace)."""
         self.write("trace", "")
 
+    def set_option(self, name: str, on: bool) -> None:
+        """``options/<name>``: ``event-fork``, ``overwrite``, ..."""
+        self.write(f"options/{name}", "1" if on else "0")
+
     def num_cpus(self) -> int:
         return len([d for d in (self.path / "per_cpu").iterdir() if d.name.startswith("cpu")])
+
+
+def write_file(path, text: str, label: str | None = None, append: bool = False) -> None:
+    """One write(2) of ``text`` to a tracefs file (truncating, or appending: ``uprobe_events``
+    is only ever appended to); TracefsError with the kernel's errno when it refuses."""
+    flags = os.O_WRONLY | (os.O_APPEND if append else os.O_TRUNC)
+    label = label or str(path)
+    try:
+        fd = os.open(path, flags)
+    except OSError as exc:
+        err = TracefsError(f"{label}: {exc.strerror}")
+        err.errno = exc.errno
+        raise err from None
+    try:
+        os.write(fd, text.encode())
+    except OSError as exc:
+        err = TracefsError(f"{label}: {exc.strerror}")
+        err.errno = exc.errno
+        raise err from None
+    finally:
+        os.close(fd)

@@ -28,6 +28,23 @@ class SyscallStats:
 
     def __init__(self):
         self.rows: dict[str, Row] = {}
+        self._entered: dict[int, int] = {}      # tid -> time of the entry it is in
+
+    #: calls that never return (no exit ever comes): counted at their entry
+    NO_EXIT = frozenset({"rt_sigreturn", "sigreturn"})
+
+    def enter(self, tid: int, name: str, nr: int, ts_ns: int) -> None:
+        """Thread ``tid`` entered syscall ``nr`` (``name``) at ``ts_ns``."""
+        if name in self.NO_EXIT:
+            self.add(name, nr, 0, None)
+        else:
+            self._entered[tid] = ts_ns
+
+    def exit(self, tid: int, name: str, nr: int, ts_ns: int, ret: int) -> None:
+        """Thread ``tid`` left syscall ``nr``: counted when its entry was seen."""
+        start = self._entered.pop(tid, None)
+        if start is not None:
+            self.add(name, nr, ts_ns - start, ret)
 
     def add(self, name: str, nr: int, duration_ns: int, ret: int | None) -> None:
         row = self.rows.get(name)

@@ -53,10 +53,11 @@ from ..arch import Arch, host
 from . import libc as L
 from .errors import TraceError
 from .handlers import ENTER, EXIT, StopHandler
-from .launch import read_child_error, resolve_command, spawn_stopped
+from .launch import FirstInterrupt, read_child_error, resolve_command, spawn_stopped
 from .placement import REFRESH_WHEN_IDLE, Colocation
 from .process import Process
-from .procfs import list_threads, original_environ, parse_stat, read_ppid, read_stat, read_tgid
+from .procfs import (list_threads, original_environ, parse_stat, read_ppid, read_stat,
+                     read_tgid, traceable_tgid)
 from .seccomp import build_filter
 from .status import ExitStatus
 from .task import Task
@@ -100,22 +101,6 @@ def _wait_while(waiting: set[int]):
             return
         except InterruptedError:
             continue
-
-
-def _terminal_sent_it_to(pid: int) -> bool:
-    """Did a terminal's SIGINT (Ctrl-C) reach ``pid`` too?  Yes when we are in the foreground
-    process group of our terminal and ``pid`` is in that group as well."""
-    try:
-        fd = os.open("/dev/tty", os.O_RDONLY | os.O_NOCTTY)
-    except OSError:
-        return False
-    try:
-        foreground = os.tcgetpgrp(fd)
-        return foreground == os.getpgrp() == os.getpgid(pid)
-    except OSError:
-        return False
-    finally:
-        os.close(fd)
 
 
 def _union(sets: list) -> set[int] | None:
@@ -174,7 +159,7 @@ class Engine:
         self._exec_seen = False
         self._status: ExitStatus | None = None
         self._stop_sig = 0
-        self._interrupted = False                      # the first SIGINT went to the command
+        self._interrupt = FirstInterrupt()             # the first SIGINT is the command's
         self._held: list[tuple[int, int]] = []       # stops collected, not resumed (an error)
         self._pending: deque = deque()                 # stops collected, not served yet
         self._early: dict[int, tuple[int, int]] = {}   # first stops of children, parent unseen
@@ -309,13 +294,7 @@ class Engine:
         return taken
 
     def _attach_process(self, pid: int) -> list[int]:
-        if pid <= 0:
-            raise TraceError(f"invalid process id {pid}")
-        if pid == os.getpid():
-            raise TraceError(f"process {pid} is the tracer itself", errno_mod.EPERM)
-        tgid = read_tgid(pid)
-        if tgid is None:
-            raise TraceError(f"process {pid}: no such process", errno_mod.ESRCH)
+        tgid = traceable_tgid(pid)
         taken: list[int] = []
         seen: set[int] = set()
         options = self._options
@@ -401,16 +380,8 @@ class Engine:
 
     def _on_signal(self, sig, frame):
         launched = self._launched
-        if sig == signal.SIGINT and not self._interrupted and launched is not None \
-                and launched in self.tasks:
-            self._interrupted = True
-            if not _terminal_sent_it_to(launched):
-                try:
-                    os.kill(launched, signal.SIGINT)
-                except OSError:
-                    pass
-            return
-        self.request_stop(sig)
+        if not self._interrupt.take(sig, launched, launched in self.tasks):
+            self.request_stop(sig)
 
     # -- the loop ---------------------------------------------------------------------------
     def _loop(self, launching: bool = False) -> None:

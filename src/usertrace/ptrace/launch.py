@@ -155,3 +155,41 @@ def read_child_error(rfd: int) -> str:
     except ValueError:
         reason = raw.decode(errors="replace")
     return f"{step}: {reason}"
+
+
+class FirstInterrupt:
+    """The first SIGINT while a launched command runs is the command's, as with ``strace -o
+    FILE COMMAND``: the command gets it (from the terminal, which sends it to the whole
+    foreground process group, or from the tracer when it came from elsewhere) and tracing
+    goes on while it cleans up.  A second SIGINT is the tracer's."""
+
+    def __init__(self):
+        self.used = False
+
+    def take(self, sig: int, pid: int | None, running: bool) -> bool:
+        """True when ``sig`` was the command's (the caller goes on tracing)."""
+        if sig != signal.SIGINT or self.used or pid is None or not running:
+            return False
+        self.used = True
+        if not _terminal_sent_it_to(pid):
+            try:
+                os.kill(pid, signal.SIGINT)
+            except OSError:
+                pass
+        return True
+
+
+def _terminal_sent_it_to(pid: int) -> bool:
+    """Did a terminal's SIGINT (Ctrl-C) reach ``pid`` too?  Yes when we are in the foreground
+    process group of our terminal and ``pid`` is in that group as well."""
+    try:
+        fd = os.open("/dev/tty", os.O_RDONLY | os.O_NOCTTY)
+    except OSError:
+        return False
+    try:
+        foreground = os.tcgetpgrp(fd)
+        return foreground == os.getpgrp() == os.getpgid(pid)
+    except OSError:
+        return False
+    finally:
+        os.close(fd)

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import errno
 import os
 
 from ..procstat import STAT_PROCESSOR, read_stat_raw, split_stat
+from .errors import TraceError
 
 
 def read_stat(tid: int) -> tuple[str, int] | None:
@@ -76,3 +78,16 @@ def original_environ() -> dict[bytes, bytes]:
         if sep and key:
             env.setdefault(key, value)
     return env
+
+
+def traceable_tgid(pid: int) -> int:
+    """The thread group of ``pid``, one a tracer may take; TraceError when it is no process id,
+    no process, or the tracer itself."""
+    if pid <= 0:
+        raise TraceError(f"invalid process id {pid}")
+    if pid == os.getpid():
+        raise TraceError(f"process {pid} is the tracer itself", errno.EPERM)
+    tgid = read_tgid(pid)
+    if tgid is None:
+        raise TraceError(f"process {pid}: no such process", errno.ESRCH)
+    return tgid

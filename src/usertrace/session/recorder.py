@@ -7,6 +7,12 @@ consumers that take them, and the processes traced.  What ``record``, ``stream``
     status = rec.run(["ls", "/nonexistent"])     # or rec.run(pids=[1234]), or rec.run()
     print(rec.summary())
 
+``backend``: ``"kernel"`` (the running kernel's events in a private tracefs instance:
+:mod:`usertrace.kernel.backend`), ``"ptrace"`` (the process engine), or ``"auto"``: the
+kernel where it can serve every enabled event, else ptrace; :attr:`Recorder.backend` and
+:attr:`Recorder.backend_reason` say which and why.  ``system_wide``: every process of the
+machine (the kernel only).
+
 The order of things (:mod:`usertrace.sources.base`): each spec goes to the sources that claim
 it, the events are enabled in the session, buffers are reserved, the consumers are made, the
 sources prepare and start, the process engine (when a source needs stops) launches or
@@ -23,6 +29,7 @@ from typing import Callable, TextIO
 from ..catalog import registered_user_events
 from ..events.patterns import EventPattern
 from ..events.registry import Consumer, Registry
+from ..kernel import backend as kernel_backend      # (a module: either may be imported first)
 from ..output.stats import SyscallStats
 from ..ptrace import Engine, ExitStatus
 from ..sources.base import Source
@@ -45,23 +52,57 @@ class Recorder:
                  stats: SyscallStats | None = None, session_dir: str | None = None,
                  registry: Registry | None = None, ncpus: int | None = None,
                  all_user_events: bool = False,
-                 warn: Callable[[str], None] | None = None):
+                 warn: Callable[[str], None] | None = None, backend: str = "auto",
+                 system_wide: bool = False, seccomp: bool = True):
         self.all_user_events = all_user_events
         self.specs = list(specs) if specs else [EventSpec("syscalls")]
         self.consumers = consumers
         self.stats = stats
         self.warn = warn or (lambda message: None)
+        self.system_wide = system_wide
+        self.seccomp = seccomp
         self.syscalls = SyscallSource(strings=strings, stats=stats)
         self.user_events = UserEventsSource(session_dir, warn=self.warn)
-        self.session = Session(registry, CpuMap(ncpus))
-        self.session.on_error = self.warn
         self.engine: Engine | None = None
         self._claims: dict[int, list[EventSpec]] = {}
-        self._enable()
+        self.kernel: kernel_backend.KernelSource | None = None
+        if backend not in kernel_backend.BACKENDS:
+            raise SessionError(f"backend {backend!r}: give one of "
+                               f"{', '.join(kernel_backend.BACKENDS)}")
+        why = "asked for" if backend == "ptrace" else kernel_backend.kernel_unfit(
+            strings=strings, seccomp=seccomp)
+        if why is None:
+            self.kernel = kernel_backend.KernelSource(stats=stats, warn=self.warn)
+            self.session = Session(self.kernel.registry(registry),
+                                   CpuMap(ncpus or kernel_backend.kernel_cpus(self.kernel.root)))
+            self._enable()
+            why = self.kernel.check(self.session, consumers)
+            if why is not None:
+                self.kernel = None
+                self._claims = {}
+        if self.kernel is None:
+            self.session = Session(registry, CpuMap(ncpus))
+            self._enable()
+        self.session.on_error = self.warn
+        self._choose(backend, why)
+
+    def _choose(self, asked: str, why: str | None) -> None:
+        """:attr:`backend` and :attr:`backend_reason`; SessionError when the kernel was
+        required (``--backend kernel``, every process) and cannot serve."""
+        if self.kernel is not None:
+            self.backend = "kernel"
+            self.backend_reason = ("asked for" if asked == "kernel" else
+                                   "root and a tracefs: the kernel has every enabled event")
+            return
+        if self.system_wide:
+            raise SessionError(f"-a (every process) needs the kernel backend: {why}")
+        if asked == "kernel":
+            raise SessionError(f"the kernel backend cannot run: {why}")
+        self.backend, self.backend_reason = "ptrace", why or ""
 
     @property
     def sources(self) -> list[Source]:
-        return [self.syscalls, self.user_events]
+        return [self.kernel or self.syscalls, self.user_events]
 
     def _enable(self) -> None:
         """Each spec to the sources that claim it; SessionError when none does."""
@@ -89,10 +130,14 @@ class Recorder:
     # -- consumers ------------------------------------------------------------------------
     def _active(self) -> list[Source]:
         return [s for s in self.sources
-                if s is self.syscalls or self._claimed(s)]
+                if s is self.syscalls or s is self.kernel or self._claimed(s)]
 
     def record_to(self, path: str, **options) -> None:
-        """Record into a trace.dat (options: ``version``, ``buffer_kb``, ``page_size``)."""
+        """Record into a trace.dat (options: ``version``, ``buffer_kb``, ``page_size``; None
+        for the default).  With the kernel backend, ``buffer_kb`` is the kernel's buffer."""
+        options = {k: v for k, v in options.items() if v is not None}
+        if self.kernel is not None:
+            self.kernel.buffer_kb = options.get("buffer_kb")
         for source in self._active():
             source.reserve(self.session.cpus)
         self.session.record_to(path, on_error=self.warn, **options)
@@ -102,9 +147,11 @@ class Recorder:
 
     # -- running ----------------------------------------------------------------------------
     def run(self, command: list[str] | None = None, pids: list[int] | None = None, *,
-            seccomp: bool = True, handle_signals: bool = True) -> ExitStatus:
-        """Trace ``command`` (launched) or ``pids`` (attached), or, with neither, take the
-        user events until SIGINT, SIGTERM or SIGHUP.  Returns how the command ended."""
+            seccomp: bool | None = None, handle_signals: bool = True) -> ExitStatus:
+        """Trace ``command`` (launched) or ``pids`` (attached), or, with neither, every
+        process (``system_wide``) or the user events until SIGINT, SIGTERM or SIGHUP.
+        Returns how the command ended."""
+        seccomp = self.seccomp if seccomp is None else seccomp
         sources = self._active()
         if any(s.threaded for s in sources):
             self.session.use_threads()
@@ -112,15 +159,20 @@ class Recorder:
             source.reserve(self.session.cpus)
             source.prepare(self.session, self._claimed(source), self.consumers)
         if command or pids:
-            self.engine = Engine()
-            if not self.all_user_events:      # before any record is drained
-                self.user_events.scope = self.engine.seen_pids.__contains__
+            if self.kernel is None:
+                self.engine = Engine()
+            if not self.all_user_events and not self.system_wide:  # before any is drained
+                self.user_events.scope = (self.kernel.in_scope if self.kernel is not None
+                                          else self.engine.seen_pids.__contains__)
         started: list[Source] = []
         try:
             for source in sources:
                 source.start()
                 started.append(source)
-            if command or pids:
+            if self.kernel is not None and (command or pids or self.system_wide):
+                status = self.kernel.run(command, pids, system_wide=self.system_wide,
+                                         handle_signals=handle_signals)
+            elif command or pids:
                 status = self._trace(sources, command, pids, seccomp, handle_signals)
             else:
                 status = _wait_for_signal()

@@ -34,9 +34,12 @@ class TraceBuffer:
         self.path = str(getattr(writer, "path", ""))
         self.rings = [RingBuffer(page_size, nr_pages, overwrite=False) for _ in range(nbuffers)]
         self.error = ""                       # why the file could not be written
+        self.page_size = page_size
         self._on_error = on_error
         self._failed_lost = 0                 # events of pages the file never got (this
         self._thread_lost = 0                 # thread's count, and the writer thread's)
+        self._foreign_entries = 0             # events of pages made elsewhere (the kernel)
+        self._foreign_lost = 0
         self._queue: queue.Queue = queue.Queue(QUEUED_PAGES * nbuffers)
         self._thread = threading.Thread(target=self._write_pages, name="usertrace-trace.dat",
                                         daemon=True)
@@ -73,6 +76,25 @@ class TraceBuffer:
                 return                        # the file is behind: the ring keeps the pages
             put((cpu, ring.read_page()))
 
+    # -- pages made elsewhere --------------------------------------------------------------
+    def put_pages(self, cpu: int, data: bytes) -> None:
+        """Whole pages of buffer ``cpu`` made elsewhere (the kernel's, from trace_pipe_raw),
+        to the file in the order given.  Waits while the writer thread is behind: the
+        pages wait in the kernel's buffer meanwhile, which counts what it must drop."""
+        while not self.error:
+            try:
+                self._queue.put((cpu, data), timeout=0.2)
+                return
+            except queue.Full:
+                continue
+        self._failed_lost += _entries_of(data, self.page_size)
+
+    def count_foreign(self, entries: int, lost: int) -> None:
+        """Events of the pages given to :meth:`put_pages` (``entries``), and events their
+        maker lost (``lost``): both counted in :attr:`entries` and :attr:`lost`."""
+        self._foreign_entries += entries
+        self._foreign_lost += lost
+
     # -- the writer thread -----------------------------------------------------------------
     def _write_pages(self) -> None:
         get = self._queue.get
@@ -82,12 +104,12 @@ class TraceBuffer:
                 return
             cpu, page = item
             if self.error:                    # the file failed: the page is lost, counted
-                self._thread_lost += _entries_of(page)
+                self._thread_lost += _entries_of(page, self.page_size)
                 continue
             try:
                 self.writer.write_page(cpu, page)
             except (OSError, TraceDatError) as exc:
-                self._thread_lost += _entries_of(page)
+                self._thread_lost += _entries_of(page, self.page_size)
                 self._fail(exc)
 
     def _fail(self, exc: Exception) -> None:
@@ -135,17 +157,24 @@ class TraceBuffer:
     @property
     def entries(self) -> int:
         """Events that reached the file (or are on their way to it)."""
-        return sum(r.entries_written for r in self.rings) - self._failed_lost - self._thread_lost
+        return (sum(r.entries_written for r in self.rings) + self._foreign_entries
+                - self._failed_lost - self._thread_lost)
 
     @property
     def lost(self) -> int:
         """Events dropped because a ring was full, or because the file failed."""
-        return sum(r.dropped_events for r in self.rings) + self._failed_lost + self._thread_lost
+        return (sum(r.dropped_events for r in self.rings) + self._failed_lost
+                + self._thread_lost + self._foreign_lost)
 
 
-def _entries_of(page: bytes | None) -> int:
+def _entries_of(data: bytes | None, page_size: int = 4096) -> int:
+    """The events of one page, or of the pages of ``data`` (pages made elsewhere come in
+    runs of pages)."""
     from ..buffer.ring import decode_page
-    return len(decode_page(page).events) if page else 0
+    if not data:
+        return 0
+    return sum(len(decode_page(data[i:i + page_size]).events)
+               for i in range(0, len(data), page_size))
 
 
 class LiveStream:

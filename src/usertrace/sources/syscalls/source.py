@@ -78,8 +78,6 @@ class SyscallSource(Source):
         self.enter: list[_Slot | None] = [None] * size
         self.exit: list[_Slot | None] = [None] * size
         self._names = {s.nr: s.name for s in self.table}
-        self._sigreturn = self.arch.nr["rt_sigreturn"]
-        self._entered: dict[int, int] = {}
 
     def formats(self) -> list[EventFormat]:
         out = []
@@ -163,10 +161,7 @@ class SyscallSource(Source):
     def on_syscall(self, kind: int, task, nr: int, args: tuple, ret: int, ts: int) -> None:
         if kind == ENTER:
             if self.stats is not None:
-                if nr == self._sigreturn:         # no exit ever comes: count it now
-                    self.stats.add(self._names.get(nr, str(nr)), nr, 0, None)
-                else:
-                    self._entered[task.tid] = ts
+                self.stats.enter(task.tid, self._names.get(nr, str(nr)), nr, ts)
             slot = self.enter[nr]
             if slot is None:
                 return
@@ -190,9 +185,7 @@ class SyscallSource(Source):
             self.session.emit(slot.state, values, ts, task.cpu, task.comm, record, body, fvalues)
             return
         if self.stats is not None:
-            start = self._entered.pop(task.tid, None)
-            if start is not None:
-                self.stats.add(self._names.get(nr, str(nr)), nr, ts - start, ret)
+            self.stats.exit(task.tid, self._names.get(nr, str(nr)), nr, ts, ret)
         slot = self.exit[nr]
         if slot is None:
             return
