@@ -40,6 +40,17 @@ def comm_of(cmdlines: Mapping[int, str], pid: int) -> str:
     return cmdlines.get(pid, "<...>")
 
 
+def _codec(fmt: EventFormat, abi: Abi):
+    """The codec of ``fmt``: a probe event's own (told by its fields: a string it could not
+    read is None, not ""), else the one that reads any format."""
+    if fmt.fields and fmt.fields[0].name.startswith("__probe_"):
+        from ..sources.probes.events import probe_codec
+        codec = probe_codec(fmt, abi)
+        if codec is not None:
+            return codec
+    return RecordCodec(fmt, abi)
+
+
 class EventDecoder:
     """Decodes record bytes by their common_type, with one codec per format, built lazily."""
 
@@ -58,7 +69,7 @@ class EventDecoder:
             fmt = self.formats.get(etype)
             if fmt is None:
                 return None, {"common_type": etype}
-            codec = self._codecs[etype] = RecordCodec(fmt, self.abi)
+            codec = self._codecs[etype] = _codec(fmt, self.abi)
         return codec.format, codec.decode(payload)
 
 

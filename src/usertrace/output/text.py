@@ -6,7 +6,9 @@ A line is ``comm-pid [cpu] flags timestamp: event: text``::
 
 The event part is the event's print fmt rendered for the record, except where the kernel prints
 an event its own way (syscall events: ``sys_openat(dfd: 0xffffff9c, ...)``, ``sys_openat ->
-0x3``); such printers register here by system (:func:`register_printer`).
+0x3``); such printers register here by system (:func:`register_printer`).  Probe events, whose
+group is any name, are told by their fields and printed as the kernel's ``trace`` prints them
+(``p_app: (0x401136) x=1``), not by their print fmt.
 """
 
 from __future__ import annotations
@@ -90,6 +92,15 @@ def _factory(system: str):
     return factory
 
 
+def _probe_printer(fmt: EventFormat) -> Printer | None:
+    """Probe events print their own way in every group (``print_uprobe_event``): they are
+    told by their fields (``__probe_ip``, or ``__probe_func`` and ``__probe_ret_ip``)."""
+    if not fmt.fields or not fmt.fields[0].name.startswith("__probe_"):
+        return None
+    from ..sources.probes.events import probe_printer
+    return probe_printer(fmt)
+
+
 def register_printer(system: str, factory: Callable[[EventFormat], Printer | None]) -> None:
     """Let ``system``'s events print their own way (factory returns None to use the print fmt)."""
     _SYSTEM_PRINTERS[system] = factory
@@ -106,7 +117,7 @@ class TextFormatter:
         p = self._printers.get(key)
         if p is None:
             factory = _factory(fmt.system)
-            p = factory(fmt) if factory else None
+            p = factory(fmt) if factory else _probe_printer(fmt)
             if p is None:
                 compiled = PrintFmt(fmt)
                 name = fmt.name

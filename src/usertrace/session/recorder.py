@@ -26,6 +26,7 @@ from ..events.registry import Consumer, Registry
 from ..output.stats import SyscallStats
 from ..ptrace import Engine, ExitStatus
 from ..sources.base import Source
+from ..sources.probes.source import ProbeSource
 from ..sources.syscalls.source import SyscallSource
 from ..sources.user_events.source import UserEventsSource
 from .core import EventSpec, Session, SessionError
@@ -38,29 +39,37 @@ class Recorder:
     arguments in the live stream; ``stats``: count syscalls as ``strace -c``.
     With a command or pids, only the traced processes' user events are recorded, unless
     ``all_user_events`` (every process of the user, as without a command).
-    ``warn(message)`` hears what the user should know while recording."""
+    ``warn(message)`` hears what the user should know while recording.
+    ``probes``: probe definitions of this run (defined and enabled for it, beside the
+    session's, which ``-e`` enables); with probes and no ``specs``, only they are enabled.
+    ``program``: the traced command's main program (for a probe placed by ``SYMBOL``)."""
 
     def __init__(self, specs: list[EventSpec] | None = None, *,
                  consumers: int = Consumer.TRACE, strings: bool = False,
                  stats: SyscallStats | None = None, session_dir: str | None = None,
                  registry: Registry | None = None, ncpus: int | None = None,
                  all_user_events: bool = False,
-                 warn: Callable[[str], None] | None = None):
+                 warn: Callable[[str], None] | None = None,
+                 probes: list[str] | None = None, program: str | None = None):
         self.all_user_events = all_user_events
-        self.specs = list(specs) if specs else [EventSpec("syscalls")]
         self.consumers = consumers
         self.stats = stats
         self.warn = warn or (lambda message: None)
         self.syscalls = SyscallSource(strings=strings, stats=stats)
         self.user_events = UserEventsSource(session_dir, warn=self.warn)
         self.session = Session(registry, CpuMap(ncpus))
+        self.probes = ProbeSource(probes or [], session_dir=session_dir, program=program,
+                                  warn=self.warn)
+        self.probes.register(self.session.registry)
+        self.specs = self.probes.run_specs() + (list(specs) if specs else
+                                                [] if probes else [EventSpec("syscalls")])
         self.engine: Engine | None = None
         self._claims: dict[int, list[EventSpec]] = {}
         self._enable()
 
     @property
     def sources(self) -> list[Source]:
-        return [self.syscalls, self.user_events]
+        return [self.syscalls, self.user_events, self.probes]
 
     def _enable(self) -> None:
         """Each spec to the sources that claim it; SessionError when none does."""
@@ -70,6 +79,8 @@ class Recorder:
             matched = self.session.registry.match(spec.pattern)
             if matched:
                 self.session.enable(spec, self.consumers)
+                if any(self.probes.owns(f) for f in matched):
+                    self._claims.setdefault(id(self.probes), []).append(spec)
             if registered is None:
                 registered = registered_user_events(self.user_events.server.session_dir)
             if self.user_events.claims(pattern, registered):
@@ -111,7 +122,7 @@ class Recorder:
             source.reserve(self.session.cpus)
             source.prepare(self.session, self._claimed(source), self.consumers)
         if command or pids:
-            self.engine = Engine()
+            self.engine = self.probes.engine = Engine()
             if not self.all_user_events:      # before any record is drained
                 self.user_events.scope = self.engine.seen_pids.__contains__
         started: list[Source] = []

@@ -58,7 +58,7 @@ class Hit:
     """One hit: the record bytes as the kernel writes them, and its decoded values."""
 
     record: bytes
-    values: dict
+    values: dict | None
 
 
 class _Run:
@@ -257,10 +257,10 @@ class FetchProgram:
         self.esize = header_size(d.is_return)
 
     def run(self, regs, read: Reader, *, comm: str = "", bp_addr: int, func: int | None = None,
-            pid: int = 0, flags: int = 0, preempt_count: int = 0) -> Hit:
+            pid: int = 0, flags: int = 0, preempt_count: int = 0, values: bool = True) -> Hit:
         """Fetch every argument for a hit at ``bp_addr`` (the probed instruction's address in
         the task; for a return probe the function's, and the return address is the ``ip``
-        of ``regs``)."""
+        of ``regs``).  Without ``values`` only the record is made (``Hit.values`` is None)."""
         d = self.defn
         run = _Run(regs, read, comm, bp_addr, d.offset)
         dsize = 0
@@ -287,7 +287,7 @@ class FetchProgram:
                 dyndata += ret
                 maxlen -= ret
         record = bytes(buf)
-        return Hit(record, decode(d, record))
+        return Hit(record, decode(d, record) if values else None)
 
 
 def argument_values(d: ProbeDefinition, values: dict) -> dict[str, object]:
