@@ -107,6 +107,8 @@ class RecordCodec:
 
     def _classify(self, f: Field) -> tuple[int, str]:
         if f.is_dynamic:
+            if f.size != 4:           # several words (a probe's string array): as bytes
+                return _K_BYTES, f"{f.size}s"
             return _K_DYN, "I"
         n = f.array_len
         if n == 0 and f.size == 0:
