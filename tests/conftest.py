@@ -47,6 +47,22 @@ def build_target(name: str) -> Path:
     return out
 
 
+def build_library(name: str, output: str) -> Path:
+    """Compile tests/targets/NAME.c into the shared library tests/targets/bin/OUTPUT (once)."""
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler (apt-get install gcc)")
+    src = TARGETS_SRC / f"{name}.c"
+    out = TARGETS_BIN / output
+    TARGETS_BIN.mkdir(exist_ok=True)
+    if not out.exists() or out.stat().st_mtime < src.stat().st_mtime:
+        tmp = out.with_suffix(f".tmp{os.getpid()}")
+        subprocess.run([cc, "-O1", "-g", "-shared", "-fPIC", "-o", str(tmp), str(src)],
+                       check=True)
+        os.replace(tmp, out)
+    return out
+
+
 @pytest.fixture
 def target():
     """target('name') -> path of the compiled tests/targets/name.c."""

@@ -56,7 +56,8 @@ def lat_flags(flags: int, preempt_count: int) -> str:
     """The five latency-format characters (irqs-off, need-resched, irq context, depths)."""
     if not flags and not preempt_count:
         return "....."
-    irqs = "d" if flags & IRQS_OFF else "b" if flags & BH_OFF else "."
+    irqs = ("D" if flags & IRQS_OFF and flags & BH_OFF else "d" if flags & IRQS_OFF
+            else "b" if flags & BH_OFF else ".")
     resched = _RESCHED.get(flags & (NEED_RESCHED | NEED_RESCHED_LAZY | PREEMPT_RESCHED), ".")
     nmi, hard, soft = flags & NMI, flags & HARDIRQ, flags & SOFTIRQ
     ctx = ("Z" if nmi and hard else "z" if nmi else "H" if hard and soft else

@@ -34,6 +34,16 @@ FIELD_FUNC = "__probe_func"
 FIELD_RETIP = "__probe_ret_ip"
 FAULT_STRING = "(fault)"
 
+# The common_flags and common_preempt_count of a uprobe record on this kernel (6.18): 0xff and
+# 0xff, which the ``trace`` file shows as ``DBZff``.  The handler runs preemptible and the
+# record's context is taken one level down (``tracing_gen_ctx_dec()``) from a preempt count of
+# 0: the word wraps, and the flag byte is what was set less one (0xff when nothing was; a
+# reschedule pending at that moment gives another value, e.g. ``dL.ff``).  Probe records carry
+# the common bytes, so that their text and filters on ``common_flags`` are the kernel's
+# (tests/kernel/test_probe_hits_kernel.py reads them there).
+RECORD_FLAGS = 0xFF
+RECORD_PREEMPT_COUNT = 0xFF
+
 
 def header_size(is_return: bool) -> int:
     """``SIZEOF_TRACE_ENTRY``: the common fields and the one or two addresses."""

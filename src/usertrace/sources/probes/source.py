@@ -35,7 +35,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field
-from typing import Callable
+from typing import TYPE_CHECKING, Callable
 
 from ...arch import Arch, host
 from ...events.format import EventFormat
@@ -43,15 +43,17 @@ from ...events.patterns import EventPattern
 from ...ptrace.breakpoints import Analyzer, Breakpoints
 from ...ptrace.errors import TraceError
 from ...ptrace.handlers import EXIT
-from ...session.core import EventSpec, EventState, Session, SessionError
 from ..base import Source
 from ..user_events.parse import UserEventError
 from . import insn
 from .errors import ProbeError
-from .events import probe_format
+from .events import RECORD_FLAGS, RECORD_PREEMPT_COUNT, probe_format
 from .fetch import FetchProgram
 from .manage import ProbeStore, apply_commands
 from .parse import ParseContext, ProbeDefinition, parse_command
+
+if TYPE_CHECKING:                 # the session imports this module (a recording's sources)
+    from ...session.core import EventSpec, EventState, Session
 
 PROT_WRITE, PROT_EXEC = 0x2, 0x4
 MASK64 = (1 << 64) - 1
@@ -78,7 +80,7 @@ class _Probe:
     """One enabled definition, ready for its hits."""
 
     definition: ProbeDefinition
-    state: EventState
+    state: "EventState"
     program: FetchProgram
     values: bool                          # decode the record (a filter or a stream reads it)
     hits: int = 0
@@ -350,6 +352,7 @@ class ProbeSource(Source):
 
     def register(self, registry) -> list[EventFormat]:
         """Add every event to ``registry`` with an id from its allocator."""
+        from ...session.core import SessionError
         for d in self.definitions:
             if d.full_name in self._formats:
                 continue
@@ -363,6 +366,7 @@ class ProbeSource(Source):
 
     def run_specs(self) -> list[EventSpec]:
         """The ``-e`` of the run's own definitions (enabled for the run)."""
+        from ...session.core import EventSpec
         return [EventSpec(name) for name in self.run_events]
 
     def owns(self, fmt: EventFormat) -> bool:
@@ -390,7 +394,8 @@ class ProbeSource(Source):
             site = f.sites.get(d.offset)
             if site is None:
                 site = f.sites[d.offset] = _Site(f, d.offset, d.ref_ctr_offset)
-            (site.returns if d.is_return else site.entries).append(probe)
+            # The kernel calls the consumers of one place newest first.
+            (site.returns if d.is_return else site.entries).insert(0, probe)
 
     def _file(self, d: ProbeDefinition) -> _File | None:
         path = os.path.realpath(d.path)
@@ -410,6 +415,7 @@ class ProbeSource(Source):
         if not any(f.sites for f in self.files.values()):
             return None
         if self.engine is None:
+            from ...session.core import SessionError
             raise SessionError("probe events need the process engine (ProbeSource.engine)")
         self.handler = ProbeStops(self, self.arch, self.engine.requeue)
         for f in self.files.values():
@@ -420,7 +426,8 @@ class ProbeSource(Source):
     def fire(self, p: _Probe, task, regs: dict, ts: int, bp_addr: int, func: int | None) -> None:
         """One probe's record for a hit (an entry, or a return with ``func``)."""
         hit = p.program.run(regs, task.process.peek, comm=task.comm, bp_addr=bp_addr,
-                            func=func, pid=task.tid, values=p.values)
+                            func=func, pid=task.tid, flags=RECORD_FLAGS,
+                            preempt_count=RECORD_PREEMPT_COUNT, values=p.values)
         if self.session.emit(p.state, hit.values, ts, task.cpu, task.comm, hit.record):
             p.hits += 1
 
