@@ -6,6 +6,7 @@ import argparse
 import os
 
 from ..catalog import known_events
+from ..sources.probes.manage import session_dir
 from ..events.format import EventFormat, FormatError
 from .context import CliError, Context, ExitStatus
 
@@ -14,7 +15,8 @@ def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
     if name == "list":
         p.add_argument("-e", "--event", metavar="GLOB", action="append",
                        help="only events matching SYSTEM:EVENT globs (as record -e); repeatable")
-        p.epilog = "examples:\n  usertrace list\n  usertrace list -e 'syscalls:*open*'\n"
+        p.epilog = ("examples:\n  usertrace list\n  usertrace list -e 'syscalls:*open*'\n"
+                    "  usertrace list -e 'sdt_python:*'      # probe events (usertrace probe)\n")
     else:
         p.add_argument("what", metavar="SYSTEM:EVENT|FILE",
                        help="an event name, or a format file to parse and render again")
@@ -29,7 +31,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 
 
 def run_list(args, ctx: Context) -> int:
-    reg = known_events(user_events=True)
+    reg = known_events(user_events=True, probes=True, session_dir=session_dir(ctx.env))
     patterns = args.event or ["*:*"]
     seen = set()
     for pat in patterns:
@@ -59,7 +61,7 @@ def run_format(args, ctx: Context) -> int:
             raise CliError(f"{what}: {exc.render()}") from None
         ctx.stdout.write(fmt.render())
         return ExitStatus.OK
-    reg = known_events(user_events=True)
+    reg = known_events(user_events=True, probes=True, session_dir=session_dir(ctx.env))
     system, _, name = what.rpartition(":")
     matched = [f for f in reg.match(what if system else f"*:{name}") if "*" not in what]
     if not matched:
