@@ -252,6 +252,13 @@ def test_attach_and_detach_leave_the_text_as_it_was(env, target):
 
 # -- SDT probes -------------------------------------------------------------------------------
 
+needs_sdt = pytest.mark.skipif(
+    not any(os.path.exists(p) for p in ("/usr/include/sys/sdt.h",
+                                        "/usr/include/x86_64-linux-gnu/sys/sdt.h")),
+    reason="no <sys/sdt.h> (apt-get install systemtap-sdt-dev)")
+
+
+@needs_sdt
 def test_sdt_probes_with_a_semaphore(env, target):
     sdt = target("probes_sdt")
     # alone: named and typed from the note; the guarded request fires only while the
@@ -267,6 +274,43 @@ def test_sdt_probes_with_a_semaphore(env, target):
     assert reqs[1].endswith(" arg3=-5")
     r, evs = stream(env, [f"{sdt}:sdt_utapp:served"], [sdt])
     assert [e for e, _, _, _ in evs] == ["served", "served"]
+
+
+@needs_sdt
+def test_the_semaphore_is_raised_while_attached_and_lowered_at_detach(env, target):
+    sdt = target("probes_sdt")
+    proc = subprocess.Popen([str(sdt), "wait"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                            text=True)
+    tracer = None
+    try:
+        sem = int(proc.stdout.readline(), 16)
+        semaphore = lambda: int.from_bytes(_text(proc.pid, sem, 2), "little")  # noqa: E731
+        assert semaphore() == 0
+        tracer = subprocess.Popen([sys.executable, "-m", "usertrace", "stream", "-P",
+                                   str(proc.pid), "--probe", f"{sdt}:sdt_utapp:request"],
+                                  env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True)
+        deadline = time.monotonic() + 60
+        while semaphore() != 1:
+            assert time.monotonic() < deadline and tracer.poll() is None
+            time.sleep(0.05)
+        proc.stdin.write("serve\n")
+        proc.stdin.flush()
+        assert proc.stdout.readline() == "1\n"
+        line = tracer.stdout.readline()
+        assert " request: (0x" in line and line.endswith(" arg1=3 arg2=" + line.split("arg2=")[1])
+        tracer.send_signal(signal.SIGINT)
+        _, err = tracer.communicate(timeout=60)
+        assert tracer.returncode == 0, err
+        assert semaphore() == 0                         # lowered when we let go
+        proc.stdin.write("serve\n")
+        proc.stdin.flush()
+        assert proc.stdout.readline() == "2\n"          # runs on, unharmed
+    finally:
+        if tracer is not None and tracer.poll() is None:
+            tracer.kill()
+        proc.kill()
+        proc.wait()
 
 
 @pytest.mark.skipif(not os.path.exists(PYTHON), reason=f"no {PYTHON} (Debian's, with SDT notes)")

@@ -143,6 +143,9 @@ def test_the_same_lines_as_the_kernel(which, tmp_path):
         pytest.skip("this kernel has no uprobe_events (CONFIG_UPROBE_EVENTS)")
     if which == "python" and not os.path.exists(PYTHON):
         pytest.skip(f"no {PYTHON} (Debian's python3.11 carries the SDT notes)")
+    if which == "probes_sdt" and not any(os.path.exists(p) for p in (
+            "/usr/include/sys/sdt.h", "/usr/include/x86_64-linux-gnu/sys/sdt.h")):
+        pytest.skip("no <sys/sdt.h> (apt-get install systemtap-sdt-dev)")
     targets = _targets()
     texts = _definitions(which, targets)
     ctx = ParseContext()

@@ -60,19 +60,13 @@ MASK64 = (1 << 64) - 1
 
 
 class InsnAnalyzer(Analyzer):
-    """The breakpoints' instruction facts from :mod:`.insn` (iced-x86, the kernel's rules)."""
+    """The breakpoints' instruction facts from :mod:`.insn` (iced-x86, the kernel's rules):
+    its pure functions, called as they are (one call less at each hit)."""
 
-    def analyze(self, code: bytes, address: int):
-        return insn.analyze(code, address)
-
-    def emulate(self, info, regs: dict):
-        return insn.emulate(info, regs)
-
-    def pre_xol(self, plan, regs: dict, address: int, slot: int):
-        return insn.pre_xol(plan, regs, address, slot)
-
-    def post_xol(self, plan, regs: dict, address: int, slot: int, saved):
-        return insn.post_xol(plan, regs, address, slot, saved)
+    analyze = staticmethod(insn.analyze)
+    emulate = staticmethod(insn.emulate)
+    pre_xol = staticmethod(insn.pre_xol)
+    post_xol = staticmethod(insn.post_xol)
 
 
 @dataclass(eq=False)
