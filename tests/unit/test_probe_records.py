@@ -1,7 +1,8 @@
 """Probe records over every accepted definition of the probe table (tests/data/probe_cases.txt):
 
 - the compiled fetch path (registers, the stack, memory, bitfields) writes the same bytes as
-  the interpreter (``process_fetch_insn``'s port), on registers and memory with faults;
+  the interpreter (``process_fetch_insn``'s port), on registers and memory with faults, and
+  so does the record-only function of the recording's hot path;
 - a record read back with only the event's format (a trace.dat: ``definition_of_format``,
   ``ProbeCodec``, the ``trace`` printer registered with output/text.py) decodes and prints as
   with the definition itself.
@@ -105,6 +106,8 @@ def test_compiled_fetch_writes_the_interpreters_bytes(definitions, seed):
         finally:
             prog._fast = saved
         assert fast.record == slow.record, str(d)
+        record = prog.record_function(0xFF, 0xFF)
+        assert record(regs, mem.read, "probes", 0x401136, 0x401100, 7) == fast.record
     assert compiled >= 15
 
 

@@ -324,7 +324,7 @@ class FetchProgram:
     A definition whose arguments all have simple shapes (registers, the stack, memory
     through dereferences, bitfields: no strings, arrays or ``$comm``) runs compiled: one
     function per argument and one ``struct.pack`` for the record, the same bytes as the
-    interpreter's (``tests/unit/test_probe_fetch.py`` compares the two).
+    interpreter's (``tests/unit/test_probe_records.py`` compares the two).
     """
 
     def __init__(self, d: ProbeDefinition, event_id: int = 0):
@@ -347,6 +347,30 @@ class FetchProgram:
         else:
             head = (self.event_id, flags, preempt_count, pid, bp_addr & MASK64)
         return pack(*head, *[v(regs, read, bp_addr) for v in values])
+
+    def record_function(self, flags: int = 0, preempt_count: int = 0) -> Callable:
+        """``f(regs, read, comm, bp_addr, func, pid) -> bytes``: the record of a hit and
+        nothing else, by the shortest way (the hot path of a recording that needs no
+        values); ``regs`` by the kernel's names, ``func`` the function of a return probe."""
+        eid = self.event_id
+        if self._fast is None:
+            def record(regs, read, comm, bp_addr, func, pid):
+                return self.run(regs, read, comm=comm, bp_addr=bp_addr, func=func, pid=pid,
+                                flags=flags, preempt_count=preempt_count, values=False).record
+            return record
+        values, pack = self._fast
+        if self.defn.is_return:
+            def record(regs, read, comm, bp_addr, func, pid):
+                return pack(eid, flags, preempt_count, pid, func, regs["ip"],
+                            *[v(regs, read, bp_addr) for v in values])
+        elif values:
+            def record(regs, read, comm, bp_addr, func, pid):
+                return pack(eid, flags, preempt_count, pid, bp_addr,
+                            *[v(regs, read, bp_addr) for v in values])
+        else:
+            def record(regs, read, comm, bp_addr, func, pid):
+                return pack(eid, flags, preempt_count, pid, bp_addr)
+        return record
 
     def run(self, regs, read: Reader, *, comm: str = "", bp_addr: int, func: int | None = None,
             pid: int = 0, flags: int = 0, preempt_count: int = 0, values: bool = True) -> Hit:

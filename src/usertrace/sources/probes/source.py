@@ -78,6 +78,10 @@ class _Probe:
     program: FetchProgram
     values: bool                          # decode the record (a filter or a stream reads it)
     hits: int = 0
+    record: Callable | None = None        # the record alone (FetchProgram.record_function)
+
+    def __post_init__(self):
+        self.record = self.program.record_function(RECORD_FLAGS, RECORD_PREEMPT_COUNT)
 
 
 @dataclass(eq=False)
@@ -419,10 +423,15 @@ class ProbeSource(Source):
 
     def fire(self, p: _Probe, task, regs: dict, ts: int, bp_addr: int, func: int | None) -> None:
         """One probe's record for a hit (an entry, or a return with ``func``)."""
-        hit = p.program.run(regs, task.process.peek, comm=task.comm, bp_addr=bp_addr,
-                            func=func, pid=task.tid, flags=RECORD_FLAGS,
-                            preempt_count=RECORD_PREEMPT_COUNT, values=p.values)
-        if self.session.emit(p.state, hit.values, ts, task.cpu, task.comm, hit.record):
+        if p.values:
+            hit = p.program.run(regs, task.process.peek, comm=task.comm, bp_addr=bp_addr,
+                                func=func, pid=task.tid, flags=RECORD_FLAGS,
+                                preempt_count=RECORD_PREEMPT_COUNT)
+            record, values = hit.record, hit.values
+        else:
+            record = p.record(regs, task.process.peek, task.comm, bp_addr, func, task.tid)
+            values = None
+        if self.session.emit(p.state, values, ts, task.cpu, task.comm, record):
             p.hits += 1
 
     def refused(self, site: _Site, exc: Exception) -> None:
