@@ -350,6 +350,17 @@ def test_session_definitions_list_format_and_enable(env, hits_prog, tmp_path):
     assert [e for e, _, _, _ in events(r.stdout)] == ["sys_write"]
 
 
+def test_an_instruction_that_cannot_be_probed_is_said_and_left_alone(env, hits_prog):
+    plain = subprocess.run([str(hits_prog), "1"], capture_output=True, text=True, check=True)
+    r = usertrace(env, "stream", "--probe", f"p:utprb/bump {hits_prog}:bump",
+                  "--probe", f"p:utprb/fact {hits_prog}:fact", "--", hits_prog, 1)
+    assert [e for e, _, _, _ in events(r.stdout)] == ["fact"] * 5
+    assert r.stdout.splitlines()[-1] == plain.stdout.strip()
+    said = [ln for ln in r.stderr.splitlines() if "utprb:bump" in ln]
+    assert len(said) == 1 and "not placed" in said[0] and "LOCK prefix" in said[0]
+    assert "probes: 1 place not probed" in r.stderr
+
+
 def test_a_bad_probe_is_refused_with_the_kernels_message(env, hits_prog, tmp_path):
     from usertrace.sources.probes.errors import ProbeError
     from usertrace.sources.probes.parse import ParseContext, parse_definition

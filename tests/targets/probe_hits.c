@@ -2,7 +2,8 @@
  * with a field of every integer type, bitfields, nested pointers, strings and arrays; a
  * recursive function; a function in assembly whose instructions are known by offset (a probe
  * on endbr64, one mid-function on an instruction run out of line); a library loaded by
- * dlopen (tests/targets/probe_lib.c, built beside this program as libprobelib.so).
+ * dlopen (tests/targets/probe_lib.c, built beside this program as libprobelib.so); bump, a
+ * locked instruction, which no probe may be placed on.
  *
  *   visit:  +0 endbr64 | +4 push %rbp | +5 mov %rsp,%rbp | +8 mov (%rdi),%rax
  *           +11 add %rsi,%rax | +14 pop %rbp | +15 ret          (returns r->s8 word + depth)
@@ -52,6 +53,10 @@ asm(".text\n.globl visit\n.type visit,@function\nvisit:\n"
     "\tendbr64\n\tpush %rbp\n\tmov %rsp,%rbp\n\tmov (%rdi),%rax\n\tadd %rsi,%rax\n"
     "\tpop %rbp\n\tret\n.size visit,.-visit\n");
 
+void bump(void);              /* a LOCK prefix: an instruction no uprobe may be placed on */
+asm(".text\n.globl bump\n.type bump,@function\nbump:\n"
+    "\tlock incq counter(%rip)\n\tret\n.size bump,.-bump\n");
+
 __attribute__((noinline)) long walk(struct rec *r, const char *label, int round)
 {
 	counter += r->s32 + (long)strlen(label) + round;
@@ -72,6 +77,7 @@ int main(int argc, char **argv)
 		sum += fact(5);
 		sum += visit(&record, i);
 	}
+	bump();
 	char lib[PATH_MAX];
 	char self[PATH_MAX];
 	ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);

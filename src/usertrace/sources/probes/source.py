@@ -157,15 +157,14 @@ class ProbeStops(Breakpoints):
         if process is None or what == "exit":
             return
         if what == "new":
+            if self._key in process.state:
+                return                                # another thread of a placed process
             parent = getattr(process, "parent", None)
-            if self._key not in process.state and parent is not None \
-                    and self._key in parent.state:
+            if parent is not None and self._key in parent.state:
                 process.state[self._key] = parent.state[self._key].copy()
-                return
+                return                                # a fork child: its parent's memory
             if task.nr in self._execs:                # its image is about to be replaced
                 return
-            if task.start_nr >= 0 and self._key in process.state:
-                return                                # a new thread of a placed process
         self.place(task)
 
     def on_syscall(self, kind: int, task, nr: int, args: tuple, ret: int, ts: int) -> None:
@@ -448,7 +447,10 @@ class ProbeSource(Source):
         return out
 
     def problems(self) -> list[str]:
-        return list(self._refusals)
+        """The places that could not be probed were said when met (``warn``); in the end,
+        how many."""
+        n = len(self._refusals)
+        return [f"probes: {n} place{'s' if n > 1 else ''} not probed (said above)"] if n else []
 
 
 __all__ = ["InsnAnalyzer", "ProbeSource", "ProbeStops"]
