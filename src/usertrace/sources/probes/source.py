@@ -40,12 +40,11 @@ from typing import TYPE_CHECKING, Callable
 from ...arch import Arch, host
 from ...events.format import EventFormat
 from ...events.patterns import EventPattern
-from ...ptrace.breakpoints import Analyzer, Breakpoints
+from ...ptrace.breakpoints import Breakpoints
 from ...ptrace.errors import TraceError
 from ...ptrace.handlers import EXIT
 from ..base import Source
 from ..user_events.parse import UserEventError
-from . import insn
 from .errors import ProbeError
 from .events import RECORD_FLAGS, RECORD_PREEMPT_COUNT, probe_format
 from .fetch import FetchProgram
@@ -57,16 +56,6 @@ if TYPE_CHECKING:                 # the session imports this module (a recording
 
 PROT_WRITE, PROT_EXEC = 0x2, 0x4
 MASK64 = (1 << 64) - 1
-
-
-class InsnAnalyzer(Analyzer):
-    """The breakpoints' instruction facts from :mod:`.insn` (iced-x86, the kernel's rules):
-    its pure functions, called as they are (one call less at each hit)."""
-
-    analyze = staticmethod(insn.analyze)
-    emulate = staticmethod(insn.emulate)
-    pre_xol = staticmethod(insn.pre_xol)
-    post_xol = staticmethod(insn.post_xol)
 
 
 @dataclass(eq=False)
@@ -139,6 +128,7 @@ class ProbeStops(Breakpoints):
     the hits to the sites."""
 
     def __init__(self, source: "ProbeSource", arch: Arch, requeue: Callable[[int, int], None]):
+        from .insn import InsnAnalyzer            # iced-x86: only when something is probed
         super().__init__(arch, InsnAnalyzer(), requeue)
         self.source = source
         self.files = list(source.files.values())
@@ -453,4 +443,4 @@ class ProbeSource(Source):
         return [f"probes: {n} place{'s' if n > 1 else ''} not probed (said above)"] if n else []
 
 
-__all__ = ["InsnAnalyzer", "ProbeSource", "ProbeStops"]
+__all__ = ["ProbeSource", "ProbeStops"]
