@@ -42,7 +42,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
 from usertrace.events.registry import Consumer  # noqa: E402
-from usertrace.kernel.tracefs import Instance, find_tracefs, why_no_tracefs  # noqa: E402
+from usertrace.kernel.tracefs import (Instance, append_uprobe_event,  # noqa: E402
+                                      why_no_uprobe_events)
 from usertrace.session import Recorder  # noqa: E402
 from usertrace.sources.probes.elf import ElfFile  # noqa: E402
 
@@ -167,13 +168,7 @@ def run_usertrace(work: Path, n: int, kind: str, pin: bool, tmp: Path,
 
 
 def run_kernel(work: Path, n: int, kind: str, pin: bool, offsets: dict) -> float:
-    root = find_tracefs()
-    line = f"p:{GROUP}/{kind} {work}:{offsets[kind]:#x}"
-    fd = os.open(root / "uprobe_events", os.O_WRONLY | os.O_APPEND)
-    try:
-        os.write(fd, (line + "\n").encode())
-    finally:
-        os.close(fd)
+    append_uprobe_event(f"p:{GROUP}/{kind} {work}:{offsets[kind]:#x}")
     try:
         with Instance() as inst:
             inst.enable(GROUP, kind)
@@ -182,11 +177,7 @@ def run_kernel(work: Path, n: int, kind: str, pin: bool, offsets: dict) -> float
             finally:
                 inst.disable(GROUP, kind)
     finally:
-        fd = os.open(root / "uprobe_events", os.O_WRONLY | os.O_APPEND)
-        try:
-            os.write(fd, f"-:{GROUP}/{kind}\n".encode())
-        finally:
-            os.close(fd)
+        append_uprobe_event(f"-:{GROUP}/{kind}")
 
 
 def run_gdb(work: Path, n: int, kind: str, pin: bool, addrs: dict, tmp: Path) -> float:
@@ -216,7 +207,7 @@ def main() -> None:
     elf = ElfFile(str(work))
     offsets = {k: elf.symbol_offset(sym) for k, (sym, _) in KINDS.items()}
     addrs = {k: elf.find(sym)[0].value for k, (sym, _) in KINDS.items()}
-    kernel = why_no_tracefs() is None and (find_tracefs() / "uprobe_events").exists()
+    kernel = why_no_uprobe_events() is None
     gdb = shutil.which("gdb") is not None
     n = args.calls
     tools = {

@@ -30,7 +30,8 @@ from pathlib import Path
 
 import pytest
 
-from usertrace.kernel.tracefs import Instance, find_tracefs, why_no_tracefs
+from usertrace.kernel.tracefs import (Instance, append_uprobe_event, find_tracefs,
+                                      why_no_uprobe_events)
 from usertrace.sources.probes.events import probe_format
 from usertrace.sources.probes.parse import ParseContext, parse_definition, with_name
 
@@ -109,14 +110,6 @@ def _definitions(which: str, targets: dict[str, Path]) -> list[str]:
     return out
 
 
-def _append(root: Path, line: str) -> None:
-    fd = os.open(root / "uprobe_events", os.O_WRONLY | os.O_APPEND)
-    try:
-        os.write(fd, line.encode() + b"\n")
-    finally:
-        os.close(fd)
-
-
 def _lines(text: str, pid: int | None = None) -> list[tuple[str, str, str]]:
     """(comm, flags, event text) of each line of a trace text (of ``pid`` when given)."""
     out = []
@@ -135,12 +128,10 @@ def _environ() -> dict[str, str]:
 
 @pytest.mark.parametrize("which", list(DEFINITIONS))
 def test_the_same_lines_as_the_kernel(which, tmp_path):
-    reason = why_no_tracefs()
+    reason = why_no_uprobe_events()
     if reason:
         pytest.skip(reason)
     root = find_tracefs()
-    if not (root / "uprobe_events").exists():
-        pytest.skip("this kernel has no uprobe_events (CONFIG_UPROBE_EVENTS)")
     if which == "python" and not os.path.exists(PYTHON):
         pytest.skip(f"no {PYTHON} (Debian's python3.11 carries the SDT notes)")
     if which == "probes_sdt" and not any(os.path.exists(p) for p in (
@@ -159,7 +150,7 @@ def test_the_same_lines_as_the_kernel(which, tmp_path):
     defined = []
     try:
         for d in defs:
-            _append(root, str(d))
+            append_uprobe_event(str(d), root)
             defined.append(d)
         formats = {d.full_name: (root / "events" / d.group / d.event / "format").read_text()
                    for d in defs}
@@ -173,7 +164,7 @@ def test_the_same_lines_as_the_kernel(which, tmp_path):
     finally:
         for d in reversed(defined):
             try:
-                _append(root, f"-:{d.group}/{d.event}")
+                append_uprobe_event(f"-:{d.group}/{d.event}", root)
             except OSError:
                 pass
     assert proc.returncode == 0, stderr
