@@ -2,8 +2,9 @@
 
 Each definition of :data:`DEFINITIONS` is appended to this kernel's ``uprobe_events`` (group
 ``utprbsrc``, as our parser translates it), enabled in a private tracefs instance, and the
-program runs under ``setarch -R`` (no address randomization); then, with the kernel's
-definitions removed, the same program runs under ``usertrace record --probe ...`` and
+program runs under ``setarch -R`` (no address randomization) and ``trace-cmd extract`` keeps the kernel's
+records in a trace.dat, which ``usertrace report`` must print as the kernel's ``trace`` file
+does, line for line; then, with the kernel's definitions removed, the same program runs under ``usertrace record --probe ...`` and
 ``usertrace report`` prints the trace.dat.  The formats must be the kernel's (the ID line
 aside) and the lines the same, timestamps, pids and cpus aside: every fetch type, nested
 dereferences, strings (and a fault), arrays, bitfields, ``$comm``, ``$stack``, ``@+OFFSET``,
@@ -24,6 +25,7 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -34,6 +36,9 @@ from usertrace.kernel.tracefs import (Instance, append_uprobe_event, find_tracef
                                       why_no_uprobe_events)
 from usertrace.sources.probes.events import probe_format
 from usertrace.sources.probes.parse import ParseContext, parse_definition, with_name
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from test_tracedat_tracecmd import trace_cmd_extract  # noqa: E402
 
 pytestmark = pytest.mark.kernel
 
@@ -161,6 +166,10 @@ def test_the_same_lines_as_the_kernel(which, tmp_path):
             stdout, stderr = proc.communicate(timeout=120)
             inst.disable(GROUP)
             kernel_text = inst.read("trace")
+            kernel_dat = tmp_path / "k.dat"
+            if shutil.which("trace-cmd"):       # the kernel's records, for our report
+                trace_cmd_extract(inst, kernel_dat, tmp_path / "extract",
+                                  events=[(d.group, d.event) for d in defs])
     finally:
         for d in reversed(defined):
             try:
@@ -187,10 +196,15 @@ def test_the_same_lines_as_the_kernel(which, tmp_path):
                             env=ours_env, capture_output=True, text=True, timeout=120)
     assert report.returncode == 0, report.stderr
     ours = _lines(report.stdout)
-    if os.environ.get("SHOW"):
-        print("\n".join(f"K {t}" for _, _, t in kernel))
-        print("\n".join(f"U {t}" for _, _, t in ours))
     assert [t for _, _, t in ours] == [t for _, _, t in kernel]
+    # The kernel's own records, read back from trace-cmd's trace.dat: the kernel's lines, whole.
+    if kernel_dat.exists():
+        theirs = subprocess.run([sys.executable, "-m", "usertrace", "report", "-i",
+                                 str(kernel_dat)], env=env, capture_output=True, text=True,
+                                timeout=120)
+        assert theirs.returncode == 0, theirs.stderr
+        body = [ln for ln in kernel_text.splitlines() if not ln.startswith("#")]
+        assert [ln for ln in theirs.stdout.splitlines() if not ln.startswith("#")] == body
     assert [c for c, _, _ in ours] == [c for c, _, _ in kernel]
     # The flags: the kernel's record context is taken one level below the preemptible
     # handler's (RECORD_FLAGS explains it), so its flag byte is whatever was set less one: 0xff
