@@ -250,6 +250,52 @@ def test_attach_and_detach_leave_the_text_as_it_was(env, target):
         proc.wait()
 
 
+def test_a_binary_replaced_on_disk_is_not_probed_in_the_old_image(env, target, tmp_path):
+    """As the kernel's uprobe, a definition holds the file it names now (its inode): a process
+    still running the replaced program is left alone, a new one is probed."""
+    exe = tmp_path / "probed"
+    exe.write_bytes(target("probed").read_bytes())
+    exe.chmod(0o755)
+    old = subprocess.Popen([str(exe), "wait", "1000"], stdin=subprocess.PIPE,
+                           stdout=subprocess.PIPE, text=True)
+    try:
+        assert old.stdout.readline() == "ready\n"
+        new = tmp_path / "probed.new"
+        new.write_bytes(exe.read_bytes())
+        new.chmod(0o755)
+        os.replace(new, exe)                                 # another inode at the same path
+        add_one = _sym(exe, "add_one")
+        base = _base_deleted(old.pid)
+        before = _text(old.pid, base + add_one, 16)
+        tracer = subprocess.Popen(
+            [sys.executable, "-m", "usertrace", "stream", "-P", str(old.pid),
+             "--probe", f"p:utprb/add {exe}:add_one+4"], env=env,
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(2)
+        assert _text(old.pid, base + add_one, 16) == before
+        old.stdin.write("go\n")
+        old.stdin.flush()
+        assert old.stdout.readline() == f"{sum(i + 1 for i in range(1000))}\n"
+        tracer.send_signal(signal.SIGINT)
+        out, err = tracer.communicate(timeout=60)
+        assert tracer.returncode == 0 and "Traceback" not in err, err
+        assert out == ""
+        old.stdin.write("end\n")
+        old.stdin.flush()
+        assert old.wait(timeout=60) == 0
+    finally:
+        old.kill()
+        old.wait()
+    r, evs = stream(env, [f"p:utprb/add {exe}:add_one+4"], [exe, 10])
+    assert len(evs) == 10
+
+
+def _base_deleted(pid):
+    with open(f"/proc/{pid}/maps") as f:
+        return min(int(ln.split("-")[0], 16) - int(ln.split()[2], 16)
+                   for ln in f if ln.rstrip().endswith("(deleted)"))
+
+
 # -- SDT probes -------------------------------------------------------------------------------
 
 needs_sdt = pytest.mark.skipif(
