@@ -144,6 +144,11 @@ def test_a_filter_on_probe_fields_and_json_values(env, hits_prog, tmp_path):
     text = usertrace(env, "report", "-i", dat).stdout
     assert [t for e, t, _, _ in events(text) if e == "nest"][0].endswith(
         ' none=(fault) label="first"')
+    # a string field, with a glob, in the live stream
+    r = usertrace(env, "stream", "--probe", f"p:utprb/w {hits_prog}:walk label=+0(%si):string "
+                  "round=%dx:s32", "-e", "utprb:w", "-f", 'label ~ "ag*"', "--", hits_prog, 3)
+    assert [t.split(") ", 1)[1] for _, t, _, _ in events(r.stdout)] == [
+        'label="again" round=1', 'label="again" round=2']
 
 
 def test_probes_with_syscall_events_in_time_order(env, hits_prog, tmp_path):
