@@ -34,15 +34,24 @@ def tracefs_instance():
 
 def build_target(name: str) -> Path:
     """Compile tests/targets/NAME.c into tests/targets/bin/NAME (once), skip if no C compiler."""
+    return _build(name, name, ["-pthread"])
+
+
+def build_library(name: str, output: str) -> Path:
+    """Compile tests/targets/NAME.c into the shared library tests/targets/bin/OUTPUT (once)."""
+    return _build(name, output, ["-shared", "-fPIC"])
+
+
+def _build(name: str, output: str, flags: list[str]) -> Path:
     cc = shutil.which("cc") or shutil.which("gcc")
     if cc is None:
         pytest.skip("no C compiler (apt-get install gcc)")
     src = TARGETS_SRC / f"{name}.c"
-    out = TARGETS_BIN / name
+    out = TARGETS_BIN / output
     TARGETS_BIN.mkdir(exist_ok=True)
     if not out.exists() or out.stat().st_mtime < src.stat().st_mtime:
         tmp = out.with_suffix(f".tmp{os.getpid()}")
-        subprocess.run([cc, "-O1", "-g", "-pthread", "-o", str(tmp), str(src)], check=True)
+        subprocess.run([cc, "-O1", "-g", *flags, "-o", str(tmp), str(src)], check=True)
         os.replace(tmp, out)
     return out
 

@@ -1,7 +1,7 @@
 """The events usertrace knows before anything is traced: one registry built from every source.
 
 Syscall events come from the generated syscall table; user events and probe events join a
-session's registry as they are registered or defined.
+session's registry as they are registered or defined (``usertrace probe``).
 """
 
 from __future__ import annotations
@@ -9,10 +9,12 @@ from __future__ import annotations
 from .events.registry import Registry
 
 
-def known_events(user_events: bool = False, session_dir: str | None = None) -> Registry:
+def known_events(user_events: bool = False, probes: bool = False,
+                 session_dir: str | None = None) -> Registry:
     """A fresh registry holding every event the sources define up front; with
     ``user_events``, also the user events registered right now in the session at
-    ``session_dir`` (default: the user's)."""
+    ``session_dir`` (default: the user's); with ``probes``, the probe events it defines
+    (``usertrace probe``)."""
     reg = Registry()
     if user_events:
         for fmt in registered_user_events(session_dir):
@@ -20,11 +22,23 @@ def known_events(user_events: bool = False, session_dir: str | None = None) -> R
     try:
         from .sources.syscalls.events import build_events
     except ImportError:  # the syscall source is not built on this platform
-        return reg
-    for sc in build_events():
-        reg.add(sc.enter)
-        reg.add(sc.exit)
+        build_events = None
+    if build_events is not None:
+        for sc in build_events():
+            reg.add(sc.enter)
+            reg.add(sc.exit)
+    if probes:
+        for fmt in defined_probe_events(session_dir):
+            if reg.get(fmt.system, fmt.name) is None:
+                reg.add(fmt)
     return reg
+
+
+def defined_probe_events(session_dir: str | None = None) -> list:
+    """The formats of the probe events defined in the user's session (``usertrace probe``);
+    a definition that no longer holds (its file gone) is left out."""
+    from .sources.probes.source import ProbeSource
+    return ProbeSource([], session_dir=session_dir).formats()
 
 
 def registered_user_events(session_dir: str | None = None) -> list:

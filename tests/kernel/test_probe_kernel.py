@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import errno
 import importlib.util
-import os
 import re
 import sys
 from pathlib import Path
@@ -26,7 +25,7 @@ import pytest
 from usertrace.sources.probes.errors import ProbeError
 from usertrace.sources.probes.events import probe_format
 from usertrace.sources.probes.parse import ParseContext, ProbeDefinition, parse_command
-from usertrace.kernel.tracefs import find_tracefs, why_no_tracefs
+from usertrace.kernel.tracefs import append_uprobe_event, find_tracefs, why_no_uprobe_events
 
 pytestmark = pytest.mark.kernel
 
@@ -40,25 +39,19 @@ CASES = [c for c in probe_cases.load() if c.ok or not c.ext]
 
 
 def _root() -> Path:
-    reason = why_no_tracefs()
+    reason = why_no_uprobe_events()
     if reason:
         pytest.skip(reason)
-    root = find_tracefs()
-    if not (root / "uprobe_events").exists():
-        pytest.skip("this kernel has no uprobe_events (CONFIG_UPROBE_EVENTS)")
-    return root
+    return find_tracefs()
 
 
 def append(root: Path, line: str) -> int:
     """Append one line to uprobe_events (never truncate); 0 or the errno of the refusal."""
-    fd = os.open(root / "uprobe_events", os.O_WRONLY | os.O_APPEND)
     try:
-        os.write(fd, line.encode() + b"\n")
+        append_uprobe_event(line, root)
         return 0
     except OSError as exc:
         return exc.errno
-    finally:
-        os.close(fd)
 
 
 _ENTRY = re.compile(r"^\[\s*(?P<ts>[\d.]+)\] (?P<head>.*)$")

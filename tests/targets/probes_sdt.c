@@ -1,5 +1,7 @@
-/* SDT probes (<sys/sdt.h>, Debian's systemtap-sdt-dev), with semaphores; one tested first. */
+/* SDT probes (<sys/sdt.h>, Debian's systemtap-sdt-dev), with semaphores; one tested first.
+ * usage: probes_sdt [wait] */
 #include <stdio.h>
+#include <string.h>
 #define _SDT_HAS_SEMAPHORES 1
 #include <sys/sdt.h>
 
@@ -17,8 +19,20 @@ __attribute__((noinline)) void serve(int id, const char *path, long size)
 	served++;
 }
 
-int main(void)
+/* "wait": print the semaphore's address, then serve once per line read, until EOF. */
+int main(int argc, char **argv)
 {
+	if (argc > 1 && strcmp(argv[1], "wait") == 0) {
+		char line[16];
+		printf("%p\n", (void *)&utapp_request_semaphore);
+		fflush(stdout);
+		while (fgets(line, sizeof line, stdin)) {
+			serve(3, "/wait", 7);
+			printf("%d\n", served);
+			fflush(stdout);
+		}
+		return 0;
+	}
 	serve(1, "/index.html", 1234);
 	serve(2, "/about", -5);
 	printf("%d\n", served);

@@ -79,6 +79,8 @@ LAT = [
     (0x18, 0x00, "..H.."),
     (0x10, 0x21, "..s12"),
     (0x48, 0x00, "..Z.."),
+    (0x81, 0x00, "D...."),
+    (0xFF, 0xFF, "DBZff"),          # every uprobe record on 6.18 (tests/kernel/test_probe_hits_kernel.py)
 ]
 
 

@@ -14,7 +14,8 @@ def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
     if name == "list":
         p.add_argument("-e", "--event", metavar="GLOB", action="append",
                        help="only events matching SYSTEM:EVENT globs (as record -e); repeatable")
-        p.epilog = "examples:\n  usertrace list\n  usertrace list -e 'syscalls:*open*'\n"
+        p.epilog = ("examples:\n  usertrace list\n  usertrace list -e 'syscalls:*open*'\n"
+                    "  usertrace list -e 'sdt_python:*'      # probe events (usertrace probe)\n")
     else:
         p.add_argument("what", metavar="SYSTEM:EVENT|FILE",
                        help="an event name, or a format file to parse and render again")
@@ -31,7 +32,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
 def _known_events(ctx: Context):
     """Every event known now, user events from the session ``ctx.env`` names."""
     from ..sources.user_events import default_session_dir
-    return known_events(user_events=True, session_dir=default_session_dir(ctx.env))
+    return known_events(user_events=True, probes=True,
+                        session_dir=default_session_dir(ctx.env))
 
 
 def run_list(args, ctx: Context) -> int:

@@ -10,11 +10,15 @@ the running kernel (root and a tracefs) or the ptrace engine.
 from __future__ import annotations
 
 import argparse
+import os
 
 from ..events.registry import Consumer
 from ..filter import FilterError
-from ..output.stats import SyscallStats
+from ..output.stats import SyscallStats, render_hits
+from ..ptrace import TraceError
+from ..ptrace.launch import resolve_command
 from ..session import EventSpec, Recorder
+from ..sources.probes.errors import ProbeError
 from .context import CliError, Context, ExitStatus
 
 
@@ -48,17 +52,21 @@ EXAMPLES = {
   usertrace record -e user_events        # every process, until Ctrl-C
   usertrace record -a -e syscalls:sys_enter_openat  # the machine, until Ctrl-C
   usertrace record --backend ptrace -- ls          # without the kernel's help
+  usertrace record --probe 'p:app/req ./server:handle fd=%di:s32' -- ./server
+  usertrace record --probe /usr/bin/python3.11:sdt_python:function__entry -- python3 app.py
 """,
     "stream": """examples:
   usertrace stream -- ls /tmp
   usertrace stream -s -e 'syscalls:sys_*_openat' -- cat /etc/hostname
   usertrace stream -e 'syscalls:sys_enter_*' -f 'common_pid == 1234' -P 1234
   usertrace stream -e 'user_events:app_*' -f 'status >= 500'
+  usertrace stream --probe 'r:app/ret ./server:handle rv=$retval:s32' -f 'rv < 0' -- ./server
 """,
     "stat": """examples:
   usertrace stat -- python3 -c 'print(1)'
   usertrace stat -e 'syscalls:sys_*_read*' -P 1234   # Ctrl-C: stop and print
   usertrace stat -a                                  # the machine (kernel backend)
+  usertrace stat --probe 'p:app/hit ./server:handle' -- ./server   # hits per probe
 """,
 }
 
@@ -79,6 +87,10 @@ def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
                         "serve every enabled event, else ptrace")
     p.add_argument("-v", "--verbose", action="store_true",
                    help="say which backend runs and why")
+    p.add_argument("--probe", dest="probes", metavar="DEF", action="append",
+                   help="define a probe event for this run and enable it (usertrace probe's "
+                        "syntax: p:[GRP/]EVENT PLACE [ARGS], r:..., [PATH:]sdt_PROV:NAME); "
+                        "repeatable; with --probe and no -e, only the probes are traced")
     if name == "record":
         p.add_argument("-o", "--output", metavar="FILE", default="trace.dat",
                        help="the trace.dat to write (default: trace.dat)")
@@ -120,7 +132,11 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         rec = Recorder(args.events, consumers=consumers, stats=stats,
                        strings=getattr(args, "strings", False), warn=ctx.error,
                        backend=args.backend, system_wide=args.all,
-                       seccomp=not args.no_seccomp)
+                       seccomp=not args.no_seccomp, probes=args.probes,
+                       program=_program(command, pids, ctx.env))
+    except ProbeError as exc:                 # the kernel's error_log text, with its caret
+        ctx.stderr.write(exc.render() + "\n")
+        return ExitStatus.ERROR
     except FilterError as exc:
         spec = next((s for s in args.events or [] if (s.filter or "").rstrip() == exc.text), None)
         where = f" for -e {spec.pattern}" if spec else ""
@@ -148,8 +164,10 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         ctx.error(line)
     if name == "record":
         ctx.stderr.write(f"usertrace: {rec.summary()}\n")
-    if stats is not None:
+    if stats is not None and (stats.rows or not rec.probes.probes):
         ctx.stderr.write(stats.render())      # as strace -c: on stderr
+    if name == "stat" and rec.probes.probes:
+        ctx.stderr.write(render_hits(rec.probes.hit_counts()))
     if rec.failed and status.returncode == 0:
         return ExitStatus.ERROR               # the command did well; the recording did not
     if status.detached:
@@ -157,6 +175,21 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if status.signal is not None:
         ctx.kill_with = status
     return status.returncode
+
+
+def _program(command: list[str], pids: list[int], env: dict) -> str | None:
+    """The traced program, where a probe placed by ``SYMBOL`` alone is looked up."""
+    if command:
+        try:
+            return resolve_command(command[0], env)
+        except TraceError:
+            return None                       # the launch says why
+    if pids:
+        try:
+            return os.readlink(f"/proc/{pids[0]}/exe")
+        except OSError:
+            return None
+    return None
 
 
 def _parse_pids(values: list[str]) -> list[int]:

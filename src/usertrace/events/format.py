@@ -430,11 +430,24 @@ def _parse(text: str, system: str) -> EventFormat:
     return EventFormat(system, name, event_id, own, print_fmt, common)
 
 
+def _loc_words(f: Field) -> int:
+    """The 4-byte words of a dynamic field: one, or N for an array of them (a probe's
+    string array, ``__data_loc char[][N]``)."""
+    t = f.base_type
+    if t.endswith("]") and "[][" in t:
+        try:
+            return int(t[t.rindex("[") + 1:-1])
+        except ValueError:
+            return 1
+    return 1
+
+
 def _check_layout(common: tuple[Field, ...], own: list[Field], name: str) -> None:
     seen: set[str] = set()
     for f in (*common, *own):
         if f.name in seen:
             raise FormatError(f"event {name}: field {f.name!r} defined twice")
         seen.add(f.name)
-        if f.is_dynamic and f.size != 4:
-            raise FormatError(f"event {name}: dynamic field {f.name!r} has size {f.size}, not 4")
+        if f.is_dynamic and f.size != 4 * _loc_words(f):
+            raise FormatError(f"event {name}: dynamic field {f.name!r} has size {f.size}, "
+                              f"not {4 * _loc_words(f)}")

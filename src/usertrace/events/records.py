@@ -114,6 +114,8 @@ class RecordCodec:
 
     def _classify(self, f: Field) -> tuple[int, str]:
         if f.is_dynamic:
+            if f.size != 4:           # several words (a probe's string array): as bytes
+                return _K_BYTES, f"{f.size}s"
             return _K_DYN, "I"
         n = f.array_len
         if n == 0 and f.size == 0:
@@ -281,6 +283,17 @@ class TraceEvent:
         return self.format.full_name if self.format is not None else None
 
 
+def _codec_of(fmt: EventFormat, abi: Abi) -> "RecordCodec":
+    """The codec of ``fmt``: a probe event's own (told by its fields: a string it could not
+    read decodes as None, not ""), else the one that reads any format."""
+    if fmt.fields and fmt.fields[0].name.startswith("__probe_"):
+        from ..sources.probes.events import probe_codec
+        codec = probe_codec(fmt, abi)
+        if codec is not None:
+            return codec
+    return RecordCodec(fmt, abi)
+
+
 class EventDecoder:
     """Decodes records of many formats by their ``common_type``, one codec per format
     (built when its first record comes)."""
@@ -305,7 +318,7 @@ class EventDecoder:
             fmt = self.formats.get(event_id)
             if fmt is None:
                 return None
-            codec = self._codecs[event_id] = RecordCodec(fmt, self.abi)
+            codec = self._codecs[event_id] = _codec_of(fmt, self.abi)
         return codec
 
     def decode(self, payload) -> tuple[EventFormat | None, dict]:

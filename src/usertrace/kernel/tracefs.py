@@ -60,6 +60,31 @@ def why_no_tracefs() -> str | None:
     return None
 
 
+def why_no_uprobe_events() -> str | None:
+    """None when uprobe events can be defined here (root, a tracefs, CONFIG_UPROBE_EVENTS),
+    else the reason why not."""
+    reason = why_no_tracefs()
+    if reason:
+        return reason
+    if not (find_tracefs() / "uprobe_events").exists():
+        return "this kernel has no uprobe_events (CONFIG_UPROBE_EVENTS)"
+    return None
+
+
+def append_uprobe_event(line: str, root: Path | None = None) -> None:
+    """Append one line to the machine's ``uprobe_events`` (a definition, or ``-:GRP/EVENT``
+    to remove one), never truncating it: the file is global, and a truncating write deletes
+    every uprobe of every user.  Raises OSError with the kernel's errno when it refuses."""
+    root = root or find_tracefs()
+    if root is None:
+        raise TracefsError("no tracefs mounted")
+    fd = os.open(root / "uprobe_events", os.O_WRONLY | os.O_APPEND)
+    try:
+        os.write(fd, line.encode() + b"\n")
+    finally:
+        os.close(fd)
+
+
 class Instance:
     """A private tracefs instance, a context manager.
 

@@ -76,3 +76,16 @@ def _line(pct: float, ns: int, calls: int, errors: int, name: str) -> str:
     usecs_per_call = ns // 1000 // calls if calls else 0
     err = str(errors) if errors else ""
     return f"{pct:6.2f} {ns / 1e9:11.6f} {usecs_per_call:11d} {calls:9d} {err:>9s} {name}"
+
+
+def render_hits(counts: dict[str, int]) -> str:
+    """The hits of each probe event (after its filter), most first, as ``stat`` prints them::
+
+             hits event
+        --------- ----------------
+           100000 app:add_one
+    """
+    out = [f"{'hits':>9s} event", f"{'-' * 9} {'-' * 16}"]
+    for name, n in sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])):
+        out.append(f"{n:9d} {name}")
+    return "\n".join(out) + "\n"

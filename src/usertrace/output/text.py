@@ -10,7 +10,8 @@ an event its own way (syscall events: ``sys_openat(dfd: 0xffffff9c, ...)``, ``sy
 
 :class:`TextRenderer` makes the lines of a :class:`usertrace.trace.Trace`: per event format a
 function from the record's bytes to its text (one struct unpack for the fields a row printer
-prints), per task and cpu the prefix, and the time stamp from the text of its second.
+prints), per task and cpu the prefix, and the time stamp from the text of its second.  Probe events, whose group is any name, are told by their fields and printed as the kernel's
+``trace`` prints them (``p_app: (0x401136) x=1``), not by their print fmt.
 """
 
 from __future__ import annotations
@@ -61,7 +62,8 @@ def lat_flags(flags: int, preempt_count: int) -> str:
     """The five latency-format characters (irqs-off, need-resched, irq context, depths)."""
     if not flags and not preempt_count:
         return "....."
-    irqs = "d" if flags & IRQS_OFF else "b" if flags & BH_OFF else "."
+    irqs = ("D" if flags & IRQS_OFF and flags & BH_OFF else "d" if flags & IRQS_OFF
+            else "b" if flags & BH_OFF else ".")
     resched = _RESCHED.get(flags & (NEED_RESCHED | NEED_RESCHED_LAZY | PREEMPT_RESCHED), ".")
     nmi, hard, soft = flags & NMI, flags & HARDIRQ, flags & SOFTIRQ
     ctx = ("Z" if nmi and hard else "z" if nmi else "H" if hard and soft else
@@ -107,6 +109,19 @@ def _factory(system: str):
         module, name = _LAZY_PRINTERS[system]
         factory = _SYSTEM_PRINTERS[system] = getattr(importlib.import_module(module), name)
     return factory
+
+
+def _probe_row_printer(fmt: EventFormat) -> RowPrinter | None:
+    """Probe events print their own way in every group (``print_uprobe_event``): they are
+    told by their fields (``__probe_ip``, or ``__probe_func`` and ``__probe_ret_ip``)."""
+    if not fmt.fields or not fmt.fields[0].name.startswith("__probe_"):
+        return None
+    from ..sources.probes.events import probe_printer
+    printer = probe_printer(fmt)
+    if printer is None:
+        return None
+    names = tuple(f.name for f in fmt.fields)
+    return RowPrinter(names, lambda row: printer(fmt, dict(zip(names, row))))
 
 
 def register_printer(system: str, factory: Callable[[EventFormat], RowPrinter | None]) -> None:
@@ -158,7 +173,7 @@ class TextFormatter:
 
     def _row_printer(self, fmt: EventFormat) -> RowPrinter | None:
         factory = _factory(fmt.system)
-        return factory(fmt) if factory else None
+        return factory(fmt) if factory else _probe_row_printer(fmt)
 
     def _print_fmt(self, fmt: EventFormat) -> PrintFmt:
         compiled = PrintFmt(fmt)

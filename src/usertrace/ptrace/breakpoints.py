@@ -166,6 +166,21 @@ class Breakpoints(StopHandler):
             process.poke(address, bp.original)
             del table.bps[address]
 
+    def forget(self, process, address: int) -> None:
+        """Drop the breakpoint at ``address`` without writing: its text is gone (unmapped, or
+        mapped anew), and the byte kept must never be written into what is there now."""
+        table = process.state.get(self)
+        if table is not None:
+            table.bps.pop(address, None)
+
+    def map_xol_page(self, task: Task) -> None:
+        """Map the out-of-line page now if it is not: where the kernel would step the
+        instruction out of line but we emulate it, so that later mappings land where they
+        would under the kernel (its ``[uprobes]`` page is mapped at such a first hit)."""
+        table = self._table(task.process)
+        if not table.xol:
+            self._slot(task, table)
+
     def addresses(self, process) -> list[int]:
         table = process.state.get(self)
         return sorted(table.bps) if table else []

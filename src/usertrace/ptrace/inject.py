@@ -11,8 +11,10 @@ end of the task is handed back to the engine.
 from __future__ import annotations
 
 import ctypes
+import operator
 import os
 import signal
+import struct
 
 from ..arch import Arch
 from . import libc as L
@@ -32,20 +34,32 @@ class TaskGone(Exception):
 
 
 class Regs:
-    """PTRACE_GETREGS / SETREGS of one architecture, by the kernel's pt_regs names."""
+    """PTRACE_GETREGS / SETREGS of one architecture, by the kernel's pt_regs names.
+
+    Both work in one buffer made once (a breakpoint hit reads and writes the registers
+    every time: no allocation, one ``unpack_from``/``pack_into``)."""
 
     def __init__(self, arch: Arch):
         self.arch = arch
         self._buf = ctypes.create_string_buffer(arch.regs_struct.size)
+        self._names = arch.kernel_regs
+        self._unpack = arch.regs_struct.unpack_from
+        self._pack = arch.regs_struct.pack_into
+        self._values = operator.itemgetter(*arch.kernel_regs)
 
     def get(self, tid: int) -> dict[str, int]:
-        if _ptrace(L.PTRACE_GETREGS, tid, 0, self._buf) != 0:
+        buf = self._buf
+        if _ptrace(L.PTRACE_GETREGS, tid, 0, buf) != 0:
             raise TraceError(f"task {tid}: cannot read its registers", ctypes.get_errno())
-        return self.arch.unpack_kernel_regs(self._buf.raw)
+        return dict(zip(self._names, self._unpack(buf)))
 
     def set(self, tid: int, regs: dict[str, int]) -> None:
-        raw = ctypes.create_string_buffer(self.arch.pack_kernel_regs(regs))
-        if _ptrace(L.PTRACE_SETREGS, tid, 0, raw) != 0:
+        buf = self._buf
+        try:
+            self._pack(buf, 0, *self._values(regs))
+        except struct.error:                  # a negative value: as the unsigned word
+            self._pack(buf, 0, *(v & 0xFFFF_FFFF_FFFF_FFFF for v in self._values(regs)))
+        if _ptrace(L.PTRACE_SETREGS, tid, 0, buf) != 0:
             raise TraceError(f"task {tid}: cannot write its registers", ctypes.get_errno())
 
 

@@ -26,6 +26,7 @@ class Mapping:
     perms: str
     offset: int
     path: str
+    inode: int = 0
 
     @classmethod
     def parse(cls, line: str) -> "Mapping | None":
@@ -35,7 +36,7 @@ class Mapping:
         lo, _, hi = parts[0].partition("-")
         try:
             return cls(int(lo, 16), int(hi, 16), parts[1], int(parts[2], 16),
-                       parts[5].rstrip("\n") if len(parts) > 5 else "")
+                       parts[5].rstrip("\n") if len(parts) > 5 else "", int(parts[4]))
         except ValueError:
             return None
 

@@ -33,6 +33,7 @@ from ..kernel import backend as kernel_backend      # (a module: either may be i
 from ..output.stats import SyscallStats
 from ..ptrace import Engine, ExitStatus
 from ..sources.base import Source
+from ..sources.probes.source import ProbeSource
 from ..sources.syscalls.source import SyscallSource
 from ..sources.user_events.source import UserEventsSource
 from .core import EventSpec, Session, SessionError
@@ -45,7 +46,10 @@ class Recorder:
     arguments in the live stream; ``stats``: count syscalls as ``strace -c``.
     With a command or pids, only the traced processes' user events are recorded, unless
     ``all_user_events`` (every process of the user, as without a command).
-    ``warn(message)`` hears what the user should know while recording."""
+    ``warn(message)`` hears what the user should know while recording.
+    ``probes``: probe definitions of this run (defined and enabled for it, beside the
+    session's, which ``-e`` enables); with probes and no ``specs``, only they are enabled.
+    ``program``: the traced command's main program (for a probe placed by ``SYMBOL``)."""
 
     def __init__(self, specs: list[EventSpec] | None = None, *,
                  consumers: int = Consumer.TRACE, strings: bool = False,
@@ -53,9 +57,9 @@ class Recorder:
                  registry: Registry | None = None, ncpus: int | None = None,
                  all_user_events: bool = False,
                  warn: Callable[[str], None] | None = None, backend: str = "auto",
-                 system_wide: bool = False, seccomp: bool = True):
+                 system_wide: bool = False, seccomp: bool = True,
+                 probes: list[str] | None = None, program: str | None = None):
         self.all_user_events = all_user_events
-        self.specs = list(specs) if specs else [EventSpec("syscalls")]
         self.consumers = consumers
         self.stats = stats
         self.warn = warn or (lambda message: None)
@@ -63,6 +67,10 @@ class Recorder:
         self.seccomp = seccomp
         self.syscalls = SyscallSource(strings=strings, stats=stats)
         self.user_events = UserEventsSource(session_dir, warn=self.warn)
+        self.probes = ProbeSource(probes or [], session_dir=session_dir, program=program,
+                                  warn=self.warn)
+        self.specs = self.probes.run_specs() + (list(specs) if specs else
+                                                [] if probes else [EventSpec("syscalls")])
         self.engine: Engine | None = None
         self._claims: dict[int, list[EventSpec]] = {}
         self.kernel: kernel_backend.KernelSource | None = None
@@ -71,10 +79,13 @@ class Recorder:
                                f"{', '.join(kernel_backend.BACKENDS)}")
         why = "asked for" if backend == "ptrace" else kernel_backend.kernel_unfit(
             strings=strings, seccomp=seccomp)
+        if why is None and probes:
+            why = "probe events run on the ptrace engine"
         if why is None:
             self.kernel = kernel_backend.KernelSource(stats=stats, warn=self.warn)
             self.session = Session(self.kernel.registry(registry),
                                    CpuMap(ncpus or kernel_backend.kernel_cpus(self.kernel.root)))
+            self.probes.register(self.session.registry)
             self._enable()
             why = self.kernel.check(self.session, consumers)
             if why is not None:
@@ -82,6 +93,7 @@ class Recorder:
                 self._claims = {}
         if self.kernel is None:
             self.session = Session(registry, CpuMap(ncpus))
+            self.probes.register(self.session.registry)
             self._enable()
         self.session.on_error = self.warn
         self._choose(backend, why)
@@ -102,7 +114,7 @@ class Recorder:
 
     @property
     def sources(self) -> list[Source]:
-        return [self.kernel or self.syscalls, self.user_events]
+        return [self.kernel or self.syscalls, self.user_events, self.probes]
 
     def _enable(self) -> None:
         """Each spec to the sources that claim it; SessionError when none does."""
@@ -112,6 +124,8 @@ class Recorder:
             matched = self.session.registry.match(spec.pattern)
             if matched:
                 self.session.enable(spec, self.consumers)
+                if any(self.probes.owns(f) for f in matched):
+                    self._claims.setdefault(id(self.probes), []).append(spec)
             if registered is None:
                 registered = registered_user_events(self.user_events.server.session_dir)
             if self.user_events.claims(pattern, registered):
@@ -160,7 +174,7 @@ class Recorder:
             source.prepare(self.session, self._claimed(source), self.consumers)
         if command or pids:
             if self.kernel is None:
-                self.engine = Engine()
+                self.engine = self.probes.engine = Engine()
             if not self.all_user_events and not self.system_wide:  # before any is drained
                 self.user_events.scope = (self.kernel.in_scope if self.kernel is not None
                                           else self.engine.seen_pids.__contains__)

@@ -34,6 +34,16 @@ FIELD_FUNC = "__probe_func"
 FIELD_RETIP = "__probe_ret_ip"
 FAULT_STRING = "(fault)"
 
+# The common_flags and common_preempt_count of a uprobe record on this kernel (6.18): 0xff and
+# 0xff, which the ``trace`` file shows as ``DBZff``.  The handler runs preemptible and the
+# record's context is taken one level down (``tracing_gen_ctx_dec()``) from a preempt count of
+# 0: the word wraps, and the flag byte is what was set less one (0xff when nothing was; a
+# reschedule pending at that moment gives another value, e.g. ``dL.ff``).  Probe records carry
+# the common bytes, so that their text and filters on ``common_flags`` are the kernel's
+# (tests/kernel/test_probe_hits_kernel.py reads them there).
+RECORD_FLAGS = 0xFF
+RECORD_PREEMPT_COUNT = 0xFF
+
 
 def header_size(is_return: bool) -> int:
     """``SIZEOF_TRACE_ENTRY``: the common fields and the one or two addresses."""
@@ -162,3 +172,121 @@ def hit_text(d: ProbeDefinition, values: dict) -> str:
     else:
         head = f"({values[FIELD_IP]:#x})"
     return f"{d.event}: {head}{args_text(d, values)}"
+
+
+# -- a probe event known only by its format (read back from a trace.dat) -------------------------
+
+def _print_fmt_string(print_fmt: str) -> str | None:
+    """The quoted format string at the start of a print fmt, unescaped (``\\"`` is ``"``)."""
+    if not print_fmt.startswith('"'):
+        return None
+    out = []
+    i = 1
+    while i < len(print_fmt):
+        c = print_fmt[i]
+        if c == "\\" and i + 1 < len(print_fmt):
+            out.append(print_fmt[i + 1])
+            i += 2
+            continue
+        if c == '"':
+            return "".join(out)
+        out.append(c)
+        i += 1
+    return None
+
+
+def _type_of(conv: str, elem_size: int, is_string: bool):
+    """The fetch type that prints as ``conv`` (one element's text in the print fmt)."""
+    from .types import TYPES_BY_NAME
+    if is_string:
+        return TYPES_BY_NAME["string"] if conv == '"%s"' else None
+    bits = 8 * elem_size
+    if conv == "'%c'":
+        name = "char"
+    elif conv in ("0x%x", "0x%Lx"):
+        name = f"x{bits}"
+    elif conv in ("%d", "%Ld"):
+        name = f"s{bits}"
+    elif conv in ("%u", "%Lu"):
+        name = f"u{bits}"
+    else:
+        return None
+    t = TYPES_BY_NAME.get(name)
+    return t if t is not None and t.size == elem_size else None
+
+
+def definition_of_format(fmt: EventFormat) -> ProbeDefinition | None:
+    """The definition a probe event's format describes, enough to decode and print its
+    records as the kernel does (no place, no fetch programs); None when ``fmt`` is not a
+    probe event's.
+
+    The format gives each argument's name, place, size and stored type; the print fmt tells
+    the types that are stored alike apart (``x32``, ``u32`` and ``char`` are all ``u32`` or
+    ``u8`` fields): for ``(%lx) n=%d c='%c' w={0x%x,0x%x}`` the arguments are ``n`` (s32),
+    ``c`` (char) and ``w`` (x16[2], from its 4-byte ``u16[]`` field)."""
+    names = [f.name for f in fmt.fields]
+    if names[:1] == [FIELD_IP]:
+        kind, own = "p", fmt.fields[1:]
+    elif names[:2] == [FIELD_FUNC, FIELD_RETIP]:
+        kind, own = "r", fmt.fields[2:]
+    else:
+        return None
+    text = _print_fmt_string(fmt.print_fmt)
+    head = "(%lx <- %lx)" if kind == "r" else "(%lx)"
+    if text is None or not text.startswith(head):
+        return None
+    pos = len(head)
+    base = header_size(kind == "r")
+    args = []
+    for i, f in enumerate(own):
+        lead = f" {f.name}="
+        if not text.startswith(lead, pos):
+            return None
+        pos += len(lead)
+        end = text.find(f" {own[i + 1].name}=", pos) if i + 1 < len(own) else len(text)
+        if end < 0:
+            return None
+        piece, pos = text[pos:end], end
+        is_string = f.is_dynamic and f.is_string
+        if piece.startswith("{") and piece.endswith("}"):
+            convs = piece[1:-1].split(",")
+            count = len(convs)
+        else:
+            convs, count = [piece], 0
+        elem = 4 if is_string else (f.size // count if count else f.size)
+        t = _type_of(convs[0], elem, is_string)
+        if t is None or any(c != convs[0] for c in convs) or (count and elem * count != f.size):
+            return None
+        args.append(ProbeArg(f.name, "", t, count, f.offset - base, (), is_string))
+    size = sum(a.size for a in args)
+    return ProbeDefinition(kind, fmt.system, fmt.name, "", 0, 0, tuple(args), size)
+
+
+class ProbeCodec:
+    """Decodes the records of a probe event as :func:`decode` does (a string that could not
+    be read is None, a string array a list), for readers that know only its format."""
+
+    def __init__(self, fmt: EventFormat, definition: ProbeDefinition):
+        self.format = fmt
+        self.definition = definition
+
+    def decode(self, data, offset: int = 0, length: int | None = None) -> dict:
+        end = len(data) if length is None else offset + length
+        return decode(self.definition, bytes(data[offset:end]))
+
+
+def probe_codec(fmt: EventFormat, abi=None) -> ProbeCodec | None:
+    """A codec for ``fmt`` if it is a probe event's (little-endian, 64-bit records)."""
+    if abi is not None and (abi.endian != "<" or abi.long_size != 8):
+        return None
+    d = definition_of_format(fmt)
+    return ProbeCodec(fmt, d) if d is not None else None
+
+
+def probe_printer(fmt: EventFormat):
+    """The ``trace`` printer of a probe event (``print_uprobe_event``), None for another
+    event: registered with :mod:`usertrace.output.text` for events of any group."""
+    d = definition_of_format(fmt)
+    if d is None:
+        return None
+    return lambda _fmt, values: hit_text(d, values)

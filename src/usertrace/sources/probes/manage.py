@@ -27,7 +27,7 @@ from ..user_events import abi
 from ..user_events.session import default_session_dir, open_dir, open_file
 from .errors import ProbeError
 from .parse import (ParseContext, ProbeDefinition, ProbeRemoval, _Log, parse_command,
-                    split_words, strip_comment)
+                    parse_definition, split_words, strip_comment)
 
 FILE_NAME = "probe_events"
 
@@ -91,6 +91,27 @@ def release(defs: list[ProbeDefinition], removal: ProbeRemoval) -> list[ProbeDef
     return keep
 
 
+def apply_commands(defs: list[ProbeDefinition], commands: list[str], ctx: ParseContext,
+                   removals: bool = True
+                   ) -> tuple[list[ProbeDefinition], list[ProbeDefinition | ProbeRemoval]]:
+    """``defs`` after the commands, in order, as writes to ``uprobe_events``: (the definitions,
+    what each command added or removed); the first refused command raises ProbeError.
+    Without ``removals``, a removal is refused as not a definition."""
+    done: list[ProbeDefinition | ProbeRemoval] = []
+    for text in commands:
+        item = parse_command(text, ctx)
+        if item is None:
+            continue
+        if isinstance(item, ProbeRemoval):
+            if not removals:
+                item = parse_definition(text, ctx)      # raises: not a definition
+            defs = release(defs, item)
+        else:
+            defs = register(defs, item)
+        done.append(item)
+    return defs, done
+
+
 class ProbeStore:
     """The probe definitions of one session directory."""
 
@@ -141,16 +162,7 @@ class ProbeStore:
         """Add and remove, in order, all or nothing: one refused command changes nothing."""
         with self._locked(True) as dfd:
             defs = [parse_command(line, self.ctx) for line in self._read_lines(dfd)]
-            done = []
-            for text in commands:
-                item = parse_command(text, self.ctx)
-                if item is None:
-                    continue
-                if isinstance(item, ProbeRemoval):
-                    defs = release(defs, item)
-                else:
-                    defs = register(defs, item)
-                done.append(item)
+            defs, done = apply_commands(defs, commands, self.ctx)
             self._write_lines(dfd, [str(d) for d in defs])
         return done
 
