@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 from usertrace.events.format import EventFormat
-from usertrace.output.events import EventDecoder
+from usertrace.events.records import EventDecoder
 from usertrace.events.records import NATIVE
 from usertrace.output.text import TextFormatter
 from usertrace.sources.probes.events import (decode, definition_of_format, hit_text,

@@ -300,8 +300,9 @@ _FIELD_RE = re.compile(
 )
 _IDENT_CHARS = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_"
 
-# A type: brackets only as one pair at its end (``__data_loc char[]``); linear to match.
-_TYPE_RE = re.compile(r"[^\[\]]*(?:\[[^\[\]]*\])?\Z")
+# A type: brackets only at its end, one pair (``__data_loc char[]``) or two (a probe's
+# string array, ``__data_loc char[][3]``); linear to match.
+_TYPE_RE = re.compile(r"[^\[\]]*(?:\[[^\[\]]*\]){0,2}\Z")
 
 # A record lives on one ring-buffer page: no field of a sane format reaches past this.
 MAX_RECORD_SIZE = 1 << 20

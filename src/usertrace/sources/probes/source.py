@@ -338,8 +338,12 @@ class ProbeSource(Source):
         return list(seen.values())
 
     def register(self, registry) -> list[EventFormat]:
-        """Add every event to ``registry`` with an id from its allocator."""
+        """Add every event to ``registry`` with an id from its allocator (a recording that
+        gives up the kernel backend starts again with another registry: a fresh set)."""
         from ...session.core import SessionError
+        if registry is not getattr(self, "_registry", None):
+            self._registry = registry
+            self._formats = {}
         for d in self.definitions:
             if d.full_name in self._formats:
                 continue
