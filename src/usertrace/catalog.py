@@ -9,15 +9,21 @@ from __future__ import annotations
 from .events.registry import Registry
 
 
-def known_events(user_events: bool = False) -> Registry:
+def known_events(user_events: bool = False, syscall_data: bool = False) -> Registry:
     """A fresh registry holding every event the sources define up front; with
-    ``user_events``, also the user events registered in the user's session right now."""
+    ``user_events``, also the user events registered in the user's session right now.
+    ``syscall_data``: the syscall events with the user-space data the newest kernels record
+    (``__<arg>_val`` fields, :mod:`usertrace.sources.syscalls.user_data`); without, exactly
+    the running kernel's formats."""
     reg = Registry()
     if user_events:
         for fmt in registered_user_events():
             reg.add(fmt)
     try:
-        from .sources.syscalls.events import build_events
+        if syscall_data:
+            from .sources.syscalls.user_data import build_events
+        else:
+            from .sources.syscalls.events import build_events
     except ImportError:  # the syscall source is not built on this platform
         return reg
     for sc in build_events():

@@ -11,6 +11,7 @@ from ..events.records import Abi
 from ..output.events import TraceReadError, count_events, iter_events
 from ..output.jsonl import event_line
 from ..output.text import TextFormatter, line_prefix, trace_header
+from . import calls
 from .context import CliError, Context, ExitStatus
 
 
@@ -20,24 +21,29 @@ def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true",
                    help='one JSON object per event: {"ts_ns", "cpu", "pid", "comm", "system", '
                         '"event", "fields"}')
+    calls.add_arguments(p, live=False)
     p.epilog = ("examples:\n  usertrace report\n  usertrace report -i open.dat --json | jq .fields\n"
+                "  usertrace report --calls -T -y -s 128      # as strace -f -T -y -s 128\n"
                 "  trace-cmd extract -B myinst -o k.dat && usertrace report -i k.dat\n")
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
+    view = calls.view_options(args, live=False)
+    if view is not None and args.json:
+        raise CliError("--calls or --json, not both", ExitStatus.USAGE)
     try:
         reader = TraceDatReader(args.input)
     except TraceDatError as exc:
         raise CliError(str(exc)) from None
     try:
-        return _report(reader, args, ctx)
+        return _report(reader, args, ctx, view)
     except (TraceDatError, TraceReadError, RingBufferError) as exc:
         raise CliError(f"{args.input}: {exc}") from None
     finally:
         reader.close()
 
 
-def _report(reader: TraceDatReader, args, ctx: Context) -> int:
+def _report(reader: TraceDatReader, args, ctx: Context, view=None) -> int:
     layout = PageLayout(reader.page_size, Abi("<" if reader.endian == "little" else ">",
                                               reader.long_size))
     formats = list(reader.formats_by_id().values())
@@ -52,6 +58,8 @@ def _report(reader: TraceDatReader, args, ctx: Context) -> int:
         return streams[0] if len(streams) == 1 else heapq.merge(*streams, key=lambda e: (e.ts_ns, e.cpu))
 
     out = ctx.stdout
+    if view is not None:
+        return _report_calls(events(), view, out)
     if args.json:
         for ev in events():
             out.write(event_line(ev) + "\n")
@@ -69,4 +77,10 @@ def _report(reader: TraceDatReader, args, ctx: Context) -> int:
                       + f"[UNKNOWN EVENT TYPE {ev.values['common_type']}]\n")
         else:
             out.write(text.line(ev.format, ev.values, ev.comm, ev.cpu, ev.ts_ns) + "\n")
+    return ExitStatus.OK
+
+
+def _report_calls(events, view, out) -> int:
+    """``--calls``: the events as strace lines (:func:`calls.print_calls`)."""
+    calls.print_calls(events, view, out)
     return ExitStatus.OK

@@ -78,7 +78,7 @@ def line_prefix(comm: str, pid: int, cpu: int, ts_ns: int, flags: int = 0, preem
 Printer = Callable[[EventFormat, dict], str]
 _SYSTEM_PRINTERS: dict[str, Callable[[EventFormat], Printer | None]] = {}
 # Systems whose printers live with their source, imported when first needed.
-_LAZY_PRINTERS = {"syscalls": ("usertrace.sources.syscalls.events", "syscall_printer")}
+_LAZY_PRINTERS = {"syscalls": ("usertrace.sources.syscalls.user_data", "trace_printer")}
 
 
 def _factory(system: str):

@@ -158,6 +158,8 @@ class Engine:
         self._mask = self._xmask = bytearray(self.arch.max_nr + 1)
         self._task_handlers: list[StopHandler] = []
         self._trap_handlers: list[StopHandler] = []
+        self._signal_handlers: list[StopHandler] = []
+        self._siginfo = ctypes.create_string_buffer(128)
         self._options = _BASE_OPTIONS | (_FORK_OPTIONS if follow_forks else 0)
         self._exact_cpu = cpu == "exact"
         self._cpu_refresh = max(int(cpu_refresh), 1)
@@ -217,6 +219,7 @@ class Engine:
         self._xmask = _mask_of(_union([h.exit_syscalls for h in hs]), max_nr)
         self._task_handlers = [h for h in hs if type(h).on_task is not StopHandler.on_task]
         self._trap_handlers = [h for h in hs if h.wants_traps]
+        self._signal_handlers = [h for h in hs if h.wants_signals]
         callers = [h for h in hs if h.enter_syscalls is None or h.exit_syscalls is None
                    or h.enter_syscalls or h.exit_syscalls]
         if len(callers) == 1:
@@ -551,6 +554,8 @@ class Engine:
                     deliver = sig
                 self._resume(t, deliver)
             else:                             # signal-delivery-stop: deliver it
+                if self._signal_handlers:
+                    self._tell_signal(t, sig, ts)
                 self._resume(t, sig)
             return False
         if event == L.PTRACE_EVENT_STOP:
@@ -578,6 +583,14 @@ class Engine:
         _fast_ptrace(L.PTRACE_SYSCALL if event == L.PTRACE_EVENT_SECCOMP else self._resume_req(t),
                      tid, 0, 0)
         return False
+
+    def _tell_signal(self, t: Task, sig: int, ts: int) -> None:
+        """A signal-delivery-stop, to the handlers that asked (with its siginfo)."""
+        buf = self._siginfo
+        got = _fast_ptrace(L.PTRACE_GETSIGINFO, t.tid, 0, buf) == 0
+        info = buf.raw if got else b""
+        for h in self._signal_handlers:
+            h.on_signal(t, sig, info, ts)
 
     def _resume_req(self, t: Task) -> int:
         # Under a seccomp filter a task runs with PTRACE_CONT, except inside a traced call
@@ -715,6 +728,7 @@ class Engine:
             t.stat_fd = -1
         if t.tid == self._launched:
             self._status = ExitStatus.from_wait(status)
+        t.exit_status = status
         if not t.new_child:                   # the handlers heard of it
             for h in self._task_handlers:
                 h.on_task("exit", t, time.monotonic_ns())

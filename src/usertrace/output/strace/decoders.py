@@ -24,12 +24,12 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ...sources.syscalls.classes import FD_RETURNING
+from ...sources.syscalls.events import MAX_ERRNO as ERRNO_MAX
 from ...sources.syscalls.user_data import as_bytes, split_string
 from .quote import HEX_ALL, HEX_NONE, quote, quote_bytes, quote_cstring
 from .xlat import Xlat, hex_text
 
 MASK64 = (1 << 64) - 1
-ERRNO_MAX = 4095            # a result in [-4095, -1] is an error (the kernel's IS_ERR_VALUE)
 
 
 @dataclass
