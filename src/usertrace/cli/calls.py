@@ -3,7 +3,9 @@
 The options are strace's: ``-T`` (time in the call), ``-t``/``-tt``/``-ttt`` (wall clock),
 ``-r`` (time since the previous line), ``-y`` (descriptor paths), and for ``report`` ``-s N``
 (the length of strings shown) and ``-z``/``-Z`` (only the calls that succeeded / failed).
-:func:`view_options` turns them into the view's :class:`ViewOptions`.
+:func:`view_options` turns them into the view's :class:`ViewOptions`.  Lines begin with the
+thread id as with ``strace -f -o FILE`` (``report``, ``stream -o FILE``), or with
+``[pid N]`` while more than one task is traced as on strace's terminal (``stream``).
 """
 
 from __future__ import annotations
@@ -63,7 +65,8 @@ def view_options(args: argparse.Namespace, live: bool, output: str | None = None
         raise CliError(f"-s {shown}: give a positive length", ExitStatus.USAGE)
     return ViewOptions(max_len=shown, show_fds=args.show_fds, timestamps=args.timestamps or TS_NONE,
                        relative=args.relative, durations=args.durations, status=status,
-                       pids=PID_PLAIN if output else PID_AUTO, resolve_links=not live,
+                       pids=PID_PLAIN if output or not live else PID_AUTO,
+                       resolve_links=not live,
                        wall_offset_ns=time.time_ns() - time.monotonic_ns())
 
 

@@ -18,7 +18,11 @@ def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
     else:
         p.add_argument("what", metavar="SYSTEM:EVENT|FILE",
                        help="an event name, or a format file to parse and render again")
+        p.add_argument("--no-strings", action="store_true",
+                       help="a syscall event as the running kernel has it, without the "
+                            "user-space data (__<arg>_val fields) record and stream record")
         p.epilog = ("examples:\n  usertrace format syscalls:sys_enter_openat\n"
+                    "  usertrace format --no-strings syscalls:sys_enter_openat\n"
                     "  usertrace format /sys/kernel/tracing/events/sched/sched_switch/format\n")
 
 
@@ -59,7 +63,7 @@ def run_format(args, ctx: Context) -> int:
             raise CliError(f"{what}: {exc.render()}") from None
         ctx.stdout.write(fmt.render())
         return ExitStatus.OK
-    reg = known_events(user_events=True)
+    reg = known_events(user_events=True, syscall_data=not args.no_strings)
     system, _, name = what.rpartition(":")
     matched = [f for f in reg.match(what if system else f"*:{name}") if "*" not in what]
     if not matched:

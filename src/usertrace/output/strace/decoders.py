@@ -88,8 +88,14 @@ class Context:
         if self.opt.show_fds and fd >= 0:
             path = self.fd_path(fd)
             if path is not None:
+                # /proc says "PATH (deleted)" of a file gone: strace prints <PATH>(deleted)
+                if path.endswith(_DELETED):
+                    return f"{fd}<{_fd_path_text(path[:-len(_DELETED)])}>(deleted)"
                 return f"{fd}<{_fd_path_text(path)}>"
         return str(fd)
+
+
+_DELETED = " (deleted)"
 
 
 def _fd_path_text(path: str) -> str:
