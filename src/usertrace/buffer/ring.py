@@ -31,6 +31,7 @@ from __future__ import annotations
 import operator
 import struct
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable
 
 from .layout import (DEFAULT_LAYOUT, EVENT_HEADER_SIZE, EVENT_MIN_SIZE, LEN_TIME_EXTEND,
@@ -73,6 +74,20 @@ class RingStats:
 def _secs(ns: int) -> str:
     us = (ns + 500) // 1000
     return "%5d.%06d" % divmod(us, 1_000_000)
+
+
+@lru_cache(maxsize=8)
+def _event_shapes(layout: PageLayout) -> tuple[tuple[int, int, int], ...]:
+    """Per payload length: (bytes of the event, bytes of its header, the header's first
+    word without the time delta, or its length word when it has one)."""
+    shapes = []
+    for n in range(layout.max_payload + 1):
+        size = layout.event_length(n)
+        if layout.has_length_word(n):
+            shapes.append((size, 8, size - EVENT_HEADER_SIZE))
+        else:
+            shapes.append((size, 4, (size >> 2) - 1))
+    return tuple(shapes)
 
 
 class RingBuffer:
@@ -246,17 +261,13 @@ class RingBuffer:
             def general(ts_ns: int, values: tuple, tail: bytes) -> int:
                 return 2 if self.write(ts_ns, st.pack(*values) + tail) else 0
             return general
+        key = (st, "tail")
+        writer = self._writers.get(key)
+        if writer is not None:
+            return writer
         pack_into = st.pack_into
         pack_u32, pack_u32x2 = self._pack_u32, self._pack_u32x2
-        # per payload length: (event bytes, header bytes, the header's first word sans delta)
-        shapes = []
-        for n in range(layout.max_payload + 1):
-            size = layout.event_length(n)
-            if layout.has_length_word(n):
-                shapes.append((size, 8, size - EVENT_HEADER_SIZE))
-            else:
-                shapes.append((size, 4, (size >> 2) - 1))
-        shapes = tuple(shapes)
+        shapes = _event_shapes(layout)
         limit = len(shapes)
         rb = self
 
@@ -291,6 +302,7 @@ class RingBuffer:
                 raise RingBufferError(f"packed_tail_writer() cannot pack {values!r} with "
                                       f"{fmt!r}: {exc}") from None
             return 2 if rb.write(ts_ns, payload) else 0
+        self._writers[key] = writer
         return writer
 
     def _write_packed_general(self, ts_ns: int, st: struct.Struct, values: tuple) -> int:

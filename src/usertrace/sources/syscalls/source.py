@@ -25,18 +25,22 @@ that happened after it (each thread's records stay in order).
 from __future__ import annotations
 
 import struct
+from typing import TYPE_CHECKING
+
 from ...arch import Arch, host
 from ...events.format import EventFormat
 from ...events.records import RecordCodec
 from ...output.stats import SyscallStats
 from ...ptrace import ENTER, StopHandler
-from ...session.core import EventState, Session
 from ..base import Source
 from . import user_data as ud
 from .events import (EXIT_STRUCT, SYSTEM, build_events, encode_enter, encode_exit, enter_struct,
                      event_base, is_error)
 from .stops import SyscallStops
 from .table import SyscallTable
+
+if TYPE_CHECKING:           # (the session package imports this module: no cycle at run time)
+    from ...session.core import EventState, Session
 
 STRING_SIZE = 128       # bytes of each string or buffer recorded (the kernel's default is 63)
 MAX_STRING_SIZE = 1024  # three strings of it and six arguments fit a ring-buffer page
