@@ -346,23 +346,42 @@ def test_descriptor_paths_equal_strace_y(name, tmp):
     subprocess.run(["strace", "-f", "-y", "-s", str(MAX_LEN), "-o", str(out), *argv],
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
     theirs_text = out.read_text()
-    plain = re.sub(r"(\d|AT_FDCWD)<[^>]*>", r"\1", theirs_text)
+    plain = _without_paths(theirs_text)
     events = with_strings(recorded_events(run(name, tmp).dat), plain,
                           user_data.KERNEL_MAX_BUF_SIZE)
     ours_text = view_text(events, show_fds=True, resolve_links=True)
-    theirs, ours = Calls(theirs_text), Calls(ours_text)
-    tids = pair_threads(Calls(plain), Calls(re.sub(r"(\d)<[^>]*>", r"\1", ours_text)), LEFT_OUT)
-    n, diffs = 0, []
-    for ta, tb in tids.items():
-        pairs, _, _ = align(theirs.threads[ta], ours.threads[tb], LEFT_OUT)
-        for (call, a_args, a_ret), (_, b_args, b_ret) in pairs:
-            for x, y in zip(a_args + [a_ret], b_args + [b_ret]):
-                if "<" in y and not y.startswith('"'):
-                    n += 1
-                    if x != y:
-                        diffs.append((call, x, y))
+    n, diffs = fd_differences(theirs_text, ours_text, ours=True)
     assert n > 10
     assert diffs == []
+
+
+def _without_paths(text: str) -> str:
+    return re.sub(r"(\d|AT_FDCWD)<[^>]*>", r"\1", text)
+
+
+def _inode_free(text: str) -> str:
+    """``pipe:[123]``, ``socket:[456]``: inode numbers differ between runs."""
+    return re.sub(r"(\w+):\[\d+\]", r"\1:[]", text)
+
+
+def fd_differences(theirs_text: str, ours_text: str, ours: bool) -> tuple[int, list]:
+    """(descriptors compared, differences) of strace -y's lines and ours, calls paired as
+    without the paths; compared: the descriptors with a path on our side (``ours``) or on
+    strace's."""
+    theirs_calls, ours_calls = Calls(theirs_text), Calls(ours_text)
+    tids = pair_threads(Calls(_without_paths(theirs_text)), Calls(_without_paths(ours_text)),
+                        LEFT_OUT)
+    n, diffs = 0, []
+    for ta, tb in tids.items():
+        pairs, _, _ = align(theirs_calls.threads[ta], ours_calls.threads[tb], LEFT_OUT)
+        for (call, a_args, a_ret), (_, b_args, b_ret) in pairs:
+            for x, y in zip(a_args + [a_ret], b_args + [b_ret]):
+                shown = y if ours else x
+                if "<" in shown and not shown.startswith('"'):
+                    n += 1
+                    if _inode_free(x) != _inode_free(y):
+                        diffs.append((call, x, y))
+    return n, diffs
 
 
 def assert_like_straces(name: str, strace_text: str, our_text: str) -> None:
@@ -435,23 +454,6 @@ def test_stream_descriptor_paths_equal_strace_y(name, tmp):
     subprocess.run([sys.executable, "-m", "usertrace", "stream", "--calls", "-y", "-s",
                     str(MAX_LEN), "-o", str(ours_file), "--", *argv],
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
-    theirs_text, ours_text = theirs_file.read_text(), ours_file.read_text()
-    strip = lambda text: re.sub(r"(\d|AT_FDCWD)<[^>]*>", r"\1", text)  # noqa: E731
-    theirs, ours = Calls(theirs_text), Calls(ours_text)
-    tids = pair_threads(Calls(strip(theirs_text)), Calls(strip(ours_text)), LEFT_OUT)
-    n, diffs = 0, []
-    for ta, tb in tids.items():
-        pairs, _, _ = align(theirs.threads[ta], ours.threads[tb], LEFT_OUT)
-        for (call, a_args, a_ret), (_, b_args, b_ret) in pairs:
-            for x, y in zip(a_args + [a_ret], b_args + [b_ret]):
-                if "<" in x and not x.startswith('"'):
-                    n += 1
-                    if _inode_free(x) != _inode_free(y):
-                        diffs.append((call, x, y))
+    n, diffs = fd_differences(theirs_file.read_text(), ours_file.read_text(), ours=False)
     assert n > 10
     assert diffs == []
-
-
-def _inode_free(text: str) -> str:
-    """``pipe:[123]``, ``socket:[456]``: inode numbers differ between runs."""
-    return re.sub(r"(\w+):\[\d+\]", r"\1:[]", text)
