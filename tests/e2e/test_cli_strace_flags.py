@@ -217,3 +217,38 @@ def test_stat_o_writes_the_table_to_the_file(basic, tmp_path):
 def test_bad_output_options_are_clear_errors(argv, message):
     got, out, err = run(*argv)
     assert got != 0 and message in err and "Traceback" not in err, err
+
+
+def test_report_calls_Z_and_z_split_the_calls(basic, tmp_path):
+    dat = tmp_path / "a.dat"
+    assert run("record", "-o", str(dat), "--", basic, "2")[0] == 0
+    every = report_calls(dat).splitlines()
+    failed = run("report", "-i", str(dat), "--calls", "-Z")[1].splitlines()
+    good = run("report", "-i", str(dat), "--calls", "-z")[1].splitlines()
+    calls = lambda lines: [l for l in lines if "(" in l and "+++" not in l]  # noqa: E731
+    assert calls(failed) and all(" = -1 E" in line for line in calls(failed))
+    assert calls(good) and not any(" = -1 E" in line for line in calls(good))
+    # every call that returned is in one of them (exit_group never returns: in neither)
+    assert len(calls(failed)) + len(calls(good)) == len(calls(every)) - 1
+
+
+TIME = r"\d\d:\d\d:\d\d"
+
+
+@pytest.mark.parametrize("flags,pattern", [
+    (["-t"], rf"^\d+ +{TIME} \w+\("),
+    (["-tt"], rf"^\d+ +{TIME}\.\d{{6}} \w+\("),
+    (["-ttt"], r"^\d+ +\d{10}\.\d{6} \w+\("),
+    (["-r"], r"^\d+ +\s*\d+\.\d{6} \w+\("),
+    (["-T"], r"^\d+ +\w+\(.*\) += .* <\d+\.\d{6}>$"),
+], ids=["t", "tt", "ttt", "r", "T"])
+def test_time_options_of_calls(basic, tmp_path, flags, pattern):
+    import re
+    import time
+    dat = tmp_path / "t.dat"
+    assert run("record", "-e", "getppid", "-o", str(dat), "--", basic, "3")[0] == 0
+    status, out, err = run("report", "-i", str(dat), "--calls", *flags)
+    lines = [l for l in out.splitlines() if "getppid" in l]
+    assert len(lines) == 3 and all(re.match(pattern, l) for l in lines), lines
+    if flags == ["-ttt"]:             # the wall clock of now, within the minute
+        assert abs(float(lines[0].split()[1]) - time.time()) < 60

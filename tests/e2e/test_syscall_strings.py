@@ -101,3 +101,11 @@ def test_a_cut_string_and_a_null_pointer_and_exit_data(target, tmp_path):
     assert 'filename: 0 "", flags: O_WRONLY|O_CREAT|O_TRUNC, mode: 0644)' in text
     assert '"/dev/nul...", flags: O_RDONLY)' in text
     assert "sys_read -> 0x340 (7f:45:4c:46:02:01:01:" in text
+
+
+def test_a_filter_on_the_recorded_string(target, tmp_path):
+    dat = tmp_path / "f.dat"
+    run("record", "-e", "sys_enter_openat", "-f", '__filename_val ~ "/dev/*"', "-o", str(dat),
+        "--", str(target("cli_basic")), "0")
+    opens = [p for n, p in raw_records(dat)]
+    assert len(opens) == 1 and b"/dev/null\0" in opens[0]
