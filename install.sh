@@ -5,8 +5,9 @@
 # just that.  Where the system Python refuses (Debian's "externally managed environment"), it
 # makes a virtual environment (/opt/usertrace as root, ~/.local/share/usertrace otherwise) and
 # links its `usertrace` into /usr/local/bin or ~/.local/bin.  pip builds the compiled emit path
-# of user events where a C compiler and Python's headers exist; the last line says which path
-# user events take.
+# of user events where a C compiler and Python's headers exist.  At the end it says what it
+# installed and where, the command to run, the Python applications import usertrace with,
+# and which emit path user events take.
 set -euo pipefail
 here="$(cd "$(dirname "$0")" && pwd)"
 py="${PYTHON:-python3}"
@@ -21,9 +22,13 @@ fi
 "$py" -c 'import sys; sys.exit(sys.version_info < (3, 11))' \
   || { echo "install: usertrace needs Python 3.11 or newer" >&2; exit 1; }
 
-emit_path() {   # which emit path the installed usertrace takes, and how to get the compiled one
-  local path
-  path="$("$1" -c 'from usertrace.sources.user_events import emit_path; print(emit_path.describe())')"
+installed() {   # what was installed and where, how to run it, how applications import it
+  local py="$1" cmd="$2" path
+  (cd / && "$py" -c 'import os, sys, usertrace
+print(f"install: usertrace {usertrace.__version__} installed in {os.path.dirname(usertrace.__file__)}")
+print(f"install: applications import usertrace.user_events when run by {sys.executable}")')
+  echo "install: the command is $cmd; try: usertrace stream --calls -- ls"
+  path="$(cd / && "$py" -c 'from usertrace.sources.user_events import emit_path; print(emit_path.describe())')"
   echo "install: user events emit path: $path"
   case "$path" in pure*) echo "install: for the compiled one (about ten times faster), install a C" \
     "compiler and Python's headers (apt-get install gcc python3-dev) and run install.sh again" ;; esac
@@ -32,8 +37,8 @@ emit_path() {   # which emit path the installed usertrace takes, and how to get 
 if "$py" -m pip install -q --disable-pip-version-check "$here" 2>/tmp/usertrace-pip.$$; then
   rm -f /tmp/usertrace-pip.$$
   bin="$("$py" -c 'import sysconfig; print(sysconfig.get_path("scripts"))')"
-  command -v usertrace >/dev/null || echo "install: done; add $bin to your PATH"
-  (cd / && emit_path "$py")
+  installed "$py" "$bin/usertrace"
+  case ":$PATH:" in *":$bin:"*) ;; *) echo "install: add $bin to your PATH" ;; esac
   exit 0
 fi
 if ! grep -q -i "externally.managed\|No module named pip" /tmp/usertrace-pip.$$; then
@@ -54,7 +59,6 @@ fi
 "$venv/bin/pip" install -q --disable-pip-version-check "$here"
 mkdir -p "$link"
 ln -sf "$venv/bin/usertrace" "$link/usertrace"
-echo "install: usertrace installed in $venv, linked from $link/usertrace"
-echo "install: applications import usertrace.user_events when run by $venv/bin/python3"
-(cd / && emit_path "$venv/bin/python3")
+echo "install: a virtual environment in $venv (this Python is externally managed)"
+installed "$venv/bin/python3" "$link/usertrace (linked to $venv/bin/usertrace)"
 case ":$PATH:" in *":$link:"*) ;; *) echo "install: add $link to your PATH" ;; esac

@@ -9,8 +9,12 @@ Workloads (C, compiled here): ``getppid`` makes 200,000 getppid() calls; ``openr
     usertrace all, not co-located    the same with follow_cpu=False (placement left to the
                                      scheduler), to show what co-location buys
     usertrace openat (seccomp)       a seccomp filter, only openat stops
-    usertrace record (CLI)           the whole command: start-up, session, trace.dat
+    usertrace record (CLI)           the whole command: start-up, session, trace.dat, with
+                                     strings (the user data of the arguments, 128 bytes)
+    usertrace record --no-strings    the same, records in the kernel's formats, no reading
+    usertrace record enters (CLI)    -e 'syscalls:sys_enter_*': one stop per call
     usertrace record openat (CLI)    the same with -e syscalls:sys_*_openat
+    strace -f -s 128 -o FILE         strace with strings of 128 bytes, into a file
     strace -f                        strace -f -o /dev/null
     strace --seccomp-bpf openat      strace -f --seccomp-bpf -e trace=openat -o /dev/null
 
@@ -21,6 +25,8 @@ start-up); the others from spawn to exit.
 
     python benchmarks/bench_syscalls.py [--rounds 5] [--scale 1.0] [--pin]
 
+It also prints the load average before and after: the machine may be shared.
+
 --pin runs everything under taskset -c 0 (tracers and programs on one CPU), for reference.
 """
 
@@ -28,6 +34,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import resource
 import shutil
 import statistics
 import subprocess
@@ -90,16 +97,25 @@ _ENV = {k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"}
 _ENV["PYTHONPATH"] = str(ROOT / "src")
 
 
-def timed_spawn(argv: list[str]) -> float:
-    t0 = time.perf_counter()
+def _cpu() -> float:
+    """CPU time (user + system) of this process and its waited-for children."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def timed_spawn(argv: list[str]) -> tuple[float, float]:
+    """(wall seconds, CPU seconds of the tracer and the program) of one run."""
+    c0, t0 = _cpu(), time.perf_counter()
     proc = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=_ENV)
     dt = time.perf_counter() - t0
     if proc.returncode != 0:
         sys.exit(f"{argv}: exit {proc.returncode}")
-    return dt
+    return dt, _cpu() - c0
 
 
-def timed_usertrace(argv: list[str], only: set[int] | None, follow_cpu: bool = True) -> float:
+def timed_usertrace(argv: list[str], only: set[int] | None, follow_cpu: bool = True
+                    ) -> tuple[float, float]:
     """The engine and the syscall events' records, without a session or a file."""
     enter_id = {e.nr: (e.enter.id, e.nargs) for e in _EVENTS}
     exit_id = {e.nr: e.exit.id for e in _EVENTS}
@@ -116,13 +132,13 @@ def timed_usertrace(argv: list[str], only: set[int] | None, follow_cpu: bool = T
 
     engine = Engine(follow_cpu=follow_cpu)
     engine.add(SyscallStops(consumer, only, only))
-    t0 = time.perf_counter()
+    c0, t0 = _cpu(), time.perf_counter()
     engine.launch(argv)
     status = engine.run(handle_signals=False)
     dt = time.perf_counter() - t0
     if status.returncode != 0:
         sys.exit(f"{argv}: {status.describe()}")
-    return dt
+    return dt, _cpu() - c0
 
 
 def _numbered_events():
@@ -146,6 +162,7 @@ def main() -> int:
     if args.pin:
         os.sched_setaffinity(0, {0})
     strace = shutil.which("strace")
+    print("load average before: %.2f %.2f %.2f" % os.getloadavg())
     openat = SyscallTable.for_arch("x86_64").by_name["openat"].nr
     with tempfile.TemporaryDirectory() as tmp:
         exes = build(Path(tmp))
@@ -162,35 +179,61 @@ def main() -> int:
             # the whole command: Python's start-up, the session, records into a trace.dat
             cli = [sys.executable, "-m", "usertrace", "record", "-o", str(Path(tmp) / "b.dat")]
             variants["usertrace record (CLI)"] = lambda: timed_spawn([*cli, "--", *argv])
+            variants["usertrace record --no-strings"] = lambda: timed_spawn(
+                [*cli, "--no-strings", "--", *argv])
+            variants["usertrace record enters (CLI)"] = lambda: timed_spawn(
+                [*cli, "-e", "syscalls:sys_enter_*", "--", *argv])
             variants["usertrace record openat (CLI)"] = lambda: timed_spawn(
                 [*cli, "-e", "syscalls:sys_*_openat", "--", *argv])
             if strace:
+                variants["strace -f -s 128 -o FILE"] = lambda: timed_spawn(
+                    [strace, "-f", "-s", "128", "-o", str(Path(tmp) / "s.out"), *argv])
                 variants["strace -f"] = lambda: timed_spawn(
                     [strace, "-f", "-o", "/dev/null", *argv])
                 variants["strace --seccomp-bpf openat"] = lambda: timed_spawn(
                     [strace, "-f", "--seccomp-bpf", "-e", "trace=openat", "-o", "/dev/null", *argv])
             times: dict[str, list[float]] = {k: [] for k in variants}
+            cpu: dict[str, list[float]] = {k: [] for k in variants}
             for _ in range(args.rounds):
                 for k, run in variants.items():
-                    times[k].append(run())
+                    wall, used = run()
+                    times[k].append(wall)
+                    cpu[k].append(used)
             med = {k: statistics.median(v) for k, v in times.items()}
+            med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
             base = med["untraced"]
             print(f"\n{name}: {n} iterations, {calls} syscalls, median of {args.rounds} rounds"
                   + (" (pinned to CPU 0)" if args.pin else ""))
-            print(f"  {'variant':30s} {'time s':>9s} {'x untraced':>10s} {'us/syscall':>11s}")
+            print(f"  {'variant':30s} {'time s':>9s} {'x untraced':>10s} {'us/syscall':>11s}"
+                  f" {'cpu us/syscall':>15s}")
             for k, t in med.items():
                 per = (t - base) / calls * 1e6
-                print(f"  {k:30s} {t:9.3f} {t / base:10.2f} {per:11.2f}")
+                per_cpu = (med_cpu[k] - med_cpu["untraced"]) / calls * 1e6
+                print(f"  {k:30s} {t:9.3f} {t / base:10.2f} {per:11.2f} {per_cpu:15.2f}")
             if strace:
-                ours = (med["usertrace all"] - base) / calls
+                def ratio(a, b):
+                    return (med[a] - base) / (med[b] - base)
+                def cpu_ratio(a, b):
+                    return (med_cpu[a] - med_cpu["untraced"]) / (med_cpu[b] - med_cpu["untraced"])
+                print("  overhead per syscall, ratios of medians (wall clock; CPU time):")
+                for a, b in [("usertrace record (CLI)", "strace -f -s 128 -o FILE"),
+                             ("usertrace record --no-strings", "strace -f"),
+                             ("usertrace all", "strace -f"),
+                             ("usertrace record enters (CLI)", "usertrace record (CLI)")]:
+                    print(f"    {a} / {b}: {ratio(a, b):.2f}; {cpu_ratio(a, b):.2f}")
+                # the same ratio round by round: how much the load moved it
+                per_round = sorted(
+                    (times["usertrace record (CLI)"][r] - times["untraced"][r])
+                    / (times["strace -f -s 128 -o FILE"][r] - times["untraced"][r])
+                    for r in range(args.rounds))
+                print("    usertrace record (CLI) / strace -s 128, each round: "
+                      + " ".join(f"{x:.2f}" for x in per_round))
                 theirs = (med["strace -f"] - base) / calls
-                print(f"  overhead per syscall, usertrace all / strace -f: {ours / theirs:.2f}")
-                ours = (med["usertrace record (CLI)"] - base) / calls
-                print(f"  overhead per syscall, usertrace record (CLI) / strace -f: {ours / theirs:.2f}")
                 ours = med["usertrace openat (seccomp)"] - base
                 theirs = med["strace --seccomp-bpf openat"] - base
                 print(f"  overhead, usertrace openat / strace --seccomp-bpf: "
                       f"{ours / theirs if theirs > 0 else float('nan'):.2f}")
+    print("load average after: %.2f %.2f %.2f" % os.getloadavg())
     return 0
 
 

@@ -10,17 +10,22 @@ from .events.registry import Registry
 
 
 def known_events(user_events: bool = False, probes: bool = False,
-                 session_dir: str | None = None) -> Registry:
+                 session_dir: str | None = None, syscall_data: bool = False) -> Registry:
     """A fresh registry holding every event the sources define up front; with
     ``user_events``, also the user events registered right now in the session at
     ``session_dir`` (default: the user's); with ``probes``, the probe events it defines
-    (``usertrace probe``)."""
+    (``usertrace probe``).  ``syscall_data``: the syscall events with the user-space data the
+    newest kernels record (``__<arg>_val`` fields, :mod:`usertrace.sources.syscalls.user_data`);
+    without, exactly the running kernel's formats."""
     reg = Registry()
     if user_events:
         for fmt in registered_user_events(session_dir):
             reg.add(fmt)
     try:
-        from .sources.syscalls.events import build_events
+        if syscall_data:
+            from .sources.syscalls.user_data import build_events
+        else:
+            from .sources.syscalls.events import build_events
     except ImportError:  # the syscall source is not built on this platform
         build_events = None
     if build_events is not None:

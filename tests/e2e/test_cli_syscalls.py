@@ -105,12 +105,14 @@ def test_report_text_is_the_kernel_trace_format(basic, tmp_path):
     assert body[0].lstrip().startswith("cli_basic-")
 
 
-def test_trace_cmd_reads_our_file(basic, tmp_path):
+@pytest.mark.parametrize("strings", [False, True], ids=["no-strings", "strings"])
+def test_trace_cmd_reads_our_file(basic, tmp_path, strings):
     if not shutil.which("trace-cmd"):
         pytest.skip("trace-cmd is not installed (tests/setup.sh installs it)")
     for version in ("6", "7"):
         dat = tmp_path / f"v{version}.dat"
         assert run("record", "-e", "syscalls:sys_*_getppid", "-e", "syscalls:sys_*_write",
+                   *([] if strings else ["--no-strings"]),
                    "--file-version", version, "-o", str(dat), "--", basic, "3")[0] == 0
         r = subprocess.run(["trace-cmd", "report", "-i", str(dat)], capture_output=True, text=True)
         assert r.returncode == 0, r.stderr
@@ -121,8 +123,13 @@ def test_trace_cmd_reads_our_file(basic, tmp_path):
             assert f"-{ev['pid']} " in line and f"{ev['event']}:" in line
             if ev["event"] == "sys_exit_getppid":
                 assert line.rstrip().endswith(f"0x{os.getpid():x}")
-            if ev["event"] == "sys_enter_write":
+            if ev["event"] == "sys_enter_write" and not strings:
                 assert "count: 0x00000005" in line
+            elif ev["event"] == "sys_enter_write":
+                # the newest kernel's print fmt (__print_dynamic_array): trace-cmd 3.1's
+                # libtraceevent does not know it and shows the fields as they are
+                assert ("count: 0x00000005" in line and "hello" in line) or \
+                    ("count=5" in line and "__buf_val=hello" in line), line
 
 
 def test_filter_applies_to_the_event_before_it(basic, tmp_path):
@@ -154,7 +161,9 @@ def test_stream_with_strings(basic):
     status, out, err, _ = run("stream", "-s", "-e", "sys_enter_openat", "-e", "sys_exit_openat", "--", basic, "0")
     assert status == 0, err
     lines = out.splitlines()
-    assert any('filename: 0x' in line and '"/nonexistent/usertrace", flags: 0, mode: 0)' in line for line in lines)
+    # the newest kernel's text of sys_enter_openat with its string (its own printer)
+    assert any('filename: ' in line and '"/nonexistent/usertrace", flags: O_RDONLY)' in line
+               for line in lines)
     assert any(line.endswith("sys_openat -> 0xfffffffffffffffe") for line in lines)
 
 

@@ -7,12 +7,11 @@ children the same fork or clone made), calls paired by name; then every argument
 equals strace's or is one strace reads from memory (a string, an array, a structure) where
 the recording has only the pointer; results and errors are equal, thread ids mapped.
 
-The records do not carry strings yet (the syscall source does not record ``__<arg>_val``
-fields today).  So the string comparison feeds the encoder of
-:mod:`usertrace.sources.syscalls.user_data` with the strings strace printed: the records are
-re-encoded with the user-data formats, decoded, and shown; each string must come out as
-strace printed it.  The same comparison on a recording made with strings is ready and skips
-until the records carry them.
+The recording carries strings (``__<arg>_val`` fields, 128 bytes, read from the tracee by
+the syscall source): each string and buffer the view shows must equal strace's.  A second
+comparison feeds the encoder of :mod:`usertrace.sources.syscalls.user_data` with the strings
+strace printed (the records re-encoded with the user-data formats, decoded, and shown), which
+checks the encoder and the view apart from the reading, and the cut at a smaller size.
 """
 
 from __future__ import annotations
@@ -56,10 +55,12 @@ LEFT_OUT = {
 # Where the view prints less than strace, and why: (call, argument index or "result").
 KNOWN = {
     ("prctl", "result"): "PR_GET_DUMPABLE's SUID_DUMP_* names are in no UAPI header",
+    ("getrandom", 0): "random bytes, new in each run",
 }
-# Calls whose number may differ between two runs (a wait interrupted, a pipe read in parts).
+# Calls whose number may differ between two runs (a wait interrupted, a pipe read in parts,
+# a child killed right after its fork, before or after its first calls).
 TIMING = {"wait4", "read", "write", "poll", "clock_nanosleep", "nanosleep", "sched_yield",
-          "rt_sigprocmask", "rt_sigaction", "getppid", "exit"}
+          "rt_sigprocmask", "rt_sigaction", "getppid", "exit", "set_robust_list", "pause"}
 
 
 def _programs():
@@ -308,7 +309,7 @@ def test_strings_through_the_encoder_equal_straces(name, tmp):
     text = view_text(events)
     n, diffs = compare_strings(r.strace, text)
     assert n > 10
-    assert diffs == []
+    assert [d for d in diffs if (d[0], d[1]) not in KNOWN] == []
     # and nothing else moved
     compared, _, others, _ = compare(r.strace, text)
     assert [d for d in others if (d[0], d[1]) not in KNOWN] == [] and compared > 50
@@ -338,30 +339,114 @@ def test_descriptor_paths_equal_strace_y(name, tmp):
     subprocess.run(["strace", "-f", "-y", "-s", str(MAX_LEN), "-o", str(out), *argv],
                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
     theirs_text = out.read_text()
-    plain = re.sub(r"(\d|AT_FDCWD)<[^>]*>", r"\1", theirs_text)
+    plain = _without_paths(theirs_text)
     events = with_strings(recorded_events(run(name, tmp).dat), plain,
                           user_data.KERNEL_MAX_BUF_SIZE)
     ours_text = view_text(events, show_fds=True, resolve_links=True)
-    theirs, ours = Calls(theirs_text), Calls(ours_text)
-    tids = pair_threads(Calls(plain), Calls(re.sub(r"(\d)<[^>]*>", r"\1", ours_text)), LEFT_OUT)
-    n, diffs = 0, []
-    for ta, tb in tids.items():
-        pairs, _, _ = align(theirs.threads[ta], ours.threads[tb], LEFT_OUT)
-        for (call, a_args, a_ret), (_, b_args, b_ret) in pairs:
-            for x, y in zip(a_args + [a_ret], b_args + [b_ret]):
-                if "<" in y and not y.startswith('"'):
-                    n += 1
-                    if x != y:
-                        diffs.append((call, x, y))
+    n, diffs = fd_differences(theirs_text, ours_text, ours=True)
     assert n > 10
     assert diffs == []
 
 
-def test_strings_recorded_by_the_syscall_source_equal_straces(tmp):
-    r = run("ls", tmp)
-    events = list(recorded_events(r.dat))
-    if not any(user_data.val_fields(e.format) for e in events if e.format is not None):
-        pytest.skip("the syscall source does not record __<arg>_val fields yet: the lead "
-                    "wires usertrace.sources.syscalls.user_data into record")
-    n, diffs = compare_strings(r.strace, view_text(events))
-    assert n > 10 and diffs == []
+def _without_paths(text: str) -> str:
+    return re.sub(r"(\d|AT_FDCWD)<[^>]*>", r"\1", text)
+
+
+def _inode_free(text: str) -> str:
+    """``pipe:[123]``, ``socket:[456]``: inode numbers differ between runs."""
+    return re.sub(r"(\w+):\[\d+\]", r"\1:[]", text)
+
+
+def fd_differences(theirs_text: str, ours_text: str, ours: bool) -> tuple[int, list]:
+    """(descriptors compared, differences) of strace -y's lines and ours, calls paired as
+    without the paths; compared: the descriptors with a path on our side (``ours``) or on
+    strace's."""
+    theirs_calls, ours_calls = Calls(theirs_text), Calls(ours_text)
+    tids = pair_threads(Calls(_without_paths(theirs_text)), Calls(_without_paths(ours_text)),
+                        LEFT_OUT)
+    n, diffs = 0, []
+    for ta, tb in tids.items():
+        pairs, _, _ = align(theirs_calls.threads[ta], ours_calls.threads[tb], LEFT_OUT)
+        for (call, a_args, a_ret), (_, b_args, b_ret) in pairs:
+            for x, y in zip(a_args + [a_ret], b_args + [b_ret]):
+                shown = y if ours else x
+                if "<" in shown and not shown.startswith('"'):
+                    n += 1
+                    if _inode_free(x) != _inode_free(y):
+                        diffs.append((call, x, y))
+    return n, diffs
+
+
+def assert_like_straces(name: str, strace_text: str, our_text: str) -> None:
+    """Calls, arguments, results, strings and buffers as strace's; the processes' ends and
+    the signals (their names and codes) too, thread by thread."""
+    compared, skipped, diffs, unmatched = compare(strace_text, our_text)
+    assert compared > 100 or (name == "threads" and compared > 50)
+    assert [d for d in diffs if (d[0], d[1]) not in KNOWN] == []
+    assert [c for side, c in unmatched if c[0] not in TIMING] == []
+    n, diffs = compare_strings(strace_text, our_text)
+    assert n > 10 and [d for d in diffs if (d[0], d[1]) not in KNOWN] == []
+
+
+def _ends(text: str, signals: bool) -> tuple[list[str], set[str]]:
+    """The ``+++`` lines of the first process, and (``signals``) which signals with which
+    codes came (how many SIGCHLD a parent gets depends on timing: they do not queue)."""
+    first = None
+    ends, sigs = [], set()
+    for line in text.splitlines():
+        tid, _, rest = line.partition(" ")
+        first = first or tid
+        rest = rest.strip()
+        if tid == first and rest.startswith("+++"):
+            ends.append(rest)
+        elif signals and rest.startswith("---"):
+            sigs.add(re.sub(r"(si_code=\w+).*", r"\1", rest))
+    return ends, sigs
+
+
+@pytest.mark.parametrize("name", sorted(PROGRAMS))
+def test_report_calls_equal_straces(name, tmp):
+    """``usertrace record`` (strings on) then ``usertrace report --calls -s 128``: every
+    call as strace -f -s 128 prints it."""
+    r = run(name, tmp)
+    assert any(user_data.val_fields(e.format) for e in recorded_events(r.dat)
+               if e.format is not None)
+    got = subprocess.run([sys.executable, "-m", "usertrace", "report", "--calls", "-s",
+                          str(MAX_LEN), "-i", str(r.dat)], capture_output=True, text=True,
+                         timeout=120)
+    assert got.returncode == 0, got.stderr
+    assert_like_straces(name, r.strace, got.stdout)
+    assert _ends(got.stdout, False) == _ends(r.strace, False)
+
+
+@pytest.mark.parametrize("name", sorted(PROGRAMS))
+def test_stream_calls_equal_straces(name, tmp):
+    """``usertrace stream --calls -s 128 -o FILE``: the live view, strings read while the
+    tracee is stopped, task ends and signals from the engine, as strace prints them."""
+    r = run(name, tmp)
+    out = tmp / f"{name}.stream"
+    got = subprocess.run([sys.executable, "-m", "usertrace", "stream", "--calls", "-s",
+                          str(MAX_LEN), "-o", str(out), "--", *_argv(name)],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+                         timeout=120)
+    assert out.exists(), got.stderr
+    text = out.read_text()
+    assert_like_straces(name, r.strace, text)
+    assert _ends(text, True) == _ends(r.strace, True)
+
+
+@pytest.mark.parametrize("name", ["ls", "tar", "pipeline", "calls"])
+def test_stream_descriptor_paths_equal_strace_y(name, tmp):
+    """``stream --calls -y``: live, the paths come from /proc as strace's do, the
+    descriptors inherited from the start included."""
+    argv = _argv(name)
+    theirs_file = tmp / f"{name}.strace-y-live"
+    subprocess.run(["strace", "-f", "-y", "-s", str(MAX_LEN), "-o", str(theirs_file), *argv],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
+    ours_file = tmp / f"{name}.stream-y"
+    subprocess.run([sys.executable, "-m", "usertrace", "stream", "--calls", "-y", "-s",
+                    str(MAX_LEN), "-o", str(ours_file), "--", *argv],
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, timeout=120)
+    n, diffs = fd_differences(theirs_file.read_text(), ours_file.read_text(), ours=False)
+    assert n > 10
+    assert diffs == []

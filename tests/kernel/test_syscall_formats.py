@@ -87,3 +87,44 @@ def test_trace_text_equals_the_kernels(tracefs_instance, target):
     assert ev.render_enter("getppid", [], []) in lines
     assert any(re.fullmatch(r"sys_lseek\(fd: 3, offset: 7, whence: 0\)", x) for x in lines), lines
     assert ev.render_exit("lseek", 0) in lines       # /dev/null seeks to 0 whatever asked
+
+
+def test_no_strings_records_and_shows_exactly_the_kernels_formats(tmp_path, target):
+    """``record --no-strings`` writes every syscall format into the trace.dat as the running
+    kernel has it, and ``format --no-strings`` prints it; without --no-strings the formats
+    carry the newest kernels' user data, and differ where (and only where) there is some."""
+    import io
+
+    from usertrace.buffer.tracedat import TraceDatReader
+    from usertrace.catalog import known_events
+    from usertrace.cli.context import Context
+    from usertrace.cli.main import main
+    from usertrace.sources.syscalls import user_data as ud
+
+    d = _syscalls_dir()
+    kernel = {p.name: _without_id((p / "format").read_text()) for p in d.iterdir() if p.is_dir()}
+    exe = str(target("sc_seq"))
+    for strings in (False, True):
+        dat = tmp_path / f"{strings}.dat"
+        ctx = Context(stdout=io.StringIO(), stderr=io.StringIO(), env={})
+        argv = ["record", "-o", str(dat)] + ([] if strings else ["--no-strings"])
+        assert main(argv + ["--", exe, "0"], ctx) == 0, ctx.stderr.getvalue()
+        reader = TraceDatReader(str(dat))
+        recorded = {f.name: _without_id(f.render()) for f in reader.formats_by_id().values()
+                    if f.system == "syscalls"}
+        reader.close()
+        assert set(recorded) == set(kernel)
+        differ = sorted(n for n in kernel if recorded[n] != kernel[n])
+        if not strings:
+            assert differ == []
+        else:
+            with_data = sorted(n for n in recorded if "__data_loc char[] __" in recorded[n])
+            assert differ == with_data and len(with_data) > 80
+            assert "sys_enter_openat" in with_data and "sys_exit_read" in with_data
+            assert all(ud.val_fields(f) for f in known_events(syscall_data=True)
+                       if f.name in with_data)
+    for name in ("sys_enter_openat", "sys_exit_read", "sys_enter_write", "sys_enter_getppid"):
+        out = io.StringIO()
+        assert main(["format", "--no-strings", f"syscalls:{name}"],
+                    Context(stdout=out, stderr=io.StringIO(), env={})) == 0
+        assert _without_id(out.getvalue()) == kernel[name]

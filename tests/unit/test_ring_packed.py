@@ -27,7 +27,8 @@ def values_for(s: struct.Struct, seq: int) -> tuple:
     """Values for ``s`` that say which write they were."""
     out = []
     for i, code in enumerate(_codes(s.format)):
-        limit = {"B": 0xFF, "H": 0xFFFF, "i": 2**31 - 1, "Q": 2**64 - 1, "q": 2**63 - 1}[code]
+        limit = {"B": 0xFF, "H": 0xFFFF, "i": 2**31 - 1, "I": 2**32 - 1, "Q": 2**64 - 1,
+                 "q": 2**63 - 1}[code]
         out.append((seq * 7919 + i * 104729) % limit)
     return tuple(out)
 
@@ -200,3 +201,54 @@ def test_packed_writer_is_write_packed_bound_to_one_struct():
     assert list(a.iter_pages()) == list(b.iter_pages())
     with pytest.raises(RingBufferError, match="struct.Struct"):
         a.packed_writer(b"<HB")
+
+
+TAILS = st.lists(st.tuples(st.sampled_from([0, 1, 2, 3, 4]),        # the struct (below)
+                           st.integers(0, 900),                     # the tail's length
+                           st.one_of(st.integers(0, 300), st.sampled_from([2**27, 2**59]),
+                                     st.integers(-100, -1)),
+                           st.booleans()),
+                 min_size=1, max_size=200)
+TAIL_STRUCTS = [struct.Struct("<HBBii4x4QI"), struct.Struct("<HBBii4xqI"), ENTER0, ODD,
+                struct.Struct(">HBBii4xI")]                 # not the page's order: general
+
+
+@settings(max_examples=150, deadline=None)
+@given(TAILS, st.booleans(), st.integers(2, 4))
+def test_tail_writer_equals_the_general_write(writes, overwrite, nr_pages):
+    """packed_tail_writer (a struct and data of any length after it, a strings record):
+    the pages of ``write(ts, st.pack(*v) + tail)``, small events and those with a length
+    word (over 112 bytes), across pages, time extends, time going back, a full buffer."""
+    a, b = twins(nr_pages=nr_pages, overwrite=overwrite)
+    ts = 10**12
+    for seq, (i, n, delta, read) in enumerate(writes):
+        s = TAIL_STRUCTS[i]
+        v = values_for(s, seq)
+        tail = bytes((seq + k) % 251 for k in range(n))
+        ts = max(ts + delta, 0)
+        r = a.packed_tail_writer(s)(ts, v, tail)
+        assert r in (0, 1, 2)
+        assert bool(r) == b.write(ts, s.pack(*v) + tail)
+        if read:
+            assert a.read_page() == b.read_page()
+    same_state(a, b)
+    assert list(a.iter_pages()) == list(b.iter_pages())
+
+
+def test_tail_writer_is_made_once_and_writes_in_place():
+    rb = RingBuffer(nr_pages=2)
+    head = struct.Struct("<HBBii4xqI")
+    write = rb.packed_tail_writer(head)
+    assert rb.packed_tail_writer(head) is write
+    assert write(1000, (7, 0, 0, 42, 0, 5, 5 << 16 | 28), b"hello") == 2     # first on page
+    assert write(1010, (7, 0, 0, 42, 0, 200, 200 << 16 | 28), bytes(200)) == 1
+    page = rb.read_page()
+    data = page[16:]
+    assert data[:4] == struct.pack("<I", 9)             # delta 0, type_len 9: 40 bytes
+    assert data[4:37] == head.pack(7, 0, 0, 42, 0, 5, 5 << 16 | 28) + b"hello"
+    assert data[37:40] == bytes(3)                      # padded to 4-byte units
+    # 228 bytes: over 112, so type_len 0 and the length in array[0] (236 - 4)
+    assert data[40:48] == struct.pack("<II", 10 << 5, 232)
+    assert data[48:76] == head.pack(7, 0, 0, 42, 0, 200, 200 << 16 | 28)
+    assert data[76:276] == bytes(200)
+    assert struct.unpack_from("<Qq", page) == (1000, 276)

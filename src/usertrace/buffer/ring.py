@@ -31,6 +31,7 @@ from __future__ import annotations
 import operator
 import struct
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable
 
 from .layout import (DEFAULT_LAYOUT, EVENT_HEADER_SIZE, EVENT_MIN_SIZE, LEN_TIME_EXTEND,
@@ -73,6 +74,20 @@ class RingStats:
 def _secs(ns: int) -> str:
     us = (ns + 500) // 1000
     return "%5d.%06d" % divmod(us, 1_000_000)
+
+
+@lru_cache(maxsize=8)
+def _event_shapes(layout: PageLayout) -> tuple[tuple[int, int, int], ...]:
+    """Per payload length: (bytes of the event, bytes of its header, the header's first
+    word without the time delta, or its length word when it has one)."""
+    shapes = []
+    for n in range(layout.max_payload + 1):
+        size = layout.event_length(n)
+        if layout.has_length_word(n):
+            shapes.append((size, 8, size - EVENT_HEADER_SIZE))
+        else:
+            shapes.append((size, 4, (size >> 2) - 1))
+    return tuple(shapes)
 
 
 class RingBuffer:
@@ -228,6 +243,66 @@ class RingBuffer:
                         return 1
                 return general(ts_ns, st, values)
         self._writers[st] = writer
+        return writer
+
+    def packed_tail_writer(self, st: struct.Struct) -> Callable[[int, tuple, bytes], int]:
+        """``write(ts_ns, values, tail)``: the event ``st.pack(*values) + tail`` written in
+        place, for records of a fixed part and data of varying length after it (a syscall's
+        strings).  The event header (with its length word when the payload is longer than
+        112 bytes), the fixed part and the tail go straight into the page.  Returns what
+        :meth:`write_packed` returns."""
+        fmt = getattr(st, "format", None)
+        if not isinstance(fmt, str) or not isinstance(st, struct.Struct):
+            raise RingBufferError(f"packed_tail_writer() needs a struct.Struct, not {st!r}")
+        layout = self.layout
+        fixed = st.size
+        if not (self._fast and fmt[:1] in ("<", ">", "!", "=")
+                and struct.pack(fmt[0] + "I", 1) == struct.pack(layout.abi.endian + "I", 1)):
+            def general(ts_ns: int, values: tuple, tail: bytes) -> int:
+                return 2 if self.write(ts_ns, st.pack(*values) + tail) else 0
+            return general
+        key = (st, "tail")
+        writer = self._writers.get(key)
+        if writer is not None:
+            return writer
+        pack_into = st.pack_into
+        pack_u32, pack_u32x2 = self._pack_u32, self._pack_u32x2
+        shapes = _event_shapes(layout)
+        limit = len(shapes)
+        rb = self
+
+        def writer(ts_ns: int, values: tuple, tail: bytes) -> int:
+            w = rb._write
+            n = fixed + len(tail)
+            if w and n < limit:
+                delta = ts_ns - rb._last_ts
+                size, head, word = shapes[n]
+                if 0 <= delta <= TS_MASK and w + size <= rb._data_size:
+                    page = rb._page
+                    pos = rb._data_offset + w
+                    if head == 4:
+                        pack_u32(page, pos, delta << 5 | word)
+                    else:
+                        pack_u32x2(page, pos, delta << 5, word)
+                    pos += head
+                    try:
+                        pack_into(page, pos, *values)
+                    except (struct.error, TypeError) as exc:
+                        page[pos - head:pos + size - head] = bytes(size)
+                        raise RingBufferError(f"packed_tail_writer() cannot pack {values!r} "
+                                              f"with {fmt!r}: {exc}") from None
+                    page[pos + fixed:pos + n] = tail
+                    rb._write = w + size
+                    rb._last_ts = ts_ns
+                    rb._cur_entries += 1
+                    return 1
+            try:
+                payload = st.pack(*values) + tail
+            except (struct.error, TypeError) as exc:
+                raise RingBufferError(f"packed_tail_writer() cannot pack {values!r} with "
+                                      f"{fmt!r}: {exc}") from None
+            return 2 if rb.write(ts_ns, payload) else 0
+        self._writers[key] = writer
         return writer
 
     def _write_packed_general(self, ts_ns: int, st: struct.Struct, values: tuple) -> int:

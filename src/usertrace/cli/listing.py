@@ -19,7 +19,11 @@ def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
     else:
         p.add_argument("what", metavar="SYSTEM:EVENT|FILE",
                        help="an event name, or a format file to parse and render again")
+        p.add_argument("--no-strings", action="store_true",
+                       help="a syscall event as the running kernel has it, without the "
+                            "user-space data (__<arg>_val fields) record and stream record")
         p.epilog = ("examples:\n  usertrace format syscalls:sys_enter_openat\n"
+                    "  usertrace format --no-strings syscalls:sys_enter_openat\n"
                     "  usertrace format /sys/kernel/tracing/events/sched/sched_switch/format\n")
 
 
@@ -29,10 +33,10 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     return run_format(args, ctx)
 
 
-def _known_events(ctx: Context):
-    """Every event known now, user events from the session ``ctx.env`` names."""
+def _known_events(ctx: Context, syscall_data: bool = False):
+    """Every event known now, user events and probes from the session ``ctx.env`` names."""
     from ..sources.user_events import default_session_dir
-    return known_events(user_events=True, probes=True,
+    return known_events(user_events=True, probes=True, syscall_data=syscall_data,
                         session_dir=default_session_dir(ctx.env))
 
 
@@ -65,7 +69,7 @@ def run_format(args, ctx: Context) -> int:
             raise
         ctx.stdout.write(fmt.render())
         return ExitStatus.OK
-    reg = _known_events(ctx)
+    reg = _known_events(ctx, syscall_data=not args.no_strings)
     system, _, name = what.rpartition(":")
     matched = [f for f in reg.match(what if system else f"*:{name}") if "*" not in what]
     if not matched:

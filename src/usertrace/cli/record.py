@@ -4,7 +4,9 @@ In trace-cmd's words: ``-e EVENT`` enables events (``syscalls``, ``syscalls:sys_
 ``sys_exit_read``), ``-f FILTER`` filters the ``-e`` before it, ``-o FILE`` names the
 trace.dat; the processes come from ``-P PID[,PID...]``, from the command after ``--``, or,
 with ``-a``, are every process of the machine.  ``--backend`` chooses who makes the events:
-the running kernel (root and a tracefs) or the ptrace engine.
+the running kernel (root and a tracefs) or the ptrace engine.  In strace's words as well:
+``-e openat``, ``-e trace=%file,%net``, ``-Z``/``-z``, and for ``stream --calls`` one line
+per call with ``-T``, ``-t``, ``-tt``, ``-ttt``, ``-y``.
 """
 
 from __future__ import annotations
@@ -19,6 +21,8 @@ from ..ptrace import TraceError
 from ..ptrace.launch import resolve_command
 from ..session import EventSpec, Recorder
 from ..sources.probes.errors import ProbeError
+from ..sources.syscalls.source import FAILED, MAX_STRING_SIZE, STRING_SIZE, SUCCESSFUL
+from . import calls
 from .context import CliError, Context, ExitStatus
 
 
@@ -46,6 +50,7 @@ EXAMPLES = {
     "record": """examples:
   usertrace record -- ls /tmp            # every syscall of ls, into trace.dat
   usertrace record -e 'syscalls:sys_*_openat' -f 'ret < 0' -o fails.dat -- make
+  usertrace record -e trace=%file -Z -o fails.dat -- make   # failed file calls, whole
   usertrace record -e syscalls:sys_enter_write -f 'fd == 1' -P 1234,1240
   usertrace record --summary -- python3 app.py     # and a strace -c table
   usertrace record -e 'user_events:app_*' -- python3 app.py
@@ -57,13 +62,16 @@ EXAMPLES = {
 """,
     "stream": """examples:
   usertrace stream -- ls /tmp
-  usertrace stream -s -e 'syscalls:sys_*_openat' -- cat /etc/hostname
+  usertrace stream --calls -e openat,read -y -T -- cat /etc/hostname   # as strace
+  usertrace stream --calls -o ls.txt -- ls /tmp
+  usertrace stream -e 'syscalls:sys_*_openat' -- cat /etc/hostname
   usertrace stream -e 'syscalls:sys_enter_*' -f 'common_pid == 1234' -P 1234
   usertrace stream -e 'user_events:app_*' -f 'status >= 500'
   usertrace stream --probe 'r:app/ret ./server:handle rv=$retval:s32' -f 'rv < 0' -- ./server
 """,
     "stat": """examples:
   usertrace stat -- python3 -c 'print(1)'
+  usertrace stat -e %file -Z -o errors.txt -- make
   usertrace stat -e 'syscalls:sys_*_read*' -P 1234   # Ctrl-C: stop and print
   usertrace stat -a                                  # the machine (kernel backend)
   usertrace stat --probe 'p:app/hit ./server:handle' -- ./server   # hits per probe
@@ -73,7 +81,8 @@ EXAMPLES = {
 
 def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
     p.add_argument("-e", "--event", dest="events", metavar="EVENT", action=_EventAction,
-                   help="events to enable: SYSTEM, SYSTEM:EVENT, EVENT, with globs; repeatable "
+                   help="events to enable: SYSTEM, SYSTEM:EVENT, EVENT, with globs; or as strace "
+                        "selects calls: openat,read, trace=%%file,%%net, !close; repeatable "
                         "(default: syscalls)")
     p.add_argument("-f", "--filter", dest="events", metavar="FILTER", action=_EventAction,
                    help="filter for the -e before it, in the kernel's filter language")
@@ -102,10 +111,23 @@ def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
                             "behind and it is full, new events are dropped and counted")
         p.add_argument("--summary", action="store_true",
                        help="also print a strace -c table of the syscalls at the end")
+    if name in ("stream", "stat"):
+        p.add_argument("-o", "--output", metavar="FILE",
+                       help="write the " + ("events" if name == "stream" else "table")
+                            + " to FILE instead of " + ("stdout" if name == "stream" else "stderr"))
+    if name in ("record", "stream"):
+        p.add_argument("-s", "--string-size", "--strings", dest="string_size", metavar="N",
+                       nargs="?", type=int, const=None, default=None,
+                       help=f"bytes of each string or buffer recorded (default {STRING_SIZE}; "
+                            f"with --calls also the length shown, default 32)")
+        p.add_argument("--no-strings", action="store_true",
+                       help="record no user-space data: exactly the running kernel's formats")
+    p.add_argument("-Z", "--failed", action="store_const", dest="status", const=FAILED,
+                   help="only the calls that failed, enter and exit (strace -Z)")
+    p.add_argument("-z", "--successful", action="store_const", dest="status", const=SUCCESSFUL,
+                   help="only the calls that succeeded, enter and exit (strace -z)")
     if name == "stream":
-        p.add_argument("-s", "--strings", action="store_true",
-                       help="show const char * arguments as strings too (read from the tracee "
-                            "at the syscall's entry; the records stay the kernel's)")
+        calls.add_arguments(p, live=True)
     p.add_argument("--no-seccomp", action="store_true",
                    help="stop the launched command at every syscall, as when attaching "
                         "(slower; for comparison)")
@@ -128,9 +150,15 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         raise CliError("--no-seccomp is an option of the ptrace backend", ExitStatus.USAGE)
     consumers = {"record": Consumer.TRACE, "stream": Consumer.STREAM, "stat": Consumer.OTHER}[name]
     stats = SyscallStats() if name == "stat" or getattr(args, "summary", False) else None
+    size = getattr(args, "string_size", None)
+    if size is not None and not 0 < size <= MAX_STRING_SIZE:
+        raise CliError(f"-s {size}: give 1 to {MAX_STRING_SIZE} (bytes)", ExitStatus.USAGE)
+    view = calls.view_options(args, live=True, output=getattr(args, "output", None)) \
+        if name == "stream" else None
     try:
-        rec = Recorder(args.events, consumers=consumers, stats=stats,
-                       strings=getattr(args, "strings", False), warn=ctx.error,
+        rec = Recorder(args.events, consumers=consumers, stats=stats, status=args.status,
+                       strings=name != "stat" and not getattr(args, "no_strings", False),
+                       string_size=size or STRING_SIZE, warn=ctx.error,
                        backend=args.backend, system_wide=args.all,
                        seccomp=not args.no_seccomp, probes=args.probes,
                        program=_program(command, pids, ctx.env))
@@ -148,26 +176,34 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         raise CliError(f"nothing to trace: usertrace {name} [-e EVENT]... -- COMMAND, "
                        f"or -P PID (or -e 'user_events:...' alone, until Ctrl-C)",
                        ExitStatus.USAGE)
-    if name == "record":
-        rec.record_to(args.output, version=args.file_version, buffer_kb=args.buffer_size)
-    elif name == "stream":
-        rec.stream_to(ctx.stdout)
+    out = None
+    if name != "record" and args.output:
+        out = _open_output(args.output)
     try:
-        status = rec.run(command or None, pids or None)
-    except FilterError as exc:
-        raise CliError(exc.render(), ExitStatus.USAGE) from None
-    if args.verbose and rec.kernel is not None:
-        for line in rec.kernel.leftovers:
-            ctx.error(f"{line} (left by a run that was killed)")
-
-    for line in rec.problems():
-        ctx.error(line)
-    if name == "record":
-        ctx.stderr.write(f"usertrace: {rec.summary()}\n")
-    if stats is not None and (stats.rows or not rec.probes.probes):
-        ctx.stderr.write(stats.render())      # as strace -c: on stderr
-    if name == "stat" and rec.probes.probes:
-        ctx.stderr.write(render_hits(rec.probes.hit_counts()))
+        if name == "record":
+            rec.record_to(args.output, version=args.file_version, buffer_kb=args.buffer_size)
+        elif view is not None:
+            rec.stream_calls_to(out or ctx.stdout, view)
+        elif name == "stream":
+            rec.stream_to(out or ctx.stdout)
+        try:
+            status = rec.run(command or None, pids or None)
+        except FilterError as exc:
+            raise CliError(exc.render(), ExitStatus.USAGE) from None
+        if args.verbose and rec.kernel is not None:
+            for line in rec.kernel.leftovers:
+                ctx.error(f"{line} (left by a run that was killed)")
+        for line in rec.problems():
+            ctx.error(line)
+        if name == "record":
+            ctx.stderr.write(f"usertrace: {rec.summary()}\n")
+        if stats is not None and (stats.rows or not rec.probes.probes):
+            (out or ctx.stderr).write(stats.render())      # as strace -c: on stderr
+        if name == "stat" and rec.probes.probes:
+            (out or ctx.stderr).write(render_hits(rec.probes.hit_counts()))
+    finally:
+        if out is not None:
+            out.close()
     if rec.failed and status.returncode == 0:
         return ExitStatus.ERROR               # the command did well; the recording did not
     if status.detached:
@@ -190,6 +226,14 @@ def _program(command: list[str], pids: list[int], env: dict) -> str | None:
         except OSError:
             return None
     return None
+
+
+def _open_output(path: str):
+    """``-o FILE`` of stream and stat, opened before anything is traced."""
+    try:
+        return open(path, "w")
+    except OSError as exc:
+        raise CliError(f"cannot write {path}: {exc.strerror}") from None
 
 
 def _parse_pids(values: list[str]) -> list[int]:

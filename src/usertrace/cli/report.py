@@ -17,6 +17,7 @@ from ..filter import FilterError
 from ..output.jsonl import JsonRenderer
 from ..output.text import TextRenderer, trace_header
 from ..trace import Trace, TraceReadError
+from . import calls
 from .context import CliError, Context, ExitStatus
 from .record import _EventAction
 
@@ -44,19 +45,24 @@ def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
                    help="only events at or after this time stamp (as the text prints it)")
     p.add_argument("--end", metavar="SECONDS",
                    help="only events at or before this time stamp (as the text prints it)")
+    calls.add_arguments(p, live=False)
     p.epilog = ("examples:\n  usertrace report\n  usertrace report -i open.dat --json | jq .fields\n"
                 "  usertrace report -e 'syscalls:sys_exit_*' -f 'ret < 0' -P 1234\n"
                 "  usertrace report --cpu 0,2-3 --start 1200.5 --end 1201\n"
+                "  usertrace report --calls -T -y -s 128      # as strace -f -T -y -s 128\n"
                 "  trace-cmd extract -B myinst -o k.dat && usertrace report -i k.dat\n")
 
 
 def run(args: argparse.Namespace, ctx: Context) -> int:
+    view = calls.view_options(args, live=False)
+    if view is not None and args.json:
+        raise CliError("--calls or --json, not both", ExitStatus.USAGE)
     try:
         trace = Trace(args.input)
     except (TraceDatError, TraceReadError) as exc:
         raise CliError(str(exc)) from None
     try:
-        return _report(trace, args, ctx)
+        return _report(trace, args, ctx, view)
     except TraceReadError as exc:
         raise CliError(str(exc)) from None
     except FilterError as exc:
@@ -65,7 +71,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         trace.close()
 
 
-def _report(trace: Trace, args, ctx: Context) -> int:
+def _report(trace: Trace, args, ctx: Context, view=None) -> int:
     sel = trace.select(
         events=[(spec.pattern, spec.filter) for spec in args.events] if args.events else None,
         pids=_numbers("-P", args.pids, ranges=False) if args.pids else None,
@@ -74,6 +80,9 @@ def _report(trace: Trace, args, ctx: Context) -> int:
         end_ns=_time("--end", args.end, first=False) if args.end else None)
     for line in trace.format_problems():
         _warn(ctx, line)
+    if view is not None:                  # --calls: one line per call, as strace prints it
+        calls.print_calls(trace.events(sel), view, ctx.stdout)
+        return ExitStatus.OK
     out = _Output(ctx)
     if args.json:
         renderer = JsonRenderer(trace)

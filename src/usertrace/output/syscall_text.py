@@ -33,6 +33,13 @@ def syscall_row_printer(fmt: EventFormat) -> RowPrinter | None:
     base = event_base(fmt.name)
     if fmt.system != SYSTEM or base is None:
         return None
+    if any(f.is_dynamic for f in fmt.fields):    # user-space data (``__<arg>_val``)
+        from ..sources.syscalls.user_data import syscall_printer as with_data
+        printer = with_data(fmt)
+        if printer is None:
+            return None
+        names = tuple(f.name for f in fmt.fields)
+        return RowPrinter(names, lambda row: printer(fmt, dict(zip(names, row))))
     event, is_enter = base
     event = event.replace("%", "%%")        # the name goes into % templates
     if not is_enter:

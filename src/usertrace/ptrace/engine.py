@@ -143,6 +143,8 @@ class Engine:
         self._mask = self._xmask = bytearray(self.arch.max_nr + 1)
         self._task_handlers: list[StopHandler] = []
         self._trap_handlers: list[StopHandler] = []
+        self._signal_handlers: list[StopHandler] = []
+        self._siginfo = ctypes.create_string_buffer(128)
         self._options = _BASE_OPTIONS | (_FORK_OPTIONS if follow_forks else 0)
         self._exact_cpu = cpu == "exact"
         self._cpu_refresh = max(int(cpu_refresh), 1)
@@ -202,6 +204,7 @@ class Engine:
         self._xmask = _mask_of(_union([h.exit_syscalls for h in hs]), max_nr)
         self._task_handlers = [h for h in hs if type(h).on_task is not StopHandler.on_task]
         self._trap_handlers = [h for h in hs if h.wants_traps]
+        self._signal_handlers = [h for h in hs if h.wants_signals]
         callers = [h for h in hs if h.enter_syscalls is None or h.exit_syscalls is None
                    or h.enter_syscalls or h.exit_syscalls]
         if len(callers) == 1:
@@ -226,6 +229,11 @@ class Engine:
             raise TraceError("a tracer launches one command")
         self._prepare()
         stopping = self.stopping_syscalls()
+        if stopping is None and sum(self._xmask) < len(self._xmask) // 2:
+            # every entry, few exits: a filter that traces every call makes the entry a
+            # seccomp stop, after which a call whose exit nobody wants runs on (PTRACE_CONT):
+            # one stop per call instead of two
+            stopping = set(range(len(self._mask)))
         seccomp_filter = None
         if seccomp and stopping is not None:
             if self.tasks:
@@ -522,6 +530,8 @@ class Engine:
                     deliver = sig
                 self._resume(t, deliver)
             else:                             # signal-delivery-stop: deliver it
+                if self._signal_handlers:
+                    self._tell_signal(t, sig, ts)
                 self._resume(t, sig)
             return False
         if event == L.PTRACE_EVENT_STOP:
@@ -549,6 +559,14 @@ class Engine:
         _fast_ptrace(L.PTRACE_SYSCALL if event == L.PTRACE_EVENT_SECCOMP else self._resume_req(t),
                      tid, 0, 0)
         return False
+
+    def _tell_signal(self, t: Task, sig: int, ts: int) -> None:
+        """A signal-delivery-stop, to the handlers that asked (with its siginfo)."""
+        buf = self._siginfo
+        got = _fast_ptrace(L.PTRACE_GETSIGINFO, t.tid, 0, buf) == 0
+        info = buf.raw if got else b""
+        for h in self._signal_handlers:
+            h.on_signal(t, sig, info, ts)
 
     def _resume_req(self, t: Task) -> int:
         # Under a seccomp filter a task runs with PTRACE_CONT, except inside a traced call
@@ -686,6 +704,7 @@ class Engine:
             t.stat_fd = -1
         if t.tid == self._launched:
             self._status = ExitStatus.from_wait(status)
+        t.exit_status = status
         if not t.new_child:                   # the handlers heard of it
             for h in self._task_handlers:
                 h.on_task("exit", t, time.monotonic_ns())

@@ -9,6 +9,7 @@ says what it needs:
   of what its handlers ask (a seccomp filter), and calls :meth:`on_syscall` for those.
 * :meth:`on_task`: a thread appears (attached, a new child or thread at its first stop, the
   launched command at its exec), execs, or ends.
+* :meth:`on_signal` (``wants_signals``): a signal is about to be delivered to a thread.
 * :meth:`on_trap`: a SIGTRAP that is not a syscall stop (a breakpoint); a handler returns
   -1 when it is not its own (the program gets its SIGTRAP), else the signal to deliver as
   the task resumes (0: none).
@@ -27,6 +28,7 @@ class StopHandler:
     enter_syscalls: frozenset[int] | set[int] | None = frozenset()
     exit_syscalls: frozenset[int] | set[int] | None = frozenset()
     wants_traps = False
+    wants_signals = False
 
     def on_syscall(self, kind: int, task: Task, nr: int, args: tuple, ret: int, ts: int) -> None:
         """A syscall stop: ``kind`` ENTER or EXIT, ``args`` the six argument registers as
@@ -36,7 +38,13 @@ class StopHandler:
     def on_task(self, what: str, task: Task, ts: int) -> None:
         """``what`` is ``"new"``, ``"exec"`` or ``"exit"``.  For a new child or thread,
         ``task.start_nr`` is the syscall it returns from at its first stop (clone, fork...),
-        -1 for a task that was attached or launched."""
+        -1 for a task that was attached or launched.  At ``"exit"``, ``task.exit_status`` is
+        its wait status (``os.waitstatus_to_exitcode`` reads it)."""
+
+    def on_signal(self, task: Task, sig: int, siginfo: bytes, ts: int) -> None:
+        """A signal-delivery-stop (``wants_signals``): ``sig`` is delivered as the task
+        resumes; ``siginfo`` is its ``siginfo_t`` (PTRACE_GETSIGINFO, 128 bytes; empty when
+        it could not be read).  Not called for a SIGTRAP a handler claimed."""
 
     def on_trap(self, task: Task, ts: int) -> int:
         """A SIGTRAP signal-delivery-stop: -1 when it is not this handler's breakpoint, else

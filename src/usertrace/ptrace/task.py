@@ -13,7 +13,8 @@ class Task:
     """
 
     __slots__ = ("tid", "pid", "comm", "cpu", "nr", "args", "countdown", "hidden",
-                 "listening", "stat_fd", "new_child", "start_nr", "process", "parent_tid")
+                 "listening", "stat_fd", "new_child", "start_nr", "process", "parent_tid",
+                 "exit_status")
 
     def __init__(self, tid: int, pid: int, comm: str = "", cpu: int = 0):
         self.tid = tid
@@ -30,6 +31,7 @@ class Task:
         self.start_nr = -1        # a new child's syscall at its first stop (clone, fork...)
         self.process = None       # the Process (address space) of its thread group
         self.parent_tid = 0       # the task whose fork or clone made it (0: not known)
+        self.exit_status: int | None = None   # its wait status, once it ended
 
     def __repr__(self) -> str:
         return f"Task(tid={self.tid}, pid={self.pid}, comm={self.comm!r}, cpu={self.cpu}, nr={self.nr})"

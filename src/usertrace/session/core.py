@@ -81,13 +81,15 @@ class Session:
         return self.cpus.ncpus
 
     # -- what is enabled ----------------------------------------------------------------
-    def enable(self, spec: EventSpec, consumers: int = Consumer.TRACE) -> list[EventFormat]:
-        """Enable the events ``spec`` names, with its filter, for ``consumers``.
+    def enable(self, spec: EventSpec, consumers: int = Consumer.TRACE,
+               formats: list[EventFormat] | None = None) -> list[EventFormat]:
+        """Enable the events ``spec`` names (or ``formats``, when given), with its filter,
+        for ``consumers``.
 
         Raises SessionError when nothing matches, FilterError (with the kernel's message and
         position) when the filter does not parse for a single event, or for none of a group.
         """
-        matched = self.registry.match(spec.pattern)
+        matched = self.registry.match(spec.pattern) if formats is None else list(formats)
         if not matched:
             raise SessionError(f"no event matches {spec.pattern!r} (usertrace list shows the "
                                "events there are)")
@@ -223,6 +225,17 @@ class Session:
             return [nothing] * self.cpus.nbuffers, lambda cpu, result: None
         return self.trace.packed_writers(st), self.trace.settle
 
+    def packed_tail_writers(self, st) -> tuple[list[Callable], Callable] | None:
+        """:meth:`packed_writers` for records of a fixed part ``st`` and data of varying
+        length after it: ``writers[cpu](ts_ns, values, tail)``."""
+        if self.stream is not None or self._lock is not None:
+            return None
+        if self.trace is None:
+            def nothing(ts_ns, values, tail):
+                return 1
+            return [nothing] * self.cpus.nbuffers, lambda cpu, result: None
+        return self.trace.packed_tail_writers(st), self.trace.settle
+
     def _codec(self, state: EventState) -> RecordCodec:
         state.codec = RecordCodec(state.format)
         return state.codec
@@ -231,7 +244,9 @@ class Session:
         self.cmdlines[pid] = comm
 
     def finish(self) -> None:
-        """Complete the trace.dat (SessionError when it cannot be written)."""
+        """Complete the trace.dat (SessionError when it cannot be written) and the stream."""
+        if self.stream is not None:
+            self.stream.finish()
         if self.trace is not None:
             try:
                 self.trace.finish(self.enabled_formats(), self.cmdlines)

@@ -26,7 +26,7 @@ import signal
 import threading
 from typing import Callable, TextIO
 
-from ..catalog import registered_user_events
+from ..catalog import known_events, registered_user_events
 from ..events.patterns import EventPattern
 from ..events.registry import Consumer, Registry
 from ..kernel import backend as kernel_backend      # (a module: either may be imported first)
@@ -34,7 +34,9 @@ from ..output.stats import SyscallStats
 from ..ptrace import Engine, ExitStatus
 from ..sources.base import Source
 from ..sources.probes.source import ProbeSource
-from ..sources.syscalls.source import SyscallSource
+from ..sources.syscalls.classes import (StraceSelectionError, expand_strace_selection,
+                                        is_strace_selection)
+from ..sources.syscalls.source import STRING_SIZE, SyscallSource
 from ..sources.user_events.source import UserEventsSource
 from .core import EventSpec, Session, SessionError
 from .cpus import CpuMap
@@ -42,8 +44,13 @@ from .cpus import CpuMap
 
 class Recorder:
     """One recording.  ``consumers``: Consumer bits of the events enabled (TRACE for
-    ``record``, STREAM for ``stream``, OTHER for ``stat``).  ``strings``: show string
-    arguments in the live stream; ``stats``: count syscalls as ``strace -c``.
+    ``record``, STREAM for ``stream``, OTHER for ``stat``).  ``strings``: syscall records
+    carry the user-space data of their arguments (``__<arg>_val`` fields, up to
+    ``string_size`` bytes each), as the newest kernels record them; without, exactly the
+    running kernel's formats.  ``stats``: count syscalls as ``strace -c``.  ``status``:
+    ``"failed"`` or ``"successful"`` keeps only those calls, whole (strace's ``-Z``, ``-z``).
+    An ``-e`` in strace's terms (``openat``, ``trace=%file,%net``) enables the events of the
+    calls it names (:func:`~usertrace.sources.syscalls.classes.expand_strace_selection`).
     With a command or pids, only the traced processes' user events are recorded, unless
     ``all_user_events`` (every process of the user, as without a command).
     ``warn(message)`` hears what the user should know while recording.
@@ -52,7 +59,8 @@ class Recorder:
     ``program``: the traced command's main program (for a probe placed by ``SYMBOL``)."""
 
     def __init__(self, specs: list[EventSpec] | None = None, *,
-                 consumers: int = Consumer.TRACE, strings: bool = False,
+                 consumers: int = Consumer.TRACE, strings: bool = True,
+                 string_size: int = STRING_SIZE, status: str | None = None,
                  stats: SyscallStats | None = None, session_dir: str | None = None,
                  registry: Registry | None = None, ncpus: int | None = None,
                  all_user_events: bool = False,
@@ -65,7 +73,7 @@ class Recorder:
         self.warn = warn or (lambda message: None)
         self.system_wide = system_wide
         self.seccomp = seccomp
-        self.syscalls = SyscallSource(strings=strings, stats=stats)
+        self.syscalls = SyscallSource(stats=stats, string_size=string_size, status=status)
         self.user_events = UserEventsSource(session_dir, warn=self.warn)
         self.probes = ProbeSource(probes or [], session_dir=session_dir, program=program,
                                   warn=self.warn)
@@ -92,7 +100,8 @@ class Recorder:
                 self.kernel = None
                 self._claims = {}
         if self.kernel is None:
-            self.session = Session(registry, CpuMap(ncpus))
+            self.session = Session(registry if registry is not None else
+                                   known_events(syscall_data=strings), CpuMap(ncpus))
             self.probes.register(self.session.registry)
             self._enable()
         self.session.on_error = self.warn
@@ -128,11 +137,34 @@ class Recorder:
                     self._claims.setdefault(id(self.probes), []).append(spec)
             if registered is None:
                 registered = registered_user_events(self.user_events.server.session_dir)
+            if not matched and self._strace_selection(spec, registered):
+                continue
             if self.user_events.claims(pattern, registered):
                 self._claims.setdefault(id(self.user_events), []).append(spec)
             elif not matched:
                 raise SessionError(f"no event matches {spec.pattern!r} (usertrace list shows "
                                    "the events there are)")
+
+    def _strace_selection(self, spec: EventSpec, registered: list) -> bool:
+        """An ``-e`` written as strace writes it (``openat``, ``%net``, ``trace=file,!close``):
+        the events of its calls enabled, the filter applied to those that have its fields.
+        False for what names user events (a system, or an event registered now)."""
+        text = spec.pattern
+        if not is_strace_selection(text) or text in self.user_events.systems \
+                or any(f.name == text for f in registered):
+            return False
+        registry = self.session.registry
+        try:
+            names = expand_strace_selection(text)
+        except StraceSelectionError:
+            if _plain_word(text):     # neither an event nor a system call: say "no event"
+                return False
+            raise
+        formats = [registry.get(*name.split(":", 1)) for name in names]
+        formats = [f for f in formats if f is not None]
+        if formats:
+            self.session.enable(spec, self.consumers, formats=formats)
+        return True
 
     def _claimed(self, source: Source) -> list[EventSpec]:
         return self._claims.get(id(source), [])
@@ -158,6 +190,14 @@ class Recorder:
 
     def stream_to(self, out: TextIO) -> None:
         self.session.stream_to(out, flush_each=True)
+
+    def stream_calls_to(self, out: TextIO, options=None) -> None:
+        """Print one line per call as strace does (:class:`~usertrace.output.strace.CallView`
+        with ``options``, a ViewOptions), live, with the tasks' ends and their signals."""
+        from ..output.strace.live import LiveCalls
+        calls = LiveCalls(out, options)
+        self.session.stream = calls
+        self.syscalls.watchers.append(calls)
 
     # -- running ----------------------------------------------------------------------------
     def run(self, command: list[str] | None = None, pids: list[int] | None = None, *,
@@ -244,6 +284,11 @@ class Recorder:
         why = t.error or "buffer full"
         return (f"{t.entries} events recorded in {t.path}"
                 + (f", {t.lost} lost ({why})" if t.lost else ""))
+
+
+def _plain_word(text: str) -> bool:
+    """One name, without strace's list, class, negation or regex syntax."""
+    return not any(c in text for c in ",%!?/=")
 
 
 def _wait_for_signal() -> ExitStatus:

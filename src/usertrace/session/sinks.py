@@ -58,6 +58,11 @@ class TraceBuffer:
         returns other than 1, call :meth:`settle` with the cpu."""
         return [ring.packed_writer(st) for ring in self.rings]
 
+    def packed_tail_writers(self, st) -> list[Callable[[int, tuple, bytes], int]]:
+        """Per cpu, the ring's writer of ``st`` records followed by data of varying length
+        (:meth:`RingBuffer.packed_tail_writer`): ``write(ts_ns, values, tail)``."""
+        return [ring.packed_tail_writer(st) for ring in self.rings]
+
     def settle(self, cpu: int, written: int = 2) -> None:
         """After a packed write that did not return 1: hand the pages that became full to
         the writer thread.  (A drop is counted by the ring itself.)"""
@@ -195,3 +200,6 @@ class LiveStream:
         self.out.write(line + "\n")
         if self.flush_each:
             self.out.flush()
+
+    def finish(self) -> None:
+        self.out.flush()

@@ -24,12 +24,12 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ...sources.syscalls.classes import FD_RETURNING
+from ...sources.syscalls.events import MAX_ERRNO as ERRNO_MAX
 from ...sources.syscalls.user_data import as_bytes, split_string
 from .quote import HEX_ALL, HEX_NONE, quote, quote_bytes, quote_cstring
 from .xlat import Xlat, hex_text
 
 MASK64 = (1 << 64) - 1
-ERRNO_MAX = 4095            # a result in [-4095, -1] is an error (the kernel's IS_ERR_VALUE)
 
 
 @dataclass
@@ -88,8 +88,14 @@ class Context:
         if self.opt.show_fds and fd >= 0:
             path = self.fd_path(fd)
             if path is not None:
+                # /proc says "PATH (deleted)" of a file gone: strace prints <PATH>(deleted)
+                if path.endswith(_DELETED):
+                    return f"{fd}<{_fd_path_text(path[:-len(_DELETED)])}>(deleted)"
                 return f"{fd}<{_fd_path_text(path)}>"
         return str(fd)
+
+
+_DELETED = " (deleted)"
 
 
 def _fd_path_text(path: str) -> str:

@@ -64,6 +64,14 @@ def exit_format(event: str, event_id: int = 0) -> EventFormat:
 
 # -- the trace file's text -------------------------------------------------------------------
 
+MAX_ERRNO = 4095        # a return value in [-4095, -1] is an error (the kernel's IS_ERR_VALUE)
+
+
+def is_error(ret: int) -> bool:
+    """Did a call that returned ``ret`` fail (as strace's ``-Z`` and ``-z`` tell)?"""
+    return -MAX_ERRNO <= ret < 0
+
+
 def arg_text(value: int) -> str:
     """One argument as the kernel's trace prints it: decimal below 10, else hex."""
     value &= 0xFFFF_FFFF_FFFF_FFFF

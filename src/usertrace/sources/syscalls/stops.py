@@ -30,12 +30,14 @@ class SyscallStops(StopHandler):
 
     ``enter`` and ``exit`` are the numbers whose sys_enter / sys_exit events are enabled
     (None: all; ``exit`` defaults to ``enter``).  ``on_task(what, task, ts)`` also hears of
-    new, exec'ing and ending tasks.
+    new, exec'ing and ending tasks, ``on_signal(task, sig, siginfo, ts)`` of the signals
+    delivered to them.
     """
 
     def __init__(self, consumer: OnSyscall, enter: Iterable[int] | None = None,
                  exit: Iterable[int] | None = None, *,
                  on_task: Callable[[str, Task, int], None] | None = None,
+                 on_signal: Callable[[Task, int, bytes, int], None] | None = None,
                  arch: Arch = X86_64):
         enter = None if enter is None else set(enter)
         exit = enter if exit is None else set(exit)
@@ -49,6 +51,9 @@ class SyscallStops(StopHandler):
         self.on_syscall = consumer
         self._exits = exit
         self._task_hook = on_task
+        if on_signal is not None:
+            self.wants_signals = True
+            self.on_signal = on_signal
 
     @staticmethod
     def _without_sigreturn(exit: set[int] | None, arch: Arch) -> set[int] | None:

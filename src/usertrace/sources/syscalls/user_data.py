@@ -517,3 +517,9 @@ def syscall_printer(fmt: EventFormat):
     if base[1]:
         return lambda _fmt, values: render_enter(fmt, values)
     return lambda _fmt, values: render_exit(fmt, values)
+
+
+def trace_printer(fmt: EventFormat):
+    """The ``trace``-line printer of any syscall format: with user data as above, else the
+    kernel's (:func:`.events.syscall_printer`); None for other events."""
+    return syscall_printer(fmt) or ev.syscall_printer(fmt)
