@@ -117,21 +117,15 @@ def test_user_data_records_hold_what_the_tracee_memory_holds(tmp_path):
     """Records packed in place with user data: each __<arg>_val is what the kernel would
     record of the memory (strings cut at the string size with "...", buffers up to their
     count, nothing when unreadable), and long records keep their length word."""
-    from usertrace.buffer.tracedat import TraceDatReader
-    from usertrace.buffer.layout import PageLayout
-    from usertrace.events.records import Abi
-    from usertrace.output.events import iter_events
     from usertrace.sources.syscalls import user_data as ud
+    from usertrace.trace import Trace
 
     path = tmp_path / "d.dat"
     record(path, [EventSpec("syscalls")], True, seed=5, n=3000, data=True)
-    reader = TraceDatReader(str(path))
-    layout = PageLayout(reader.page_size, Abi("<", 8))
-    formats = list(reader.formats_by_id().values())
     mem = Memory()
     seen = {"openat": 0, "write": 0, "cut": 0, "empty": 0, "long": 0}
-    for b in reader.buffers:
-        for ev in iter_events({c: b.iter_pages(c) for c in b.cpu_ids}, formats, layout, {}):
+    with Trace(str(path)) as trace:
+        for ev in trace.events():
             v = ev.values
             if ev.format.name == "sys_enter_openat":
                 raw = mem.read_string(v["filename"], 129) if v["filename"] else None
@@ -151,5 +145,4 @@ def test_user_data_records_hold_what_the_tracee_memory_holds(tmp_path):
                         want = b""
                 assert v["__buf_val"] == want
                 seen["write"] += 1
-    reader.close()
     assert all(seen.values()), seen
