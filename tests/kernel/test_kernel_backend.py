@@ -146,7 +146,7 @@ def record_both(tmp_path, argv, status):
     env = {"PATH": "/usr/bin:/bin", "LANG": "C", "PYTHONPATH": os.environ["PYTHONPATH"]}
     for backend in ("kernel", "ptrace"):
         dat = tmp_path / f"{backend}.dat"
-        p = subprocess.Popen([sys.executable, "-m", "usertrace", "record", "--backend", backend,
+        p = subprocess.Popen([sys.executable, "-m", "usertrace", "record", "--no-strings", "--backend", backend,
                               "-o", str(dat), "--", shutil.which("setarch"), "-R", *argv],
                              env=env, cwd=tmp_path, stdout=subprocess.PIPE,
                              stderr=subprocess.PIPE, text=True)
@@ -174,7 +174,7 @@ def test_stream_lines_equal_the_ptrace_backends(target):
     exe = str(target("sc_seq"))
     texts = {}
     for backend in ("kernel", "ptrace"):
-        r = usertrace("stream", "--backend", backend, "-e", "sys_*_close", "-e",
+        r = usertrace("stream", "--no-strings", "--backend", backend, "-e", "sys_*_close", "-e",
                       "sys_*_lseek", "--", exe, "3")
         assert r.returncode == 3, r.stderr
         # "comm-pid [cpu] flags time: text": the text, and the task's name

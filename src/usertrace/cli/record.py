@@ -157,7 +157,8 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         if name == "stream" else None
     try:
         rec = Recorder(args.events, consumers=consumers, stats=stats, status=args.status,
-                       strings=name != "stat" and not getattr(args, "no_strings", False),
+                       strings=False if name == "stat" or getattr(args, "no_strings", False)
+                       else None,
                        string_size=size or STRING_SIZE, warn=ctx.error,
                        backend=args.backend, system_wide=args.all,
                        seccomp=not args.no_seccomp, probes=args.probes,

@@ -88,7 +88,8 @@ def kernel_unfit(*, strings: bool = False, seccomp: bool = True) -> str | None:
     if why is not None:
         return why
     if strings:
-        return "-s reads strings from the traced processes' memory: the ptrace backend"
+        return ("strings in the records (__<arg>_val) are read from the traced processes' "
+                "memory: the ptrace backend (--no-strings records the kernel's formats)")
     if not seccomp:
         return "--no-seccomp is an option of the ptrace backend"
     return None

@@ -47,7 +47,9 @@ class Recorder:
     ``record``, STREAM for ``stream``, OTHER for ``stat``).  ``strings``: syscall records
     carry the user-space data of their arguments (``__<arg>_val`` fields, up to
     ``string_size`` bytes each), as the newest kernels record them; without, exactly the
-    running kernel's formats.  ``stats``: count syscalls as ``strace -c``.  ``status``:
+    running kernel's formats; None (default): with them, but for ``backend="kernel"``, which
+    records the running kernel's formats (``auto`` then picks the kernel only with
+    ``strings=False``).  ``stats``: count syscalls as ``strace -c``.  ``status``:
     ``"failed"`` or ``"successful"`` keeps only those calls, whole (strace's ``-Z``, ``-z``).
     An ``-e`` in strace's terms (``openat``, ``trace=%file,%net``) enables the events of the
     calls it names (:func:`~usertrace.sources.syscalls.classes.expand_strace_selection`).
@@ -59,7 +61,7 @@ class Recorder:
     ``program``: the traced command's main program (for a probe placed by ``SYMBOL``)."""
 
     def __init__(self, specs: list[EventSpec] | None = None, *,
-                 consumers: int = Consumer.TRACE, strings: bool = True,
+                 consumers: int = Consumer.TRACE, strings: bool | None = None,
                  string_size: int = STRING_SIZE, status: str | None = None,
                  stats: SyscallStats | None = None, session_dir: str | None = None,
                  registry: Registry | None = None, ncpus: int | None = None,
@@ -85,8 +87,14 @@ class Recorder:
         if backend not in kernel_backend.BACKENDS:
             raise SessionError(f"backend {backend!r}: give one of "
                                f"{', '.join(kernel_backend.BACKENDS)}")
+        # Strings are on unless turned off; the kernel records none, so auto leaves it to
+        # the ptrace engine unless they are off, and --backend kernel turns them off.
         why = "asked for" if backend == "ptrace" else kernel_backend.kernel_unfit(
-            strings=strings, seccomp=seccomp)
+            strings=bool(strings) or (strings is None and backend == "auto"
+                                      and not system_wide),
+            seccomp=seccomp)
+        if why is None and status is not None:
+            why = "-Z/-z (whole calls by their result) run on the ptrace engine"
         if why is None and probes:
             why = "probe events run on the ptrace engine"
         if why is None:
@@ -101,7 +109,8 @@ class Recorder:
                 self._claims = {}
         if self.kernel is None:
             self.session = Session(registry if registry is not None else
-                                   known_events(syscall_data=strings), CpuMap(ncpus))
+                                   known_events(syscall_data=strings is not False),
+                                   CpuMap(ncpus))
             self.probes.register(self.session.registry)
             self._enable()
         self.session.on_error = self.warn
