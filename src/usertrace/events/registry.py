@@ -10,7 +10,6 @@ session (:meth:`Registry.allocate_id`).
 
 from __future__ import annotations
 
-import fnmatch
 from enum import IntFlag
 from typing import Iterable
 

@@ -45,7 +45,7 @@ import os
 import signal
 import threading
 import time
-from typing import Callable, Iterable
+from typing import Iterable
 
 from collections import deque
 

@@ -11,7 +11,6 @@ filter, only the trace buffer) may pack its records straight into the rings
 
 from __future__ import annotations
 
-import os
 import threading
 from dataclasses import dataclass
 from typing import Callable, TextIO

@@ -29,7 +29,7 @@ calls that succeeded / failed, whole), and how lines name their thread: strace's
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable, Iterable
 
 from ...sources.syscalls import events as sc_events

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import difflib
 import errno
-import os
 import re
 from dataclasses import dataclass
 
