@@ -142,6 +142,7 @@ class Engine:
         self._on_syscall = _no_consumer
         self._mask = self._xmask = bytearray(self.arch.max_nr + 1)
         self._task_handlers: list[StopHandler] = []
+        self._fork_handlers: list[StopHandler] = []
         self._trap_handlers: list[StopHandler] = []
         self._signal_handlers: list[StopHandler] = []
         self._siginfo = ctypes.create_string_buffer(128)
@@ -203,6 +204,7 @@ class Engine:
         self._mask = _mask_of(_union([h.enter_syscalls for h in hs]), max_nr)
         self._xmask = _mask_of(_union([h.exit_syscalls for h in hs]), max_nr)
         self._task_handlers = [h for h in hs if type(h).on_task is not StopHandler.on_task]
+        self._fork_handlers = [h for h in hs if type(h).on_fork is not StopHandler.on_fork]
         self._trap_handlers = [h for h in hs if h.wants_traps]
         self._signal_handlers = [h for h in hs if h.wants_signals]
         callers = [h for h in hs if h.enter_syscalls is None or h.exit_syscalls is None
@@ -546,6 +548,9 @@ class Engine:
             child = self._event_msg(tid)
             if child and child not in self.tasks:
                 ct = self._adopt(child, t)
+                if ct is not None:
+                    for h in self._fork_handlers:
+                        h.on_fork(t, ct, ts)
                 early = self._early.pop(child, None)
                 if early is not None and ct is not None:
                     self._slow_stop(child, early[0], early[1], ct, False)

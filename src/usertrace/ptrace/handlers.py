@@ -8,7 +8,7 @@ says what it needs:
   wants (``None``: all; empty: none).  The engine stops a launched command only at the union
   of what its handlers ask (a seccomp filter), and calls :meth:`on_syscall` for those.
 * :meth:`on_task`: a thread appears (attached, a new child or thread at its first stop, the
-  launched command at its exec), execs, or ends.
+  launched command at its exec), execs, or ends; :meth:`on_fork`: a traced thread made one.
 * :meth:`on_signal` (``wants_signals``): a signal is about to be delivered to a thread.
 * :meth:`on_trap`: a SIGTRAP that is not a syscall stop (a breakpoint); a handler returns
   -1 when it is not its own (the program gets its SIGTRAP), else the signal to deliver as
@@ -40,6 +40,11 @@ class StopHandler:
         ``task.start_nr`` is the syscall it returns from at its first stop (clone, fork...),
         -1 for a task that was attached or launched.  At ``"exit"``, ``task.exit_status`` is
         its wait status (``os.waitstatus_to_exitcode`` reads it)."""
+
+    def on_fork(self, parent: Task, child: Task, ts: int) -> None:
+        """``parent`` made ``child`` (its fork, vfork or clone event, while ``parent`` is
+        still in the call); ``child`` is reported by :meth:`on_task` ``"new"`` at its first
+        stop."""
 
     def on_signal(self, task: Task, sig: int, siginfo: bytes, ts: int) -> None:
         """A signal-delivery-stop (``wants_signals``): ``sig`` is delivered as the task
