@@ -1,6 +1,7 @@
 """The events usertrace knows before anything is traced: one registry built from every source.
 
-Syscall events come from the generated syscall table; user events and probe events join a
+Syscall events come from the generated syscall table, the task events (signals delivered,
+tasks ended) from :mod:`usertrace.sources.tasks`; user events and probe events join a
 session's registry as they are registered or defined (``usertrace probe``).
 """
 
@@ -32,6 +33,9 @@ def known_events(user_events: bool = False, probes: bool = False,
         for sc in build_events():
             reg.add(sc.enter)
             reg.add(sc.exit)
+    from .sources.tasks.events import task_formats
+    for fmt in task_formats():
+        reg.add(fmt)
     if probes:
         for fmt in defined_probe_events(session_dir):
             if reg.get(fmt.system, fmt.name) is None:

@@ -267,3 +267,67 @@ def test_feeding_records_without_and_with_user_data():
         # the kernel's list has no stat (it has statfs): the path stays a pointer
         "stat(0x7ffd1000, 0x7ffd1000) = -1 ENOENT (No such file or directory)",
     ]
+
+
+# -- task events of a recording ------------------------------------------------------------------
+
+@dataclass
+class _Ev:
+    format: object
+    values: dict
+    ts_ns: int = 0
+
+
+def _task_event(name, tid, **fields):
+    from usertrace.sources.tasks.events import task_formats
+    fmt = next(f for f in task_formats() if f.name == name)
+    return _Ev(fmt, {"common_pid": tid, **fields})
+
+
+def test_recorded_task_events_end_tasks_as_strace_does():
+    """task_newtask says which task is a thread; signal_deliver prints the signal (never
+    SIGKILL) and, under the default action of a fatal one, how the group ends;
+    sched_process_exit prints the end."""
+    v, lines = view()
+    v.enter(10, "clone3", [P, 88], 0)
+    v.feed(_task_event("task_newtask", 10, pid=11, clone_flags=0x3D0F00))    # a thread
+    v.exit(10, "clone3", 11, 1)
+    v.enter(10, "clone", [0x1200011, 0, 0, 0, 0], 2)
+    v.feed(_task_event("task_newtask", 10, pid=12, clone_flags=0x1200000))   # a child
+    v.exit(10, "clone", 12, 3)
+    v.feed(_task_event("signal_deliver", 12, sig=11, code=1, sa_handler=0))
+    v.feed(_task_event("sched_process_exit", 12, pid=12))
+    v.feed(_task_event("signal_deliver", 10, sig=10, code=-6, sa_handler=0x4011E9))
+    v.enter(10, "exit_group", [4], 4)
+    v.feed(_task_event("signal_deliver", 11, sig=9, code=0, sa_handler=0))   # zapped
+    v.feed(_task_event("sched_process_exit", 11, pid=11))
+    v.feed(_task_event("sched_process_exit", 10, pid=10))
+    ends = [x for x in lines if "+++" in x or "---" in x]
+    assert ends == [
+        "12    --- SIGSEGV {si_signo=SIGSEGV, si_code=SEGV_MAPERR} ---",
+        "12    +++ killed by SIGSEGV +++",
+        "10    --- SIGUSR1 {si_signo=SIGUSR1, si_code=SI_TKILL} ---",
+        "11    +++ exited with 4 +++",           # its SIGKILL came from the group's exit
+        "10    +++ exited with 4 +++",           # at its end, once ends are recorded
+    ]
+
+
+def test_a_thread_of_a_faulting_process_dies_of_the_fault():
+    v, lines = view()
+    v.feed(_task_event("task_newtask", 20, pid=21, clone_flags=0x3D0F00))
+    v.feed(_task_event("signal_deliver", 20, sig=11, code=1, sa_handler=0))
+    v.feed(_task_event("signal_deliver", 21, sig=9, code=0, sa_handler=0))
+    v.feed(_task_event("sched_process_exit", 21, pid=21))
+    v.feed(_task_event("sched_process_exit", 20, pid=20))
+    v.feed(_task_event("signal_deliver", 30, sig=10, code=0, sa_handler=0x401000))
+    v.feed(_task_event("sched_process_exit", 30, pid=30))   # a handler: not what ended it
+    assert [x for x in lines if "+++" in x] == ["21    +++ killed by SIGSEGV +++",
+                                                "20    +++ killed by SIGSEGV +++",
+                                                "30    +++ exited +++"]
+
+
+def test_live_views_take_ends_from_the_tracer_not_from_events():
+    v, lines = view(task_events=True)
+    v.feed(_task_event("signal_deliver", 5, sig=10, code=0, sa_handler=0))
+    v.feed(_task_event("sched_process_exit", 5, pid=5))
+    assert lines == []

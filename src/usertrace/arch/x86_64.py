@@ -88,5 +88,6 @@ X86_64 = Arch(
     long_size=8,
     x32_syscall_bit=0x40000000,
     nr={"rt_sigreturn": 15, "prctl": 157, "execve": 59, "execveat": 322, "seccomp": 317,
-        "tgkill": 234, "mmap": 9},
+        "tgkill": 234, "mmap": 9, "rt_sigaction": 13, "exit": 60, "exit_group": 231, "clone": 56,
+        "clone3": 435, "fork": 57, "vfork": 58},
 )

@@ -63,7 +63,7 @@ from ..sources.probes.parse import ProbeDefinition, parse_definition
 from ..sources.syscalls.events import event_base
 from ..sources.syscalls.table import SyscallTable
 from .cleanup import clean_stale
-from .events import SYSCALLS, kernel_registry
+from .events import KERNEL_SYSTEMS, SYSCALLS, kernel_registry
 from .probes import ProbeGroup
 from .rawpipe import CpuPipe, cpu_list, page_layout
 from .scope import ProcessScope
@@ -257,8 +257,8 @@ class KernelSource(Source):
         wanted: dict[tuple[str, str], EventState | None] = {}
         for state in session.states.values():
             fmt = state.format
-            if fmt.system == SYSCALLS:
-                wanted[(SYSCALLS, fmt.name)] = state
+            if fmt.system in KERNEL_SYSTEMS:
+                wanted[(fmt.system, fmt.name)] = state
             elif (fmt.system, fmt.name) in kernel_names:
                 wanted[(self.probes.name, kernel_names[(fmt.system, fmt.name)])] = state
         counted: set[str] = set()

@@ -37,6 +37,8 @@ from ..sources.probes.source import ProbeSource
 from ..sources.syscalls.classes import (StraceSelectionError, expand_strace_selection,
                                         is_strace_selection)
 from ..sources.syscalls.source import STRING_SIZE, SyscallSource
+from ..sources.tasks.events import NEW_TASK, PROCESS_EXIT, SIGNAL_DELIVER
+from ..sources.tasks.source import TaskEventsSource
 from ..sources.user_events.source import UserEventsSource
 from .core import EventSpec, Session, SessionError
 from .cpus import CpuMap
@@ -79,8 +81,9 @@ class Recorder:
         self.user_events = UserEventsSource(session_dir, warn=self.warn)
         self.probes = ProbeSource(probes or [], session_dir=session_dir, program=program,
                                   warn=self.warn)
+        self.tasks = TaskEventsSource()
         self.specs = self.probes.run_specs() + (list(specs) if specs else
-                                                [] if probes else [EventSpec("syscalls")])
+                                                [] if probes else DEFAULT_SPECS())
         self.engine: Engine | None = None
         self._claims: dict[int, list[EventSpec]] = {}
         self.kernel: kernel_backend.KernelSource | None = None
@@ -132,7 +135,9 @@ class Recorder:
 
     @property
     def sources(self) -> list[Source]:
-        return [self.kernel or self.syscalls, self.user_events, self.probes]
+        if self.kernel is not None:         # (it records the task events itself)
+            return [self.kernel, self.user_events, self.probes]
+        return [self.syscalls, self.user_events, self.probes, self.tasks]
 
     def _enable(self) -> None:
         """Each spec to the sources that claim it; SessionError when none does."""
@@ -144,6 +149,8 @@ class Recorder:
                 self.session.enable(spec, self.consumers)
                 if any(self.probes.owns(f) for f in matched):
                     self._claims.setdefault(id(self.probes), []).append(spec)
+                if any(f.system in self.tasks.systems for f in matched):
+                    self._claims.setdefault(id(self.tasks), []).append(spec)
             if registered is None:
                 registered = registered_user_events(self.user_events.server.session_dir)
             if not matched and self._strace_selection(spec, registered):
@@ -293,6 +300,13 @@ class Recorder:
         why = t.error or "buffer full"
         return (f"{t.entries} events recorded in {t.path}"
                 + (f", {t.lost} lost ({why})" if t.lost else ""))
+
+
+def DEFAULT_SPECS() -> list[EventSpec]:
+    """What a recording enables when not told: every syscall event, and the tasks made,
+    their signals and ends (what ``strace -f`` shows)."""
+    return [EventSpec("syscalls")] + [EventSpec(":".join(e))
+                                      for e in (NEW_TASK, SIGNAL_DELIVER, PROCESS_EXIT)]
 
 
 def _plain_word(text: str) -> bool:

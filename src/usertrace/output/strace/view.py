@@ -14,10 +14,11 @@ finished later::
 
 The text of a call up to the first argument strace prints at the return is known at the
 entry, the rest at the return (:mod:`.decoders`).  Process ends and signals print as
-``+++ exited with 0 +++``, ``+++ killed by SIGKILL +++`` and ``--- SIGCHLD {...} ---`` when
-the caller tells the view (:meth:`CallView.task_exit`, :meth:`CallView.signal`) or the trace
-has ``signal:signal_deliver`` events; otherwise an ``exit_group(N)`` stands for the process's
-end.
+``+++ exited with 0 +++``, ``+++ killed by SIGKILL +++`` and ``--- SIGCHLD {...} ---``: live,
+when the tracer tells the view (:meth:`CallView.task_exit`, :meth:`CallView.signal`); from a
+recording, from its ``signal:signal_deliver`` and ``sched:sched_process_exit`` events
+(:meth:`CallView.made`, :meth:`CallView.delivered`, :meth:`CallView.ended`); an ``exit_group(N)`` prints its
+``+++ exited with N +++`` at once.  A recording does not say whether a core was dumped.
 
 Options are strace's: ``-s`` (:attr:`ViewOptions.max_len`), ``-x``/``-xx``, ``-y``, ``-t``,
 ``-tt``, ``-ttt``, ``-r``, ``-T``, ``-a`` (the column of ``=``), ``-z``/``-Z`` (only the
@@ -35,6 +36,8 @@ from typing import Callable, Iterable
 from ...sources.syscalls import events as sc_events
 from ...sources.syscalls.table import SyscallTable
 from ...sources.syscalls.user_data import val_fields
+from ...sources.tasks.events import (CLONE_THREAD, NEW_TASK, PROCESS_EXIT, SIG_DFL, SIGKILL,
+                                     SIGNAL_DELIVER, kills_by_default)
 from .decoders import Call, Context, Options, decode_args, decode_exit, result_text
 from .fds import FdTables
 from .quote import HEX_NONE
@@ -44,7 +47,7 @@ PID_AUTO, PID_PLAIN, PID_NONE = "auto", "plain", "none"
 TS_NONE, TS_TIME, TS_USEC, TS_EPOCH = 0, 1, 2, 3        # -t, -tt, -ttt
 STATUS_ALL, STATUS_SUCCESSFUL, STATUS_FAILED = "all", "successful", "failed"
 CLONES = frozenset({"clone", "clone3", "fork", "vfork"})
-_SYSCALL, _SIGNAL, _OTHER = range(3)
+_SYSCALL, _SIGNAL, _EXIT, _NEW, _OTHER = range(5)
 
 
 @dataclass
@@ -80,6 +83,7 @@ class _Task:
     group: int = 0              # the thread group (process) when known
     exit_code: int | None = None
     ended: bool = False         # its +++ line is printed
+    fatal: int = 0              # the signal that ends it (a recorded signal_deliver)
 
 
 class CallView:
@@ -108,6 +112,9 @@ class CallView:
         self._task_events = self.opt.task_events
         self._ctx_cache: dict[int, Context] = {}
         self._shapes: dict[int, tuple] = {}   # id(format) -> (format, what feed needs)
+        self._group_code: dict[int, int] = {}   # thread group -> its exit_group code
+        self._clone_flags: dict[int, int] = {}  # new task -> its task_newtask's flags
+        self._group_fatal: dict[int, int] = {}  # thread group -> the signal that ends it
 
     # -- feeding events -----------------------------------------------------------------------
     def feed(self, event) -> None:
@@ -134,9 +141,15 @@ class CallView:
                            datas, names, types)
             else:
                 self.exit(tid, sc.name, values.get("ret", 0), event.ts_ns, datas)
+        elif self.opt.task_events:
+            return                              # the tracer tells of signals and ends
         elif kind == _SIGNAL:
-            self.signal(tid, event.ts_ns, values.get("sig", 0),
-                        {"si_code": values.get("code")} if "code" in values else None)
+            self.delivered(tid, event.ts_ns, values.get("sig", 0), values.get("code"),
+                           values.get("sa_handler", SIG_DFL))
+        elif kind == _EXIT:
+            self.ended(tid, event.ts_ns)
+        elif kind == _NEW:
+            self.made(tid, values.get("pid", 0), values.get("clone_flags", 0))
 
     def _shape(self, fmt) -> tuple:
         """What ``feed`` needs of a format, worked out once per format."""
@@ -148,8 +161,12 @@ class CallView:
                 return (_SYSCALL, self.table.by_event.get(base[0]), base[1],
                         [f.name for f in own], [f.type for f in own],
                         tuple(val_fields(fmt).items()))
-        elif fmt.system == "signal" and fmt.name == "signal_deliver":
+        elif (fmt.system, fmt.name) == SIGNAL_DELIVER:
             return (_SIGNAL,)
+        elif (fmt.system, fmt.name) == PROCESS_EXIT:
+            return (_EXIT,)
+        elif (fmt.system, fmt.name) == NEW_TASK:
+            return (_NEW,)
         return (_OTHER,)
 
     def feed_all(self, events: Iterable) -> None:
@@ -244,11 +261,45 @@ class CallView:
             return                      # exit_group already said it
         if signal is not None:
             what = f"killed by {self.x.signal_text(signal)}" + (" (core dumped)" if core else "")
+        elif code is not None:
+            what = f"exited with {code}"
         else:
-            what = f"exited with {code if code is not None else 0}"
+            what = "exited"                     # how, no event says
         self._print(self._prefix(tid, ts_ns) + f"+++ {what} +++")
         self._task(tid).ended = True
         self._gone(tid)
+
+    def delivered(self, tid: int, ts_ns: int, sig: int, code: int | None = None,
+                  sa_handler: int = SIG_DFL) -> None:
+        """A recorded ``signal:signal_deliver``: a ``--- SIG ---`` line (none for SIGKILL, as
+        strace), and the signal that ends the task when its action is the default's."""
+        t = self._task(tid)
+        if sig != SIGKILL:
+            self.signal(tid, ts_ns, sig, {"si_code": code} if code is not None else None)
+        if sig == SIGKILL or (sa_handler == SIG_DFL and kills_by_default(sig)):
+            t.fatal = sig
+            self._group_fatal.setdefault(t.group, sig)
+
+    def made(self, tid: int, child: int, clone_flags: int) -> None:
+        """A recorded ``task:task_newtask``: ``child`` is a thread of ``tid``'s process when
+        the flags hold CLONE_THREAD (clone3's flags are in memory, not in its record)."""
+        self._clone_flags[child] = clone_flags
+        self._task(child).group = (self._task(tid).group if clone_flags & CLONE_THREAD
+                                   else child)
+
+    def ended(self, tid: int, ts_ns: int) -> None:
+        """A recorded ``sched:sched_process_exit``: the task's ``+++`` line, from its own
+        exit call, its thread group's ``exit_group``, or the signal that ended the group."""
+        t = self._task(tid)
+        group_code = self._group_code.get(t.group)
+        if t.exit_code is not None and not t.fatal:
+            self.task_exit(tid, ts_ns, code=t.exit_code)
+        elif group_code is not None and t.fatal in (0, SIGKILL):
+            self.task_exit(tid, ts_ns, code=group_code)
+        elif t.fatal:
+            self.task_exit(tid, ts_ns, signal=self._group_fatal.get(t.group, t.fatal))
+        else:
+            self.task_exit(tid, ts_ns, code=None)
 
     def signal(self, tid: int, ts_ns: int, sig: int, info: dict | None = None) -> None:
         """A signal reached a task: ``--- SIGCHLD {si_signo=SIGCHLD, ...} ---``."""
@@ -303,7 +354,8 @@ class CallView:
     def _after(self, call: Call) -> None:
         """What a returned call changes: descriptor tables, new tasks."""
         if call.name in CLONES and call.ret is not None and call.ret > 0:
-            flags = call.arg(0) if call.name == "clone" else 0
+            flags = (call.arg(0) if call.name == "clone" else
+                     self._clone_flags.get(call.ret, 0))
             share = bool(flags & self.x.value("clone_flags", "CLONE_FILES"))
             thread = bool(flags & self.x.value("clone_flags", "CLONE_THREAD"))
             child = self._task(call.ret)
@@ -318,6 +370,8 @@ class CallView:
         code = call.arg(0) & 0xFF
         t = self._tasks[tid]
         t.exit_code = code
+        if call.name == "exit_group":
+            self._group_code[t.group] = code
         if self._task_events:
             return
         self._print(self._prefix(tid, call.ts_enter) + f"+++ exited with {code} +++")
