@@ -461,3 +461,44 @@ def test_stream_descriptor_paths_equal_strace_y(name, tmp):
     n, diffs = fd_differences(theirs_file.read_text(), ours_file.read_text(), ours=False)
     assert n > 10
     assert diffs == []
+
+
+def _all_ends(text: str) -> tuple[list[str], set[str]]:
+    """Every task's ``+++`` line (without its tid), and which signals came with which code,
+    but those the kernel never delivers under their default action (ptrace, so strace,
+    sees them; a recording does not)."""
+    ends, sigs = [], set()
+    for line in text.splitlines():
+        rest = line.partition(" ")[2].strip()
+        if rest.startswith("+++"):
+            ends.append(rest)
+        elif rest.startswith("---") and not rest.startswith(("--- SIGCHLD", "--- SIGWINCH",
+                                                              "--- SIGURG", "--- SIGCONT")):
+            sigs.add(re.sub(r"(si_code=\w+).*", r"\1", rest))
+    return sorted(ends), sigs
+
+
+@pytest.mark.parametrize("name", sorted(PROGRAMS) + ["task_events"])
+def test_report_calls_ends_every_task_as_strace(name, tmp):
+    """From a recording's task events, ``report --calls`` ends every task as strace does (a
+    handler, threads, a child killed by its own signal, a threaded child that faults, one
+    that execs, exit_group with threads running) and shows the signals strace shows."""
+    if name not in PROGRAMS:
+        from conftest import build_target
+        argv = ["setarch", "-R"] + ENV + [str(build_target(name)), "4"]
+        out, dat = tmp / f"{name}.strace", tmp / f"{name}.dat"
+        subprocess.run(["strace", "-f", "-o", str(out), *argv], stdout=subprocess.DEVNULL,
+                       stderr=subprocess.DEVNULL, timeout=120)
+        got = subprocess.run([sys.executable, "-m", "usertrace", "record", "-o", str(dat),
+                              "--", *argv], capture_output=True, text=True, timeout=120)
+        assert got.returncode == 4, got.stderr
+        r = Run(out.read_text(), dat)
+    else:
+        r = run(name, tmp)
+    got = subprocess.run([sys.executable, "-m", "usertrace", "report", "--calls", "-i",
+                          str(r.dat)], capture_output=True, text=True, timeout=120)
+    assert got.returncode == 0, got.stderr
+    ours, theirs = _all_ends(got.stdout), _all_ends(r.strace)
+    assert ours == theirs and len(ours[0]) >= 1
+    if name == "task_events":
+        assert "+++ killed by SIGSEGV +++" in ours[0] and "+++ exited with 4 +++" in ours[0]

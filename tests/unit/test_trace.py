@@ -186,6 +186,8 @@ def test_syscall_lines_equal_the_syscall_sources_printer():
 
     values = [0, 1, 9, 10, 11, 0xFFFFFF9C, 2**63, 2**64 - 1]
     for fmt in known_events():
+        if fmt.system != "syscalls":
+            continue
         old, new = syscall_printer(fmt), syscall_row_printer(fmt)
         assert new is not None
         for k, v in enumerate(values):
