@@ -12,6 +12,7 @@ Workloads (C, compiled here): ``getppid`` makes 200,000 getppid() calls; ``openr
     usertrace record (CLI)           the whole command: start-up, session, trace.dat, with
                                      strings (the user data of the arguments, 128 bytes)
     usertrace record --no-strings    the same, records in the kernel's formats, no reading
+                                     (--backend ptrace: auto would pick the kernel)
     usertrace record enters (CLI)    -e 'syscalls:sys_enter_*': one stop per call
     usertrace record openat (CLI)    the same with -e syscalls:sys_*_openat
     strace -f -s 128 -o FILE         strace with strings of 128 bytes, into a file
@@ -180,7 +181,7 @@ def main() -> int:
             cli = [sys.executable, "-m", "usertrace", "record", "-o", str(Path(tmp) / "b.dat")]
             variants["usertrace record (CLI)"] = lambda: timed_spawn([*cli, "--", *argv])
             variants["usertrace record --no-strings"] = lambda: timed_spawn(
-                [*cli, "--no-strings", "--", *argv])
+                [*cli, "--backend", "ptrace", "--no-strings", "--", *argv])
             variants["usertrace record enters (CLI)"] = lambda: timed_spawn(
                 [*cli, "-e", "syscalls:sys_enter_*", "--", *argv])
             variants["usertrace record openat (CLI)"] = lambda: timed_spawn(
