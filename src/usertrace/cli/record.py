@@ -83,7 +83,8 @@ def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
     p.add_argument("-e", "--event", dest="events", metavar="EVENT", action=_EventAction,
                    help="events to enable: SYSTEM, SYSTEM:EVENT, EVENT, with globs; or as strace "
                         "selects calls: openat,read, trace=%%file,%%net, !close; repeatable "
-                        "(default: syscalls)")
+                        "(default: syscalls and the task events task:task_newtask, "
+                        "signal:signal_deliver, sched:sched_process_exit)")
     p.add_argument("-f", "--filter", dest="events", metavar="FILTER", action=_EventAction,
                    help="filter for the -e before it, in the kernel's filter language")
     p.add_argument("-P", "--pid", dest="pids", metavar="PID[,PID...]", action="append",
