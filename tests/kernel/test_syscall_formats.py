@@ -128,3 +128,19 @@ def test_no_strings_records_and_shows_exactly_the_kernels_formats(tmp_path, targ
         assert main(["format", "--no-strings", f"syscalls:{name}"],
                     Context(stdout=out, stderr=io.StringIO(), env={})) == 0
         assert _without_id(out.getvalue()) == kernel[name]
+
+
+def test_the_task_events_formats_equal_the_kernels():
+    """The ptrace backend's task events (sources/tasks) are laid out and printed as the
+    running kernel's, byte for byte but the ID line."""
+    from usertrace.sources.tasks.events import task_formats
+
+    reason = why_no_tracefs()
+    if reason:
+        pytest.skip(reason)
+    for fmt in task_formats():
+        path = find_tracefs() / "events" / fmt.system / fmt.name / "format"
+        if not path.exists():
+            pytest.skip(f"this kernel has no {fmt.full_name}")
+        kernel = re.sub(r"(?m)^ID: \d+$", "ID: 0", path.read_text())
+        assert fmt.render() == kernel

@@ -29,14 +29,17 @@ SIGNAL_DELIVER = ("signal", "signal_deliver")
 PROCESS_EXIT = ("sched", "sched_process_exit")
 NEW_TASK = ("task", "task_newtask")
 
-_SIGNAL_DELIVER = """name: signal_deliver
-ID: 0
+# The kernel's format texts (id 0), their common fields written once.
+_COMMON = """ID: 0
 format:
 \tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;
 \tfield:unsigned char common_flags;\toffset:2;\tsize:1;\tsigned:0;
 \tfield:unsigned char common_preempt_count;\toffset:3;\tsize:1;\tsigned:0;
 \tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;
+"""
 
+_SIGNAL_DELIVER = """name: signal_deliver
+""" + _COMMON + """
 \tfield:int sig;\toffset:8;\tsize:4;\tsigned:1;
 \tfield:int errno;\toffset:12;\tsize:4;\tsigned:1;
 \tfield:int code;\toffset:16;\tsize:4;\tsigned:1;
@@ -48,13 +51,7 @@ REC->code, REC->sa_handler, REC->sa_flags
 """
 
 _PROCESS_EXIT = """name: sched_process_exit
-ID: 0
-format:
-\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;
-\tfield:unsigned char common_flags;\toffset:2;\tsize:1;\tsigned:0;
-\tfield:unsigned char common_preempt_count;\toffset:3;\tsize:1;\tsigned:0;
-\tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;
-
+""" + _COMMON + """
 \tfield:char comm[16];\toffset:8;\tsize:16;\tsigned:0;
 \tfield:pid_t pid;\toffset:24;\tsize:4;\tsigned:1;
 \tfield:int prio;\toffset:28;\tsize:4;\tsigned:1;
@@ -66,13 +63,7 @@ REC->group_dead ? "true" : "false"
 
 
 _NEW_TASK = """name: task_newtask
-ID: 0
-format:
-\tfield:unsigned short common_type;\toffset:0;\tsize:2;\tsigned:0;
-\tfield:unsigned char common_flags;\toffset:2;\tsize:1;\tsigned:0;
-\tfield:unsigned char common_preempt_count;\toffset:3;\tsize:1;\tsigned:0;
-\tfield:int common_pid;\toffset:4;\tsize:4;\tsigned:1;
-
+""" + _COMMON + """
 \tfield:pid_t pid;\toffset:8;\tsize:4;\tsigned:1;
 \tfield:char comm[16];\toffset:12;\tsize:16;\tsigned:0;
 \tfield:u64 clone_flags;\toffset:32;\tsize:8;\tsigned:0;
