@@ -4,8 +4,9 @@ Records read from ``trace_pipe_raw`` carry the kernel's event ids in ``common_ty
 formats of a recording made by the kernel must carry the same ids, or no reader can tell its
 records apart.  The formats themselves are ours (decision 2: for every syscall event of the
 kernel, our ``format`` text is the kernel's but for the ``ID:`` line, which a test checks
-against the kernel); only the ids are read from ``events/syscalls/<event>/id``.  The same holds for the task
-events (``signal:signal_deliver``, ``sched:sched_process_exit``, ``task:task_newtask``).
+against the kernel); only the ids are read from ``events/syscalls/<event>/id``.  For the
+task events (``signal:signal_deliver``, ``sched:sched_process_exit``, ``task:task_newtask``)
+the kernel's own ``format`` is read with its id: their layout may change between kernels.
 
 >>> reg, absent = kernel_registry(find_tracefs())                     # doctest: +SKIP
 >>> reg.get("syscalls", "sys_enter_getppid").id                       # doctest: +SKIP

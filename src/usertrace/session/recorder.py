@@ -83,7 +83,7 @@ class Recorder:
                                   warn=self.warn)
         self.tasks = TaskEventsSource()
         self.specs = self.probes.run_specs() + (list(specs) if specs else
-                                                [] if probes else DEFAULT_SPECS())
+                                                [] if probes else default_specs())
         self.engine: Engine | None = None
         self._claims: dict[int, list[EventSpec]] = {}
         self.kernel: kernel_backend.KernelSource | None = None
@@ -302,7 +302,7 @@ class Recorder:
                 + (f", {t.lost} lost ({why})" if t.lost else ""))
 
 
-def DEFAULT_SPECS() -> list[EventSpec]:
+def default_specs() -> list[EventSpec]:
     """What a recording enables when not told: every syscall event, and the tasks made,
     their signals and ends (what ``strace -f`` shows)."""
     return [EventSpec("syscalls")] + [EventSpec(":".join(e))
