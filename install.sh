@@ -4,8 +4,9 @@
 # Where pip may install into the running Python (a pyenv or a virtual environment), it does
 # just that.  Where the system Python refuses (Debian's "externally managed environment"), it
 # makes a virtual environment (/opt/usertrace as root, ~/.local/share/usertrace otherwise) and
-# links its `usertrace` into /usr/local/bin or ~/.local/bin.  pip builds the compiled emit path
-# of user events where a C compiler and Python's headers exist.  At the end it says what it
+# links its `usertrace` into /usr/local/bin or ~/.local/bin.  pip builds the compiled parts
+# (the emit path of user events, the engine's ptrace calls) where a C compiler and Python's
+# headers exist.  At the end it says what it
 # installed and where, the command to run, the Python applications import usertrace with,
 # and which emit path user events take.
 set -euo pipefail
@@ -30,6 +31,8 @@ print(f"install: applications import usertrace.user_events when run by {sys.exec
   echo "install: the command is $cmd; try: usertrace stream --calls -- ls"
   path="$(cd / && "$py" -c 'from usertrace.sources.user_events import emit_path; print(emit_path.describe())')"
   echo "install: user events emit path: $path"
+  echo "install: the engine calls ptrace $(cd / && "$py" -c 'from usertrace.ptrace import libc
+print("through the compiled extension" if libc.FAST_PTRACE == "compiled" else "through ctypes")')"
   case "$path" in pure*) echo "install: for the compiled one (about ten times faster), install a C" \
     "compiler and Python's headers (apt-get install gcc python3-dev) and run install.sh again" ;; esac
 }

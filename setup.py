@@ -1,8 +1,10 @@
-"""Build of the optional compiled emit path of user events (the rest is in pyproject.toml).
+"""Build of the optional compiled parts (the rest is in pyproject.toml).
 
-The extension usertrace.sources.user_events._emit is built where a C compiler and Python's
-headers exist; where they do not, the build says so and goes on: user events then use the
-pure-Python emit path, which writes the same records.  In a checkout:
+Two extensions, built where a C compiler and Python's headers exist: the emit path of user
+events (usertrace.sources.user_events._emit) and ptrace(2) without ctypes for the engine's
+hot paths (usertrace.ptrace._ptrace).  Where they cannot be built, the build says so and
+goes on: user events then use the pure-Python emit path, which writes the same records, and
+the engine calls ptrace through ctypes.  In a checkout:
 
     python3 setup.py build_ext --inplace
 """
@@ -13,10 +15,11 @@ from setuptools import Extension, setup
 from setuptools.command.build_ext import build_ext
 
 EMIT = "usertrace.sources.user_events._emit"
+PTRACE = "usertrace.ptrace._ptrace"
 
 
 class optional_build_ext(build_ext):
-    """build_ext that skips the compiled emit path, with a message, when it cannot build it."""
+    """build_ext that skips a compiled part, with a message, when it cannot build it."""
 
     def run(self):
         try:
@@ -32,13 +35,16 @@ class optional_build_ext(build_ext):
 
     @staticmethod
     def _skipped(exc):
-        print(f"usertrace: the compiled emit path is not built ({exc}); user events use the "
-              f"pure-Python path (install a C compiler and Python's headers, e.g. "
+        print(f"usertrace: the compiled parts are not built ({exc}); user events use the "
+              f"pure-Python emit path and the engine ctypes (install a C compiler and Python's "
+              f"headers, e.g. "
               f"apt-get install gcc python3-dev, then reinstall)", file=sys.stderr)
 
 
 setup(
     ext_modules=[Extension(EMIT, ["src/usertrace/sources/user_events/_emit.c"],
+                           extra_compile_args=["-O2", "-std=gnu11"], optional=True),
+                 Extension(PTRACE, ["src/usertrace/ptrace/_ptrace.c"],
                            extra_compile_args=["-O2", "-std=gnu11"], optional=True)],
     cmdclass={"build_ext": optional_build_ext},
 )

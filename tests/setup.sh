@@ -16,7 +16,7 @@ command -v trace-cmd >/dev/null 2>&1 || need+=(trace-cmd)
 command -v strace >/dev/null 2>&1 || need+=(strace)
 [ -f /usr/include/x86_64-linux-gnu/sys/sdt.h ] || [ -f /usr/include/sys/sdt.h ] || need+=(systemtap-sdt-dev)
 [ -f /usr/include/x86_64-linux-gnu/asm/unistd_64.h ] || [ "$(uname -m)" != x86_64 ] || need+=(linux-libc-dev)
-# Python's headers, for the compiled emit path (Debian's python3-dev, for its own python3).
+# Python's headers, for the compiled parts (Debian's python3-dev, for its own python3).
 python3 -c 'import os, sys, sysconfig; sys.exit(not os.path.exists(os.path.join(sysconfig.get_paths()["include"], "Python.h")))' \
   || [ "$(command -v python3)" != /usr/bin/python3 ] || need+=(python3-dev)
 if [ "$(id -u)" = 0 ] && [ ${#need[@]} -gt 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -51,8 +51,9 @@ py="$venv/bin/python"
 "$py" -c 'import pytest, hypothesis, elftools, zstandard, iced_x86' \
   || { echo "setup: the test environment $venv lacks packages (offline?)" >&2; exit 1; }
 
-# The compiled emit path of user events, in the checkout (the tests run src/ first): where
-# there is no compiler it says so, and the tests of the compiled path skip.
+# The compiled parts (the emit path of user events, the engine's ptrace calls), in the
+# checkout (the tests run src/ first): where there is no compiler it says so, and the tests
+# of the compiled parts skip.
 tmp="$(mktemp -d)"
 PYTHONWARNINGS=ignore "$py" setup.py -q build_ext --inplace --build-temp "$tmp" --build-lib "$tmp" || true
 rm -rf "$tmp"

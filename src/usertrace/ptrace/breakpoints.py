@@ -120,6 +120,8 @@ class Breakpoints(StopHandler):
         self.arch = arch
         self.analyzer = analyzer
         self.regs = Regs(arch)
+        self._trap_len = len(arch.breakpoint)
+        self._emulate = analyzer.emulate
         self._requeue = requeue               # a task's end seen here goes to the engine
         self._returns: dict[int, list[ReturnInstance]] = {}
         self.hits = 0
@@ -243,29 +245,37 @@ class Breakpoints(StopHandler):
         return table, regs, bp
 
     def on_trap(self, task: Task, ts: int) -> int:
-        found = self._trapped_at(task)
-        if found is None:
+        # _trapped_at(), written out: this is the path of every hit
+        process = task.process
+        table = process.state.get(self) if process is not None else None
+        if not table:
+            return NOT_MINE
+        regs = self.regs.get(task.tid)
+        pc = (regs["ip"] - self._trap_len) & MASK64
+        bp = table.bps.get(pc)
+        if bp is None:
             return NOT_MINE                   # the program's own trap: it gets its SIGTRAP
-        table, regs, bp = found
+        regs["ip"] = pc
         if bp.info is None:                   # the return trampoline
             self._returned(task, regs, ts)
             self.regs.set(task.tid, regs)
             return 0
-        for hit in list(bp.hits):
+        for hit in tuple(bp.hits):
             hit(task, regs, ts)
-        return self._displaced(task, table, bp, regs)
+        done = self._emulate(bp.info, regs)
+        if done is None:
+            return self._displaced(task, table, bp, regs)
+        changes, writes = done
+        for addr, data in writes:
+            process.poke(addr, data)
+        regs.update(changes)
+        self.regs.set(task.tid, regs)
+        return 0
 
     def _displaced(self, task: Task, table: _Table, bp: Breakpoint, regs: dict) -> int:
-        """Run the instruction the trap displaced; the signal to deliver on resuming."""
+        """Run the instruction the trap displaced out of line (it is not emulated); the
+        signal to deliver on resuming."""
         an = self.analyzer
-        done = an.emulate(bp.info, regs)
-        if done is not None:
-            changes, writes = done
-            for addr, data in writes:
-                task.process.poke(addr, data)
-            regs.update(changes)
-            self.regs.set(task.tid, regs)
-            return 0
         plan = bp.info.xol
         if not bp.slot:
             self._fill_slot(task, table, bp, plan)

@@ -70,11 +70,8 @@ _SECCOMP_STOP = signal.SIGTRAP | (L.PTRACE_EVENT_SECCOMP << 8)
 _BASE_OPTIONS = (L.PTRACE_O_TRACESYSGOOD | L.PTRACE_O_TRACEEXEC)
 _FORK_OPTIONS = (L.PTRACE_O_TRACEFORK | L.PTRACE_O_TRACEVFORK | L.PTRACE_O_TRACECLONE)
 
-# A second handle on ptrace without argtypes: ctypes converts ints and buffers directly,
-# twice as fast as with argtypes.  Only small ints and ctypes objects are passed to it.
-_fast_ptrace = ctypes.CDLL(L._libc._name, use_errno=True).ptrace
-_peek = ctypes.CDLL(L._libc._name, use_errno=True).ptrace
-_peek.restype = ctypes.c_long
+# The ptrace of every stop: compiled where it is built (libc.fast_ptrace).
+_fast_ptrace = _peek = L.fast_ptrace
 
 def _no_consumer(kind, task, nr, args, ret, ts):
     return None
@@ -413,6 +410,10 @@ class Engine:
         idle = self._idle_req
         nr_prctl = self._nr_prctl
         SYSCALL = L.PTRACE_SYSCALL
+        CONT = L.PTRACE_CONT
+        SIGTRAP = signal.SIGTRAP
+        traps = bool(self._trap_handlers)
+        trap = self._trap
         GSI = L.PTRACE_GET_SYSCALL_INFO
         WALL = L.WALL
         WALL_NOHANG = L.WALL | os.WNOHANG
@@ -491,6 +492,11 @@ class Engine:
                                 ptrace(SYSCALL, tid, 0, 0)
                             cur = 0
                             continue
+                    if hi == SIGTRAP and traps and not t.new_child:      # a breakpoint
+                        ptrace(SYSCALL if idle == SYSCALL or t.nr != -1 else CONT, tid, 0,
+                               trap(t, ts))
+                        cur = 0
+                        continue
                 stop = self._slow_stop(tid, status, ts, t, launching)
                 cur = 0
                 if stop:
@@ -524,13 +530,7 @@ class Engine:
             if sig == _SYSCALL_STOP:          # no syscall info (the task went away meanwhile)
                 self._resume(t, 0)
             elif sig == signal.SIGTRAP and self._trap_handlers:
-                for h in self._trap_handlers:         # a breakpoint of ours, or the program's
-                    deliver = h.on_trap(t, ts)
-                    if deliver >= 0:
-                        break
-                else:
-                    deliver = sig
-                self._resume(t, deliver)
+                self._resume(t, self._trap(t, ts))
             else:                             # signal-delivery-stop: deliver it
                 if self._signal_handlers:
                     self._tell_signal(t, sig, ts)
@@ -564,6 +564,19 @@ class Engine:
         _fast_ptrace(L.PTRACE_SYSCALL if event == L.PTRACE_EVENT_SECCOMP else self._resume_req(t),
                      tid, 0, 0)
         return False
+
+    def _trap(self, t: Task, ts: int) -> int:
+        """A SIGTRAP signal-delivery-stop: a breakpoint of a handler, or the program's own
+        trap; the signal to deliver as the task resumes."""
+        if t.countdown:
+            t.countdown -= 1
+        else:
+            self._refresh(t)                  # where it runs: co-location follows it
+        for h in self._trap_handlers:
+            deliver = h.on_trap(t, ts)
+            if deliver >= 0:
+                return deliver
+        return signal.SIGTRAP
 
     def _tell_signal(self, t: Task, sig: int, ts: int) -> None:
         """A signal-delivery-stop, to the handlers that asked (with its siginfo)."""
@@ -746,7 +759,7 @@ class Engine:
 
     def _event_msg(self, tid: int) -> int:
         self._msg.value = 0
-        if _fast_ptrace(L.PTRACE_GETEVENTMSG, tid, 0, ctypes.byref(self._msg)) != 0:
+        if L.ptrace(L.PTRACE_GETEVENTMSG, tid, None, ctypes.byref(self._msg)) != 0:
             return 0
         return self._msg.value
 

@@ -20,7 +20,7 @@ from ..arch import Arch
 from . import libc as L
 from .errors import TraceError
 
-_ptrace = ctypes.CDLL(L._libc._name, use_errno=True).ptrace
+_ptrace = L.fast_ptrace
 _SYSCALL_INSN = b"\x0f\x05"          # x86_64 `syscall`
 
 
@@ -50,7 +50,7 @@ class Regs:
     def get(self, tid: int) -> dict[str, int]:
         buf = self._buf
         if _ptrace(L.PTRACE_GETREGS, tid, 0, buf) != 0:
-            raise TraceError(f"task {tid}: cannot read its registers", ctypes.get_errno())
+            raise TraceError(f"task {tid}: cannot read its registers", L.fast_errno())
         return dict(zip(self._names, self._unpack(buf)))
 
     def set(self, tid: int, regs: dict[str, int]) -> None:
@@ -60,7 +60,7 @@ class Regs:
         except struct.error:                  # a negative value: as the unsigned word
             self._pack(buf, 0, *(v & 0xFFFF_FFFF_FFFF_FFFF for v in self._values(regs)))
         if _ptrace(L.PTRACE_SETREGS, tid, 0, buf) != 0:
-            raise TraceError(f"task {tid}: cannot write its registers", ctypes.get_errno())
+            raise TraceError(f"task {tid}: cannot write its registers", L.fast_errno())
 
 
 def single_step(tid: int) -> int:
@@ -73,7 +73,7 @@ def single_step(tid: int) -> int:
     sig_in = 0
     while True:
         if _ptrace(L.PTRACE_SINGLESTEP, tid, 0, sig_in) != 0:
-            raise TraceError(f"task {tid}: cannot single-step it", ctypes.get_errno())
+            raise TraceError(f"task {tid}: cannot single-step it", L.fast_errno())
         sig_in = 0
         while True:
             try:
