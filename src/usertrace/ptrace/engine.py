@@ -73,10 +73,6 @@ _FORK_OPTIONS = (L.PTRACE_O_TRACEFORK | L.PTRACE_O_TRACEVFORK | L.PTRACE_O_TRACE
 # The ptrace of every stop: compiled where it is built (libc.fast_ptrace).
 _fast_ptrace = _peek = L.fast_ptrace
 
-def _no_consumer(kind, task, nr, args, ret, ts):
-    return None
-
-
 def _mask_of(numbers: Iterable[int] | None, max_nr: int) -> bytearray:
     mask = bytearray(max_nr + 1)
     if numbers is None:
@@ -110,15 +106,26 @@ def _union(sets: list) -> set[int] | None:
     return out
 
 
-def _fan_out(handlers: list[StopHandler], max_nr: int):
-    """One on_syscall for several handlers: each gets the stops it asked for."""
-    wants = [(h.on_syscall, _mask_of(h.enter_syscalls, max_nr), _mask_of(h.exit_syscalls, max_nr))
-             for h in handlers]
+def _calls(handlers: list[StopHandler], which: str, max_nr: int) -> list:
+    """Per syscall number, what to call at its ``which`` (``enter_syscalls`` or
+    ``exit_syscalls``) stops: the on_syscall of the one handler that asked, a call of each
+    when several did, None when none did."""
+    asked = [(h.on_syscall, _mask_of(getattr(h, which), max_nr)) for h in handlers]
+    shared: dict[tuple, object] = {}
+    out: list = [None] * (max_nr + 1)
+    for nr in range(max_nr + 1):
+        wanted = tuple(call for call, mask in asked if mask[nr])
+        if len(wanted) == 1:
+            out[nr] = wanted[0]
+        elif wanted:
+            out[nr] = shared.get(wanted) or shared.setdefault(wanted, _each(wanted))
+    return out
 
+
+def _each(calls: tuple):
     def on_syscall(kind, task, nr, args, ret, ts):
-        for call, enter, exit_ in wants:
-            if (enter if kind == ENTER else exit_)[nr]:
-                call(kind, task, nr, args, ret, ts)
+        for call in calls:
+            call(kind, task, nr, args, ret, ts)
     return on_syscall
 
 
@@ -136,8 +143,8 @@ class Engine:
         self.arch = arch or host()
         self.handlers: list[StopHandler] = []
         self._ready = False
-        self._on_syscall = _no_consumer
         self._mask = self._xmask = bytearray(self.arch.max_nr + 1)
+        self._enter_calls = self._exit_calls = [None] * (self.arch.max_nr + 1)
         self._task_handlers: list[StopHandler] = []
         self._fork_handlers: list[StopHandler] = []
         self._trap_handlers: list[StopHandler] = []
@@ -204,12 +211,8 @@ class Engine:
         self._fork_handlers = [h for h in hs if type(h).on_fork is not StopHandler.on_fork]
         self._trap_handlers = [h for h in hs if h.wants_traps]
         self._signal_handlers = [h for h in hs if h.wants_signals]
-        callers = [h for h in hs if h.enter_syscalls is None or h.exit_syscalls is None
-                   or h.enter_syscalls or h.exit_syscalls]
-        if len(callers) == 1:
-            self._on_syscall = callers[0].on_syscall
-        elif callers:
-            self._on_syscall = _fan_out(callers, max_nr)
+        self._enter_calls = _calls(hs, "enter_syscalls", max_nr)
+        self._exit_calls = _calls(hs, "exit_syscalls", max_nr)
 
     # -- starting ---------------------------------------------------------------------------
     def launch(self, argv: list[str], env=None, cwd: str | None = None,
@@ -402,10 +405,10 @@ class Engine:
         info_size = self._info_size
         unpack_entry = self.arch.syscall_entry.unpack_from
         unpack_exit = self.arch.syscall_exit.unpack_from
-        mask = self._mask
         xmask = self._xmask
-        maxnr = len(mask)
-        on_syscall = self._on_syscall
+        maxnr = len(xmask)
+        enter_calls = self._enter_calls
+        exit_calls = self._exit_calls
         refresh = self._refresh
         idle = self._idle_req
         nr_prctl = self._nr_prctl
@@ -460,12 +463,13 @@ class Engine:
                                 nr = self._orig_nr(tid) if arch == native else -2
                             if nr == nr_prctl and t.args and t.args[0] == PR_SET_NAME:
                                 refresh(t)
-                            if 0 <= nr < maxnr and xmask[nr]:
+                            call = exit_calls[nr] if 0 <= nr < maxnr else None
+                            if call is not None:
                                 if t.countdown:
                                     t.countdown -= 1
                                 else:
                                     refresh(t)
-                                on_syscall(EXIT, t, nr, t.args, ret, ts)
+                                call(EXIT, t, nr, t.args, ret, ts)
                             ptrace(idle, tid, 0, 0)
                             cur = 0
                             continue
@@ -475,12 +479,13 @@ class Engine:
                             args = v[2:]
                             t.args = args
                             if v[0] == native:
-                                if nr < maxnr and mask[nr]:
+                                call = enter_calls[nr] if nr < maxnr else None
+                                if call is not None:
                                     if t.countdown:
                                         t.countdown -= 1
                                     else:
                                         refresh(t)
-                                    on_syscall(ENTER, t, nr, args, 0, ts)
+                                    call(ENTER, t, nr, args, 0, ts)
                                 if idle == SYSCALL or (nr < maxnr and xmask[nr]) or nr == nr_prctl:
                                     t.nr = nr
                                     ptrace(SYSCALL, tid, 0, 0)
@@ -613,9 +618,10 @@ class Engine:
                 t.nr, t.args = v[1], v[2:]
                 if v[0] == self.arch.audit_arch and v[1] in self._nr_exec:
                     self._unhide(t, ts)
-                    if self._mask[v[1]]:
+                    call = self._enter_calls[v[1]]
+                    if call is not None:
                         self._refresh(t)
-                        self._on_syscall(ENTER, t, v[1], t.args, 0, ts)
+                        call(ENTER, t, v[1], t.args, 0, ts)
                 _fast_ptrace(L.PTRACE_SYSCALL, tid, 0, 0)
             else:
                 t.nr = -1
