@@ -37,6 +37,34 @@ class UsertraceError(Exception):
         return f"{self}\n{self.text}\n{caret(self.text, self.pos)}"
 
 
+class CatalogError(UsertraceError):
+    """A fault of a language whose errors the kernel names from a catalog (filters, probe
+    definitions): ``code`` a key of the subclass's ``MESSAGES``, ``message`` its text,
+    ``text`` and ``pos`` where it is, ``errno`` what the kernel's ``write()`` fails with,
+    ``detail`` more words where usertrace knows more than the kernel says.  Each subclass
+    keeps its own constructor (the order its callers give these in) and rendering."""
+
+    exit_status = EXIT_SYNTAX
+    language = ""
+    MESSAGES: dict[str, str] = {}
+    NUMBERS: dict[str, int] = {}     # the kernel's number of each code it has
+
+    def _locate(self, code: str, text: str, pos: int, errno: int, detail: str) -> None:
+        if code not in self.MESSAGES:
+            raise KeyError(f"unknown {self.language} error code {code!r}")
+        self.code = code
+        self.message = self.MESSAGES[code]
+        self.text = text
+        self.pos = pos
+        self.errno = errno
+        self.detail = detail
+
+    @property
+    def number(self) -> int | None:
+        """The kernel's number of ``code`` (None for a code of usertrace's own)."""
+        return self.NUMBERS.get(self.code)
+
+
 def caret(text: str | bytes, pos: int, *, tabs: bool = True) -> str:
     """The line that puts a caret under ``text[pos]``: spaces, but a tab where the text has
     one, so that the caret lands under the fault on any terminal.  ``pos`` is clamped to the

@@ -8,14 +8,14 @@ source gives the real one); what is tested here is the engine's side."""
 
 import os
 import signal
-import subprocess
 from dataclasses import dataclass
 
 import pytest
 
-from usertrace.arch import host
 from usertrace.ptrace import Engine, StopHandler
 from usertrace.ptrace.breakpoints import Analyzer, Breakpoints
+
+from _waiting import Waiting, load_base, symbol, text
 
 ADD_ONE = bytes.fromhex("f30f1efa554889f84883c0015dc3")
 OFFSETS = {0: "endbr64", 4: "push %rbp", 5: "mov %rdi,%rax", 8: "add $1,%rax"}
@@ -60,12 +60,7 @@ class SmallAnalyzer(Analyzer):
         return None
 
 
-def symbol(exe, name) -> int:
-    out = subprocess.run(["nm", str(exe)], capture_output=True, text=True, check=True).stdout
-    return next(int(l.split()[0], 16) for l in out.splitlines() if l.endswith(f" {name}"))
-
-
-def load_base(process, exe) -> int:
+def process_base(process, exe) -> int:
     real = os.path.realpath(exe)
     return min(m.start - m.offset for m in process.maps() if m.path == real)
 
@@ -89,14 +84,14 @@ class Probes(StopHandler):
         if what in ("exec", "new") and task.pid not in self.pids and self.bps not in task.process.state \
                 and (what == "exec" or task.start_nr < 0):
             self.pids.add(task.pid)
-            base = load_base(task.process, self.exe)
+            base = process_base(task.process, self.exe)
             for off in self.offsets:
                 self.bps.insert(task.process, base + off, self.hit)
             if self.returns:
                 self.bps.insert(task.process, base + self.depth, self.entry)
 
     def hit(self, task, regs, ts):
-        off = regs["ip"] - load_base(task.process, self.exe)
+        off = regs["ip"] - process_base(task.process, self.exe)
         self.hits[off] = self.hits.get(off, 0) + 1
         if self.stop_after and sum(self.hits.values()) == self.stop_after:
             self.engine.request_stop(signal.SIGTERM)
@@ -185,35 +180,20 @@ def test_a_fork_child_keeps_being_served(target):
 def test_detach_puts_every_byte_and_return_address_back(target):
     exe = target("probed")
     add_one = symbol(exe, "add_one")
-    proc = subprocess.Popen([str(exe), "wait", "200000", "threads", "2"], stdin=subprocess.PIPE,
-                            stdout=subprocess.PIPE, text=True)
-    try:
-        assert proc.stdout.readline() == "ready\n"
+    with Waiting([exe, "wait", "200000", "threads", "2"]) as prog:
+        assert prog.first == "ready\n"
         engine = Engine()
         probes = Probes(engine, exe, [add_one + o for o in OFFSETS], returns=True,
                         stop_after=5000)
         engine.add(probes)
         engine.add(probes.bps)
-        engine.attach([proc.pid])
-        mem = f"/proc/{proc.pid}/mem"
-        base = None
-        for m in engine.processes[proc.pid].maps():
-            if m.path == os.path.realpath(exe):
-                base = m.start - m.offset if base is None else min(base, m.start - m.offset)
-        with open(mem, "rb") as f:
-            f.seek(base + add_one)
-            assert f.read(len(ADD_ONE)) == bytes([0xCC]) + ADD_ONE[1:4] + b"\xcc\xcc\x89\xf8\xcc" + ADD_ONE[9:]
-        proc.stdin.write("go\n")
-        proc.stdin.flush()
+        engine.attach([prog.pid])
+        base = load_base(prog.pid, exe)
+        assert text(prog.pid, base + add_one, len(ADD_ONE)) == \
+            bytes([0xCC]) + ADD_ONE[1:4] + b"\xcc\xcc\x89\xf8\xcc" + ADD_ONE[9:]
+        prog.say("go")
         status = engine.run(handle_signals=False)
         assert status.detached and sum(probes.hits.values()) >= 5000
-        with open(mem, "rb") as f:
-            f.seek(base + add_one)
-            assert f.read(len(ADD_ONE)) == ADD_ONE          # the text as it was
-        assert proc.stdout.readline() == f"{expected_sum(200000, 2)}\n"   # ran on, unharmed
-        proc.stdin.write("end\n")
-        proc.stdin.flush()
-        assert proc.wait(timeout=60) == 0
-    finally:
-        proc.kill()
-        proc.wait()
+        assert text(prog.pid, base + add_one, len(ADD_ONE)) == ADD_ONE    # the text as it was
+        assert prog.line() == f"{expected_sum(200000, 2)}\n"              # ran on, unharmed
+        assert prog.end() == 0

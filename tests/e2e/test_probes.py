@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import pytest
+from _waiting import Waiting, load_base, symbol, text
 
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 PYTHON = "/usr/bin/python3.11"
@@ -191,68 +192,44 @@ def test_fork_children_and_programs_run_by_exec(env, target, hits_prog):
     assert len(evs) == 10 and len({p for _, _, p, _ in evs}) == 2
 
 
-def _text(pid, addr, n):
-    with open(f"/proc/{pid}/mem", "rb") as f:
-        f.seek(addr)
-        return f.read(n)
-
-
-def _base(pid, exe):
-    real = os.path.realpath(exe)
-    with open(f"/proc/{pid}/maps") as f:
-        return min(int(ln.split("-")[0], 16) - int(ln.split()[2], 16)
-                   for ln in f if ln.rstrip().endswith(real))
-
-
-def _sym(exe, name):
-    out = subprocess.run(["nm", str(exe)], capture_output=True, text=True, check=True).stdout
-    return next(int(ln.split()[0], 16) for ln in out.splitlines() if ln.endswith(f" {name}"))
-
-
 def test_attach_and_detach_leave_the_text_as_it_was(env, target):
     probed = target("probed")
-    add_one, depth, run = (_sym(probed, s) for s in ("add_one", "depth", "run"))
+    add_one, depth, run = (symbol(probed, s) for s in ("add_one", "depth", "run"))
     # a definition of the session, not enabled: it must have no breakpoint
     usertrace(env, "probe", f"p:utprbs/run {probed}:run")
-    proc = subprocess.Popen([str(probed), "wait", "400000", "threads", "2"],
-                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     tracer = None
-    try:
-        assert proc.stdout.readline() == "ready\n"
-        base = _base(proc.pid, probed)
-        before = {a: _text(proc.pid, base + a, 16) for a in (add_one, depth, run)}
-        tracer = subprocess.Popen(
-            [sys.executable, "-m", "usertrace", "stream", "-P", str(proc.pid),
-             "--probe", f"p:utprb/add {probed}:add_one+4 x=%di:s64",
-             "--probe", f"r:utprb/depth {probed}:depth rv=$retval:s64"],
-            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-        deadline = time.monotonic() + 60
-        while _text(proc.pid, base + depth, 1) != b"\xcc":     # placed
-            assert time.monotonic() < deadline and tracer.poll() is None
-            time.sleep(0.05)
-        assert _text(proc.pid, base + add_one + 4, 1) == b"\xcc"
-        assert _text(proc.pid, base + run, 16) == before[run]   # disabled: untouched
-        proc.stdin.write("go\n")
-        proc.stdin.flush()
-        for _ in range(200):                                    # hits, returns pending
-            assert tracer.stdout.readline()
-        tracer.send_signal(signal.SIGINT)
-        out, err = tracer.communicate(timeout=120)
-        assert tracer.returncode == 0, err
-        assert "Traceback" not in err
-        assert "TracerPid:\t0" in Path(f"/proc/{proc.pid}/status").read_text()
-        for a, text in before.items():
-            assert _text(proc.pid, base + a, 16) == text        # the text as it was
-        # every return address was put back: the threads' sums are right
-        assert proc.stdout.readline() == f"{2 * sum(i + 1 for i in range(400000))}\n"
-        proc.stdin.write("end\n")
-        proc.stdin.flush()
-        assert proc.wait(timeout=60) == 0
-    finally:
-        if tracer is not None and tracer.poll() is None:
-            tracer.kill()
-        proc.kill()
-        proc.wait()
+    with Waiting([probed, "wait", "400000", "threads", "2"]) as prog:
+        try:
+            assert prog.first == "ready\n"
+            base = load_base(prog.pid, probed)
+            before = {a: text(prog.pid, base + a, 16) for a in (add_one, depth, run)}
+            tracer = subprocess.Popen(
+                [sys.executable, "-m", "usertrace", "stream", "-P", str(prog.pid),
+                 "--probe", f"p:utprb/add {probed}:add_one+4 x=%di:s64",
+                 "--probe", f"r:utprb/depth {probed}:depth rv=$retval:s64"],
+                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+            deadline = time.monotonic() + 60
+            while text(prog.pid, base + depth, 1) != b"\xcc":     # placed
+                assert time.monotonic() < deadline and tracer.poll() is None
+                time.sleep(0.05)
+            assert text(prog.pid, base + add_one + 4, 1) == b"\xcc"
+            assert text(prog.pid, base + run, 16) == before[run]   # disabled: untouched
+            prog.say("go")
+            for _ in range(200):                                    # hits, returns pending
+                assert tracer.stdout.readline()
+            tracer.send_signal(signal.SIGINT)
+            out, err = tracer.communicate(timeout=120)
+            assert tracer.returncode == 0, err
+            assert "Traceback" not in err
+            assert "TracerPid:\t0" in Path(f"/proc/{prog.pid}/status").read_text()
+            for a, t in before.items():
+                assert text(prog.pid, base + a, 16) == t            # the text as it was
+            # every return address was put back: the threads' sums are right
+            assert prog.line() == f"{2 * sum(i + 1 for i in range(400000))}\n"
+            assert prog.end() == 0
+        finally:
+            if tracer is not None and tracer.poll() is None:
+                tracer.kill()
 
 
 def test_a_binary_replaced_on_disk_is_not_probed_in_the_old_image(env, target, tmp_path):
@@ -261,44 +238,30 @@ def test_a_binary_replaced_on_disk_is_not_probed_in_the_old_image(env, target, t
     exe = tmp_path / "probed"
     exe.write_bytes(target("probed").read_bytes())
     exe.chmod(0o755)
-    old = subprocess.Popen([str(exe), "wait", "1000"], stdin=subprocess.PIPE,
-                           stdout=subprocess.PIPE, text=True)
-    try:
-        assert old.stdout.readline() == "ready\n"
+    with Waiting([exe, "wait", "1000"]) as old:
+        assert old.first == "ready\n"
         new = tmp_path / "probed.new"
         new.write_bytes(exe.read_bytes())
         new.chmod(0o755)
         os.replace(new, exe)                                 # another inode at the same path
-        add_one = _sym(exe, "add_one")
-        base = _base_deleted(old.pid)
-        before = _text(old.pid, base + add_one, 16)
+        add_one = symbol(exe, "add_one")
+        base = load_base(old.pid)                            # the mapping of the deleted file
+        before = text(old.pid, base + add_one, 16)
         tracer = subprocess.Popen(
             [sys.executable, "-m", "usertrace", "stream", "-P", str(old.pid),
              "--probe", f"p:utprb/add {exe}:add_one+4"], env=env,
             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         time.sleep(2)
-        assert _text(old.pid, base + add_one, 16) == before
-        old.stdin.write("go\n")
-        old.stdin.flush()
-        assert old.stdout.readline() == f"{sum(i + 1 for i in range(1000))}\n"
+        assert text(old.pid, base + add_one, 16) == before
+        old.say("go")
+        assert old.line() == f"{sum(i + 1 for i in range(1000))}\n"
         tracer.send_signal(signal.SIGINT)
         out, err = tracer.communicate(timeout=60)
         assert tracer.returncode == 0 and "Traceback" not in err, err
         assert out == ""
-        old.stdin.write("end\n")
-        old.stdin.flush()
-        assert old.wait(timeout=60) == 0
-    finally:
-        old.kill()
-        old.wait()
+        assert old.end() == 0
     r, evs = stream(env, [f"p:utprb/add {exe}:add_one+4"], [exe, 10])
     assert len(evs) == 10
-
-
-def _base_deleted(pid):
-    with open(f"/proc/{pid}/maps") as f:
-        return min(int(ln.split("-")[0], 16) - int(ln.split()[2], 16)
-                   for ln in f if ln.rstrip().endswith("(deleted)"))
 
 
 # -- SDT probes -------------------------------------------------------------------------------
@@ -330,38 +293,34 @@ def test_sdt_probes_with_a_semaphore(env, target):
 @needs_sdt
 def test_the_semaphore_is_raised_while_attached_and_lowered_at_detach(env, target):
     sdt = target("probes_sdt")
-    proc = subprocess.Popen([str(sdt), "wait"], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                            text=True)
     tracer = None
-    try:
-        sem = int(proc.stdout.readline(), 16)
-        semaphore = lambda: int.from_bytes(_text(proc.pid, sem, 2), "little")  # noqa: E731
-        assert semaphore() == 0
-        tracer = subprocess.Popen([sys.executable, "-m", "usertrace", "stream", "-P",
-                                   str(proc.pid), "--probe", f"{sdt}:sdt_utapp:request"],
-                                  env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                                  text=True)
-        deadline = time.monotonic() + 60
-        while semaphore() != 1:
-            assert time.monotonic() < deadline and tracer.poll() is None
-            time.sleep(0.05)
-        proc.stdin.write("serve\n")
-        proc.stdin.flush()
-        assert proc.stdout.readline() == "1\n"
-        line = tracer.stdout.readline()
-        assert " request: (0x" in line and line.endswith(" arg1=3 arg2=" + line.split("arg2=")[1])
-        tracer.send_signal(signal.SIGINT)
-        _, err = tracer.communicate(timeout=60)
-        assert tracer.returncode == 0, err
-        assert semaphore() == 0                         # lowered when we let go
-        proc.stdin.write("serve\n")
-        proc.stdin.flush()
-        assert proc.stdout.readline() == "2\n"          # runs on, unharmed
-    finally:
-        if tracer is not None and tracer.poll() is None:
-            tracer.kill()
-        proc.kill()
-        proc.wait()
+    with Waiting([sdt, "wait"]) as prog:
+        try:
+            sem = int(prog.first, 16)
+            semaphore = lambda: int.from_bytes(text(prog.pid, sem, 2), "little")  # noqa: E731
+            assert semaphore() == 0
+            tracer = subprocess.Popen([sys.executable, "-m", "usertrace", "stream", "-P",
+                                       str(prog.pid), "--probe", f"{sdt}:sdt_utapp:request"],
+                                      env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                      text=True)
+            deadline = time.monotonic() + 60
+            while semaphore() != 1:
+                assert time.monotonic() < deadline and tracer.poll() is None
+                time.sleep(0.05)
+            prog.say("serve")
+            assert prog.line() == "1\n"
+            line = tracer.stdout.readline()
+            assert " request: (0x" in line and \
+                line.endswith(" arg1=3 arg2=" + line.split("arg2=")[1])
+            tracer.send_signal(signal.SIGINT)
+            _, err = tracer.communicate(timeout=60)
+            assert tracer.returncode == 0, err
+            assert semaphore() == 0                         # lowered when we let go
+            prog.say("serve")
+            assert prog.line() == "2\n"                    # runs on, unharmed
+        finally:
+            if tracer is not None and tracer.poll() is None:
+                tracer.kill()
 
 
 @pytest.mark.skipif(not os.path.exists(PYTHON), reason=f"no {PYTHON} (Debian's, with SDT notes)")

@@ -331,3 +331,37 @@ def test_live_views_take_ends_from_the_tracer_not_from_events():
     v.feed(_task_event("signal_deliver", 5, sig=10, code=0, sa_handler=0))
     v.feed(_task_event("sched_process_exit", 5, pid=5))
     assert lines == []
+
+
+def test_many_children_made_and_ended_leave_one_task_and_no_flags_behind():
+    """Prefixes follow the count of live tasks (kept as a count: a check per line), and the
+    clone flags of task_newtask are kept only until the maker's call returns."""
+    v, lines = view(pids=PID_AUTO)
+    for child in range(100, 2100):
+        v.enter(10, "clone3", [P, 88], child)
+        v.feed(_task_event("task_newtask", 10, pid=child, clone_flags=0x1200000))
+        v.exit(10, "clone3", child, child)
+        v.enter(child, "getpid", [], child)
+        v.exit(child, "getpid", child, child)
+        v.feed(_task_event("sched_process_exit", child, pid=child))
+    v.enter(10, "getpid", [], 5000)
+    v.exit(10, "getpid", 10, 5001)
+    assert lines[-1].startswith("getpid()")                     # alone again: no [pid ...]
+    assert sum(1 for x in lines if x.startswith("[pid  2099] getpid()")) == 1
+    assert not v._clone_flags
+
+
+def test_execve_shows_its_argument_vector_as_strace_does():
+    v, lines = view(max_len=4)
+    argv = user_data.argv_value([b"ls", b"-l", b"/a/long/path"], True, 63)
+    v.enter(7, "execve", [P, P + 64, P + 128], 0, {"filename": b"/bin/ls\0", "argv": argv})
+    v.exit(7, "execve", 0, 1)
+    v.enter(7, "execve", [P, P + 64, P + 128], 2, {"filename": b"/bin/ls\0"})   # not recorded
+    v.exit(7, "execve", -2, 3)
+    v.enter(7, "execve", [P, 0, 0], 4, {"filename": b"/bin/ls\0"})
+    v.exit(7, "execve", -14, 5)
+    assert [x.split(" = ")[0].rstrip() for x in lines] == [
+        '7     execve("/bin/ls", ["ls", "-l", "/a/l"..., ...], 0x7ffd1080)',
+        '7     execve("/bin/ls", 0x7ffd1040, 0x7ffd1080)',
+        '7     execve("/bin/ls", NULL, NULL)',
+    ]

@@ -6,7 +6,9 @@ the engine, the seccomp filter and the sources read them from the ``Arch`` they 
 
 from __future__ import annotations
 
+import importlib
 import platform
+from types import ModuleType
 
 from .x86_64 import X86_64, Arch
 
@@ -23,4 +25,13 @@ def host() -> Arch:
                           f"(supported: {', '.join(ARCHES)})") from None
 
 
-__all__ = ["ARCHES", "Arch", "X86_64", "host"]
+def arch_module(package: str, kind: str, arch: str, what: str) -> ModuleType:
+    """The generated per-architecture module ``<package>.<kind>_<arch>`` (a syscall table,
+    named constants); LookupError naming ``what`` where there is none for ``arch``."""
+    try:
+        return importlib.import_module(f"{package}.{kind}_{arch}")
+    except ImportError:
+        raise LookupError(f"no {what} for architecture {arch!r}") from None
+
+
+__all__ = ["ARCHES", "Arch", "X86_64", "arch_module", "host"]

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import errno as _errno
 
-from ..errors import EXIT_SYNTAX, UsertraceError, caret
+from ..errors import CatalogError, UsertraceError, caret
 
 # (code, message) in the kernel's order; the index is the kernel's FILT_ERR_* number.
 CATALOG: tuple[tuple[str, str], ...] = (
@@ -50,7 +50,7 @@ MESSAGES: dict[str, str] = dict(CATALOG)
 NUMBERS: dict[str, int] = {code: i for i, (code, _) in enumerate(CATALOG)}
 
 
-class FilterError(UsertraceError, ValueError):
+class FilterError(CatalogError, ValueError):
     """An event filter the kernel would refuse.
 
     ``code`` is a key of :data:`CATALOG`; ``message`` its text; ``pos`` the byte offset the
@@ -63,24 +63,14 @@ class FilterError(UsertraceError, ValueError):
     ``render()`` stays the kernel's text.
     """
 
-    exit_status = EXIT_SYNTAX
+    language = "filter"
+    MESSAGES = MESSAGES
+    NUMBERS = NUMBERS                 # FILT_ERR_*
 
     def __init__(self, code: str, pos: int, text: str, errno: int = _errno.EINVAL,
                  detail: str = ""):
-        if code not in MESSAGES:
-            raise KeyError(f"unknown filter error code {code!r}")
-        self.code = code
-        self.message = MESSAGES[code]
-        self.pos = pos
-        self.text = text
-        self.errno = errno
-        self.detail = detail
+        self._locate(code, text, pos, errno, detail)
         super().__init__(self._describe())
-
-    @property
-    def number(self) -> int:
-        """The kernel's FILT_ERR_* number of ``code``."""
-        return NUMBERS[self.code]
 
     @property
     def has_message(self) -> bool:

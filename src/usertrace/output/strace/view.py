@@ -108,12 +108,14 @@ class CallView:
         self._pending: dict[int, Call] = {}
         self._open: _Open | None = None
         self._tasks: dict[int, _Task] = {}
+        self._n_alive = 0                       # tasks whose alive is True (a prefix each)
         self._last_ts: int | None = None
         self._task_events = self.opt.task_events
         self._ctx_cache: dict[int, Context] = {}
         self._shapes: dict[int, tuple] = {}   # id(format) -> (format, what feed needs)
         self._group_code: dict[int, int] = {}   # thread group -> its exit_group code
-        self._clone_flags: dict[int, int] = {}  # new task -> its task_newtask's flags
+        self._clone_flags: dict[int, int] = {}  # new task -> its task_newtask's flags, until
+        #                                        its maker's call returns or it ends
         self._group_fatal: dict[int, int] = {}  # thread group -> the signal that ends it
 
     # -- feeding events -----------------------------------------------------------------------
@@ -291,6 +293,7 @@ class CallView:
         """A recorded ``sched:sched_process_exit``: the task's ``+++`` line, from its own
         exit call, its thread group's ``exit_group``, or the signal that ended the group."""
         t = self._task(tid)
+        self._clone_flags.pop(tid, None)       # made, but its maker's call never returned
         group_code = self._group_code.get(t.group)
         if t.exit_code is not None and not t.fatal:
             self.task_exit(tid, ts_ns, code=t.exit_code)
@@ -327,14 +330,17 @@ class CallView:
         t = self._tasks.get(tid)
         if t is None:
             t = self._tasks[tid] = _Task(group=tid)
+            self._n_alive += 1
         elif not t.alive and not t.ended:
             t.alive = True
+            self._n_alive += 1
         return t
 
     def _gone(self, tid: int) -> None:
         t = self._tasks.get(tid)
-        if t is not None:
+        if t is not None and t.alive:
             t.alive = False
+            self._n_alive -= 1
 
     def _ctx(self, tid: int) -> Context:
         ctx = self._ctx_cache.get(tid)
@@ -354,8 +360,9 @@ class CallView:
     def _after(self, call: Call) -> None:
         """What a returned call changes: descriptor tables, new tasks."""
         if call.name in CLONES and call.ret is not None and call.ret > 0:
-            flags = (call.arg(0) if call.name == "clone" else
-                     self._clone_flags.get(call.ret, 0))
+            flags = self._clone_flags.pop(call.ret, 0)        # needed once, here
+            if call.name == "clone":
+                flags = call.arg(0)
             share = bool(flags & self.x.value("clone_flags", "CLONE_FILES"))
             thread = bool(flags & self.x.value("clone_flags", "CLONE_THREAD"))
             child = self._task(call.ret)
@@ -420,14 +427,11 @@ class CallView:
     def _print(self, line: str) -> None:
         self.write(line)
 
-    def _alive(self) -> int:
-        return sum(1 for t in self._tasks.values() if t.alive)
-
     def _prefix(self, tid: int, ts_ns: int | None) -> str:
         out = ""
         if self.opt.pids == PID_PLAIN:
             out = f"{tid:<5d} "
-        elif self.opt.pids == PID_AUTO and self._alive() > 1:
+        elif self.opt.pids == PID_AUTO and self._n_alive > 1:
             out = f"[pid {tid:5d}] "
         if ts_ns is not None:
             self._last_ts = ts_ns if self._last_ts is None else max(self._last_ts, ts_ns)

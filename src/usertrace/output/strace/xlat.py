@@ -14,8 +14,9 @@ The names and their order come from the generated module of the architecture
 
 from __future__ import annotations
 
-import importlib
 from functools import lru_cache
+
+from ...arch import arch_module
 
 MASK64 = (1 << 64) - 1
 
@@ -57,11 +58,7 @@ class Xlat:
     @classmethod
     @lru_cache(maxsize=None)
     def for_arch(cls, arch: str = "x86_64") -> "Xlat":
-        try:
-            mod = importlib.import_module(f"usertrace.sources.syscalls.consts_{arch}")
-        except ImportError:
-            raise LookupError(f"no named constants for architecture {arch!r}") from None
-        return cls(mod)
+        return cls(arch_module("usertrace.sources.syscalls", "consts", arch, "named constants"))
 
     def value(self, group: str, name: str) -> int:
         """The value of ``name`` in ``group`` (KeyError when it has none here)."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import errno as _errno
 
-from ...errors import UsertraceError, caret
+from ...errors import CatalogError, caret
 
 SUBSYSTEM = "trace_uprobe"
 
@@ -129,7 +129,7 @@ NUMBERS: dict[str, int] = {code: i for i, (code, _) in enumerate(CATALOG)}
 KERNEL_CODES = frozenset(NUMBERS)
 
 
-class ProbeError(UsertraceError):
+class ProbeError(CatalogError):
     """A probe definition the kernel (or usertrace, for what it adds) refuses.
 
     ``code`` is a key of :data:`CATALOG` or :data:`USERTRACE_CATALOG`; ``message`` its text;
@@ -139,26 +139,16 @@ class ProbeError(UsertraceError):
     symbols, ...).  ``logged`` is False where the kernel writes no ``error_log`` entry.
     """
 
-    exit_status = 2          # a definition that does not parse, as every other language's
+    language = "probe"
+    MESSAGES = MESSAGES
+    NUMBERS = NUMBERS                 # TP_ERR_*
 
     def __init__(self, code: str, command: str, pos: int, errno: int = _errno.EINVAL,
                  detail: str = "", logged: bool | None = None):
-        if code not in MESSAGES:
-            raise KeyError(f"unknown probe error code {code!r}")
-        self.code = code
-        self.message = MESSAGES[code]
+        self._locate(code, command, pos, errno, detail)
         self.command = command
-        self.text = command
-        self.pos = pos
-        self.errno = errno
-        self.detail = detail
         self.logged = code in KERNEL_CODES if logged is None else logged
         super().__init__(self.render())
-
-    @property
-    def number(self) -> int | None:
-        """The kernel's TP_ERR_* number of ``code`` (None for usertrace's own codes)."""
-        return NUMBERS.get(self.code)
 
     def caret_column(self) -> int:
         return max(0, min(self.pos, len(self.command)))

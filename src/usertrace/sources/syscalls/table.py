@@ -7,9 +7,10 @@
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 from functools import lru_cache
+
+from ...arch import arch_module
 
 
 @dataclass(frozen=True)
@@ -51,8 +52,5 @@ class SyscallTable:
     @classmethod
     @lru_cache(maxsize=None)
     def for_arch(cls, arch: str = "x86_64") -> "SyscallTable":
-        try:
-            mod = importlib.import_module(f"{__package__}.table_{arch}")
-        except ImportError:
-            raise LookupError(f"no syscall table for architecture {arch!r}") from None
+        mod = arch_module(__package__, "table", arch, "syscall table")
         return cls(mod.ARCH, mod.SYSCALLS, mod.AUDIT_ARCH, mod.KERNEL_RELEASE)
