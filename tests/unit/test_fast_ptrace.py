@@ -90,3 +90,23 @@ def test_failures_give_minus_one_and_errno():
         _ptrace.ptrace(L.PTRACE_CONT, 1, 0)
     with pytest.raises(BufferError):      # read-only data: the kernel would write into it
         _ptrace.ptrace(L.PTRACE_GETREGS, 1, 0, b"x" * 256)
+
+
+def test_poke_word_writes_eight_bytes_on_either_path(stopped_child, monkeypatch):
+    regs = ctypes.create_string_buffer(L.USER_REGS_SIZE)
+    assert L.ctypes_ptrace()(L.PTRACE_GETREGS, stopped_child, 0, regs) == 0
+    sp = int.from_bytes(regs.raw[19 * 8:20 * 8], "little")
+    slot = sp - 128                                   # below the stack pointer: free to use
+    for path, word in (("ctypes", 0xFEDC_BA98_7654_3210), ("compiled", 0x0123_4567_89AB_CDEF)):
+        if path == "compiled" and _ptrace is None:
+            continue
+        if path == "ctypes":
+            monkeypatch.setattr(L, "fast_ptrace", L.ctypes_ptrace())
+        monkeypatch.setattr(L, "FAST_PTRACE", path)
+        if path == "compiled":
+            monkeypatch.setattr(L, "fast_ptrace", _ptrace.ptrace)
+        assert L.poke_word(stopped_child, slot, word)
+        with open(f"/proc/{stopped_child}/mem", "rb") as f:
+            f.seek(slot)
+            assert f.read(8) == word.to_bytes(8, "little")
+    assert not L.poke_word(stopped_child, 0, 1)       # address 0: refused, not a crash

@@ -43,6 +43,7 @@ from ..arch import Arch
 from .errors import TraceError
 from .handlers import StopHandler
 from .inject import Regs, TaskGone, run_syscall, single_step
+from .libc import poke_word
 from .task import Task
 
 NOT_MINE = -1
@@ -266,8 +267,9 @@ class Breakpoints(StopHandler):
         if done is None:
             return self._displaced(task, table, bp, regs)
         changes, writes = done
-        for addr, data in writes:
-            process.poke(addr, data)
+        for addr, data in writes:             # a push or a call: one word on the stack
+            if len(data) != 8 or not poke_word(task.tid, addr, int.from_bytes(data, "little")):
+                process.poke(addr, data)
         regs.update(changes)
         self.regs.set(task.tid, regs)
         return 0

@@ -59,8 +59,19 @@ def _fast():
 # a bytearray); the raw result (the word for PTRACE_PEEK*).
 fast_ptrace, fast_errno, FAST_PTRACE = _fast()
 
+
+def poke_word(tid: int, addr: int, word: int) -> bool:
+    """Write the 8-byte ``word`` at ``addr`` in stopped tracee ``tid`` (PTRACE_POKEDATA: one
+    system call, cheaper than a write through /proc/PID/mem); False when it failed."""
+    word &= 0xFFFF_FFFF_FFFF_FFFF
+    addr &= 0xFFFF_FFFF_FFFF_FFFF
+    if FAST_PTRACE == "compiled":
+        return fast_ptrace(PTRACE_POKEDATA, tid, addr, word) == 0
+    return fast_ptrace(PTRACE_POKEDATA, tid, ctypes.c_ulong(addr), ctypes.c_ulong(word)) == 0
+
 # -- ptrace requests ---------------------------------------------------------------------------
 PTRACE_PEEKUSER = 3
+PTRACE_POKEDATA = 5
 PTRACE_CONT = 7
 PTRACE_SINGLESTEP = 9
 PTRACE_GETREGS = 12
