@@ -34,7 +34,8 @@ from usertrace.sources.syscalls import events as sc_events
 from usertrace.sources.syscalls import user_data
 from usertrace.sources.syscalls.table import SyscallTable
 
-from _strace_lines import Calls, align, decoded_only_by_strace, is_pointer, pair_threads, unquote
+from _strace_lines import (Calls, align, decoded_only_by_strace, is_pointer, pair_threads,
+                           split_args, unquote)
 
 pytestmark = pytest.mark.skipif(
     shutil.which("strace") is None or shutil.which("setarch") is None,
@@ -230,6 +231,16 @@ def _read_of(text: str) -> bytes | None:
     return _fds_bytes(text) or _status_bytes(text)
 
 
+def _argv_of(text: str) -> tuple[list[bytes], bool] | None:
+    """strace's ``["ls", "-l"]`` (``...`` last when it cut the vector) as the encoder takes
+    a vector read: (strings, more)."""
+    if not text.startswith("[") or not text.endswith("]"):
+        return None
+    items = split_args(text[1:-1])
+    more = bool(items) and items[-1] == "..."
+    return [unquote(s)[0] for s in items[:-1 if more else None]], more
+
+
 def with_strings(events, strace_text: str, buf_size: int):
     """The recorded events again, with the user-data formats and the strings that strace
     printed for each call put through the record encoder and decoded back."""
@@ -270,8 +281,9 @@ def with_strings(events, strace_text: str, buf_size: int):
             if data is None:
                 yield ev
                 continue
-            reads = [(_read_of(theirs_call[1][i]) if theirs_call and i < len(theirs_call[1])
-                      else None) for i in data.args]
+            reads = [((_argv_of if i in data.arrays else _read_of)(theirs_call[1][i])
+                      if theirs_call and i < len(theirs_call[1]) else None)
+                     for i in data.recorded]
             rec = user_data.encode_enter(fmt.id, tid, sc.nr, args, len(args), data, reads,
                                          buf_size)
         else:

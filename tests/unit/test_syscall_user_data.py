@@ -209,3 +209,62 @@ def test_round_trip(path, buf, buf_size):
     wfmt = fmt_of("write")
     w = RecordCodec(wfmt).decode(_record("write", (1, 2, len(buf)), [buf], buf_size))
     assert w["__buf_val"] == buf[:buf_size]
+
+
+def test_argument_vectors_are_usertraces_own_field():
+    """execve's argv: not in the kernel's mask, recorded after its filename; strings cut as
+    strings are, the vector cut at the count and size limits; trace text as a buffer."""
+    assert ud.ENTER_DATA["execve"].args == (0,)               # the kernel's mask as it is
+    fmt = fmt_of("execve")
+    assert [f.name for f in fmt.fields[-2:]] == ["__filename_val", "__argv_val"]
+    assert "argv: 0x%08lx (%s)" in fmt.print_fmt
+    assert "__print_dynamic_array(__argv_val, 1)" in fmt.print_fmt
+    data = ud.enter_data("execve", 3)
+    rec = ud.encode_enter(700, 1, 59, (0x7FFD1000, 0x7FFD2000, 3), 3, data,
+                          [b"/bin/ls", ([b"ls", b"-l", b"x\x01y"], False)], 63)
+    values = RecordCodec(fmt).decode(rec)
+    assert ud.split_string(values["__filename_val"]) == (b"/bin/ls", False)
+    assert ud.split_argv(values["__argv_val"]) == \
+        ([(b"ls", False), (b"-l", False), (b"x.y", False)], False)
+    assert "argv: 0x7ffd2000 (6c:73:00:2d:6c:00:78:2e:79:00:04)" in ud.render_enter(fmt, values)
+    assert ud.split_argv(ud.argv_value([b"a" * 10], False, 4)) == ([(b"aaaa", True)], False)
+    assert ud.split_argv(ud.argv_value([b"a", b""], True, 4)) == \
+        ([(b"a", False), (b"", False)], True)
+    assert ud.split_argv(ud.argv_value([])) == ([], False)                  # execve(p, [], e)
+    assert ud.split_argv(ud.argv_value([b"a", None, b"c"])) == ([(b"a", False)], True)
+    assert ud.split_argv(b"") is None and ud.split_argv(None) is None      # not recorded
+    big = ud.argv_value([b"x" * 60] * 100, False, 63)
+    assert len(big) <= ud.ARGV_MAX_BYTES + 1 and big.endswith(ud.ARGV_MORE)
+
+
+class _Memory:
+    """A process's memory for the readers: ``{address: bytes}``, unreadable elsewhere."""
+
+    def __init__(self, blocks):
+        self.blocks = blocks
+
+    def read(self, addr, size):
+        for start, data in self.blocks.items():
+            if start <= addr < start + len(data):
+                return data[addr - start: addr - start + size]
+        return None
+
+    def read_string(self, addr, max_len):
+        raw = self.read(addr, max_len)
+        if raw is None:
+            return None
+        nul = raw.find(b"\0")
+        return (raw[:nul], False) if nul >= 0 else (raw, len(raw) >= max_len)
+
+
+def test_the_argument_vector_reader():
+    from usertrace.sources.syscalls.source import _read_argv
+    ptrs = lambda *p: b"".join(x.to_bytes(8, "little") for x in p)   # noqa: E731
+    mem = _Memory({0x1000: ptrs(0x2000, 0x2010, 0), 0x2000: b"ls\0", 0x2010: b"-l\0",
+                   0x3000: ptrs(0x2000, 0x9000, 0), 0x4000: ptrs(0x2000, 0x2010)})
+    assert ud.split_argv(_read_argv(mem, 0x1000, 63)) == ([(b"ls", False), (b"-l", False)], False)
+    assert ud.split_argv(_read_argv(mem, 0x1000, 1)) == ([(b"l", True)], True)   # -s 1
+    assert ud.split_argv(_read_argv(mem, 0x3000, 63)) == ([(b"ls", False)], True)   # bad string
+    assert ud.split_argv(_read_argv(mem, 0x4000, 63)) == \
+        ([(b"ls", False), (b"-l", False)], True)        # the table runs into unreadable memory
+    assert _read_argv(mem, 0x8000, 63) == b"" and _read_argv(mem, 0, 63) == b""

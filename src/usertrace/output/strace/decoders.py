@@ -25,7 +25,7 @@ from typing import Callable
 
 from ...sources.syscalls.classes import FD_RETURNING
 from ...sources.syscalls.events import MAX_ERRNO as ERRNO_MAX
-from ...sources.syscalls.user_data import as_bytes, split_string
+from ...sources.syscalls.user_data import as_bytes, split_argv, split_string
 from .quote import HEX_ALL, HEX_NONE, quote, quote_bytes, quote_cstring
 from .xlat import Xlat, hex_text
 
@@ -188,6 +188,19 @@ def _cstring(ctx, call, i, max_len: int | None) -> str:
 def PATH(ctx, call, i):         # noqa: N802
     """A path: never cut by -s (strace reads paths up to PATH_MAX)."""
     return _cstring(ctx, call, i, None)
+
+
+def ARGV(ctx, call, i):         # noqa: N802
+    """An argument vector (``execve``'s ``argv``): ``["ls", "-l"]``, each string cut at -s,
+    ``...`` after the strings when more followed; its pointer when it was not recorded."""
+    if call.arg(i) == 0:
+        return "NULL"
+    got = split_argv(call.data(i))
+    if got is None:
+        return hex_text(call.arg(i))
+    items, more = got
+    shown = [quote_cstring(s, ctx.opt.max_len, ctx.opt.hex_mode, cut) for s, cut in items]
+    return "[" + ", ".join(shown + (["..."] if more else [])) + "]"
 
 
 def STR(ctx, call, i):          # noqa: N802
@@ -755,8 +768,8 @@ DECODERS: dict[str, Callable[[Context, Call], tuple[list[str], list[str]]]] = {
     "clone3": Signature(PTR, ULONG),
     "fork": Signature(),
     "vfork": Signature(),
-    "execve": Signature(PATH, PTR, PTR),
-    "execveat": Signature(DIRFD, PATH, PTR, PTR, flags("at_flags")),
+    "execve": Signature(PATH, ARGV, PTR),
+    "execveat": Signature(DIRFD, PATH, ARGV, PTR, flags("at_flags")),
     "exit": _exit,
     "exit_group": _exit,
     "wait4": _wait4,

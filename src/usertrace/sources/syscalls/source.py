@@ -70,10 +70,33 @@ def _read_string(process, addr: int, size: int) -> bytes:
     return ud.string_value(None if got is None else got[0], size)
 
 
+def _read_argv(process, addr: int, size: int) -> bytes:
+    """An argument vector as :func:`.user_data.argv_value` records it: at most ``size``
+    strings (strace's ``-s`` counts them too), and whether more followed."""
+    if not addr:
+        return b""
+    table = _read_bytes(process, addr, 8 * (size + 1))
+    if len(table) < 8:
+        return b""                            # unreadable: the pointer is shown
+    items: list[bytes | None] = []
+    more = len(table) < 8 * (size + 1)        # the table ends in memory we cannot read
+    for k in range(0, len(table) - 7, 8):
+        p = int.from_bytes(table[k:k + 8], "little")
+        if not p:
+            more = False
+            break
+        if len(items) == size:
+            more = True
+            break
+        got = process.read_string(p, size + 1)
+        items.append(None if got is None else got[0])
+    return ud.argv_value(items, more, size)
+
+
 def _enter_reader(data: ud.UserData, start: int, size: int):
     """``read(process, args) -> (data_loc words, data)`` for a sys_enter record whose data
     begin at ``start``."""
-    idx = data.args
+    idx = data.recorded
     if data.size_arg is not None:             # a buffer (or a sized string) with its count
         i, j = idx[0], data.size_arg
 
@@ -88,8 +111,10 @@ def _enter_reader(data: ud.UserData, start: int, size: int):
             raw = _read_string(process, args[i], size)
             return (len(raw) << 16 | start,), raw
     else:
+        readers = [(i, _read_argv if i in data.arrays else _read_string) for i in idx]
+
         def read(process, args):
-            raws = [_read_string(process, args[i], size) for i in idx]
+            raws = [reader(process, args[i], size) for i, reader in readers]
             locs = []
             offset = start
             for raw in raws:
@@ -140,7 +165,7 @@ class _Slot:
             return
         if is_enter:
             data = ud.enter_data(sc.name, self.nargs)
-            if data is None or vals != [ud.val_field_name(self.names[i]) for i in data.args]:
+            if data is None or vals != [ud.val_field_name(self.names[i]) for i in data.recorded]:
                 return
             self.head = struct.Struct(f"<HBBii4x{self.nargs}Q{len(vals)}I")
             self.reader = _enter_reader(data, self.head.size, size)

@@ -32,7 +32,15 @@ The print fmt shows the pointer and then the data: ``filename: 0x%08lx \\"%s\\"`
 ``__get_str(__filename_val)``, ``buf: 0x%08lx (%s)`` with ``__print_dynamic_array(__buf_val,
 1)``; ``sys_enter_openat`` has a print fmt of its own that names the open flags.
 
-**Beyond the kernel** (usertrace's own, :data:`EXIT_DATA`): what a call *returns* in user
+**Beyond the kernel** (usertrace's own, :data:`ARGV_DATA`): the argument vector of ``execve``
+and ``execveat`` (``argv``, an array of string pointers ending with NULL, which the kernel
+does not read) is recorded at the entry as one more ``__argv_val`` field: its strings, each as
+a string above (cut at the buffer size, NUL-terminated), at most *buffer size* of them (as
+strace's ``-s`` also counts the strings it shows) and at most 1024 bytes, then one byte:
+``\x04`` when they are all there, ``\x01`` when more followed.  Its print fmt shows it as a
+buffer (``argv: 0x%08lx (%s)``, ``__print_dynamic_array``), which trace-cmd reads.
+
+And (:data:`EXIT_DATA`): what a call *returns* in user
 memory (``read``'s buffer, ``readlink``'s path, ``pipe``'s two descriptors) is read at the
 call's exit and recorded in its ``sys_exit_*`` record the same way: a ``__<arg>_val`` field
 after ``ret``, ``min(ret, buffer size)`` bytes (or the fixed size of the object), only when
@@ -79,6 +87,12 @@ class UserData:
     args: tuple[int, ...]
     size_arg: int | None = None
     sized_string: bool = False
+    arrays: tuple[int, ...] = ()        # usertrace's: argument vectors (ARGV_DATA)
+
+    @property
+    def recorded(self) -> tuple[int, ...]:
+        """Every argument with a ``__<arg>_val`` field, in argument order."""
+        return tuple(sorted(self.args + self.arrays))
 
     @property
     def is_array(self) -> bool:
@@ -139,10 +153,20 @@ EXIT_DATA: dict[str, ExitData] = {
 }
 
 
+# usertrace's own: the argument vector of a call, by the index of its argument.
+ARGV_DATA: dict[str, int] = {"execve": 1, "execveat": 2}
+ARGV_END = b"\x04"              # the last byte of a recorded vector: every string is there
+ARGV_MORE = b"\x01"             # ... or: more strings followed
+ARGV_MAX_BYTES = 1024
+
+
 def enter_data(name: str, nargs: int | None = None) -> UserData | None:
     """The arguments recorded at the entry of ``name`` (an ``__NR_`` name), or None."""
     data = ENTER_DATA.get(name)
-    if data is None or (nargs is not None and max(data.args) >= nargs):
+    argv = ARGV_DATA.get(name)
+    if data is not None and argv is not None:
+        data = UserData(data.args, data.size_arg, data.sized_string, (argv,))
+    if data is None or (nargs is not None and max(data.recorded) >= nargs):
         return None
     return data
 
@@ -162,7 +186,7 @@ def enter_fields(args: Sequence[tuple[str, str]], data: UserData | None) -> list
     if data is None:
         return fields
     offset = ev.ARGS_OFFSET + 8 * len(args)
-    for k, i in enumerate(data.args):
+    for k, i in enumerate(data.recorded):
         fields.append(Field(VAL_FIELD_TYPE, val_field_name(args[i][1]), offset + 4 * k, 4, False))
     return fields
 
@@ -175,8 +199,8 @@ def enter_print_fmt(args: Sequence[tuple[str, str]], data: UserData | None) -> s
     for i, (_, name) in enumerate(args):
         piece = f"{name}: 0x%08lx"
         recs.append(f", ((unsigned long)(REC->{name}))")
-        if i in data.args:
-            if data.is_array:
+        if i in data.recorded:
+            if data.is_array or i in data.arrays:
                 piece += " (%s)"
                 recs.append(f", __print_dynamic_array({val_field_name(name)}, 1)")
             else:
@@ -286,6 +310,42 @@ def array_value(raw: bytes | None, count: int, buf_size: int = DEFAULT_BUF_SIZE)
     return bytes(raw[: max(0, min(count, buf_size))])
 
 
+def argv_value(items: Sequence[bytes | None], more: bool = False,
+               buf_size: int = DEFAULT_BUF_SIZE) -> bytes:
+    """What usertrace records of an argument vector whose strings read ``items`` (as
+    :func:`string_value` takes them; None: unreadable, the vector ends there), ``more``: it
+    had more strings than were read."""
+    out = bytearray()
+    for raw in items:
+        if raw is None:
+            more = True
+            break
+        value = string_value(raw, buf_size)
+        if len(out) + len(value) > ARGV_MAX_BYTES:
+            more = True
+            break
+        out += value
+    return bytes(out + (ARGV_MORE if more else ARGV_END))
+
+
+def split_argv(value) -> tuple[list[tuple[bytes, bool]], bool] | None:
+    """A recorded argument vector as ``([(string, cut)...], more followed)``; None when
+    nothing was recorded (a NULL or unreadable vector)."""
+    raw = as_bytes(value)
+    if not raw or raw[-1:] not in (ARGV_END, ARGV_MORE):
+        return None
+    body, items, pos = raw[:-1], [], 0
+    while pos < len(body):
+        nul = body.find(b"\0", pos)
+        if nul < 0:
+            nul = len(body)
+        s = body[pos:nul]
+        cut = s.endswith(EXTRA) and len(s) > len(EXTRA)
+        items.append((s[:-len(EXTRA)] if cut else s, cut))
+        pos = nul + 1
+    return items, raw[-1:] == ARGV_MORE
+
+
 def read_size(data: UserData, args: Sequence[int], buf_size: int = DEFAULT_BUF_SIZE) -> int:
     """How many bytes to read at the entry for each of ``data``'s arguments: for a buffer,
     ``min(count, buf_size)``; for a string ``buf_size + 1`` (up to its NUL), which tells a
@@ -310,18 +370,19 @@ def encode_enter(event_id: int, pid: int, nr: int, args: Sequence[int], nargs: i
                  preempt_count: int = 0) -> bytes:
     """The record of a sys_enter event with user data, as ``syscall_put_data`` writes it.
 
-    ``reads[k]`` is what was read for argument ``data.args[k]`` (:func:`read_size` bytes, or
-    None when the pointer was NULL or unreadable)."""
-    if len(reads) != len(data.args):
-        raise ValueError(f"{len(data.args)} user arguments, {len(reads)} reads")
-    if data.is_array:
-        count = args[data.size_arg] & 0xFFFF_FFFF_FFFF_FFFF
-        values = [array_value(r, count, buf_size) for r in reads]
-    elif data.size_arg is not None:      # a sized string: read as bytes, printed as a string
-        count = args[data.size_arg] & 0xFFFF_FFFF_FFFF_FFFF
-        values = [array_value(r, count, buf_size) for r in reads]
-    else:
-        values = [string_value(r, buf_size) for r in reads]
+    ``reads[k]`` is what was read for argument ``data.recorded[k]`` (:func:`read_size`
+    bytes, or None when the pointer was NULL or unreadable; for an argument vector,
+    ``(strings, more)`` as :func:`argv_value` takes them, or None)."""
+    if len(reads) != len(data.recorded):
+        raise ValueError(f"{len(data.recorded)} user arguments, {len(reads)} reads")
+    values = []
+    for i, r in zip(data.recorded, reads):
+        if i in data.arrays:
+            values.append(b"" if r is None else argv_value(r[0], r[1], buf_size))
+        elif data.size_arg is not None:  # a buffer, or a sized string (printed as a string)
+            values.append(array_value(r, args[data.size_arg] & 0xFFFF_FFFF_FFFF_FFFF, buf_size))
+        else:
+            values.append(string_value(r, buf_size))
     head = ev.enter_struct(nargs).pack(event_id, flags, preempt_count, pid, nr, *args[:nargs])
     return head + _data_locs(len(head), values)
 
@@ -423,6 +484,7 @@ def render_enter(fmt: EventFormat, values: dict, name: str | None = None) -> str
     vals = val_fields(fmt)
     args = [f for f in fmt.fields if f.name != ev.NR_FIELD.name and not f.is_dynamic]
     data = ENTER_DATA.get(name or event)
+    argv = ARGV_DATA.get(name or event)
     if event == "openat" and vals:
         return _render_openat(args, values, vals)
     parts = []
@@ -431,7 +493,9 @@ def render_enter(fmt: EventFormat, values: dict, name: str | None = None) -> str
         piece = f"{f.name}: {v}" if v < 10 else f"{f.name}: 0x{v:x}"
         if f.name in vals:
             raw = as_bytes(values.get(vals[f.name]))
-            if data is not None and data.is_array:
+            if i == argv:
+                piece += _render_array(raw, len(raw))
+            elif data is not None and data.is_array:
                 count = values.get(args[data.size_arg].name, 0) if data.size_arg < len(args) else 0
                 piece += _render_array(raw, count)
             else:
