@@ -14,9 +14,8 @@ What works (measured in benchmarks/bench_syscalls.py), all on the tracer's own t
   refreshes the engine makes anyway: syscall stops and breakpoint hits), and follow the task
   at the first refresh that sees it elsewhere.  The load balancer moves a tracee every 20 to
   50 ms (its CPU holds two tasks, the other none); every event served across CPUs costs
-  several times one served beside it, so waiting to be sure cost more than it saved: on
-  2026-11-29, following at once instead of after three refreshes took a probe hit from
-  57-62 us to 44-48 us, and a traced getppid from 35 to 32 us (medians of 5 and 4 runs);
+  several times one served beside it, so waiting to be sure (three refreshes, before
+  2026-11-29) cost more than it saved, for probe hits and syscalls alike;
 * run the tracer as SCHED_IDLE while pinned (when no other task is runnable on the machine
   at that moment: else a busy neighbour would starve it): a CPU whose only runnable task is SCHED_IDLE
   counts as idle when the scheduler places a waking task, so the tracee is woken right
