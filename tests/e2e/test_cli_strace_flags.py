@@ -255,3 +255,27 @@ def test_time_options_of_calls(basic, tmp_path, flags, pattern):
     assert len(lines) == 3 and all(re.match(pattern, l) for l in lines), lines
     if flags == ["-ttt"]:             # the wall clock of now, within the minute
         assert abs(float(lines[0].split()[1]) - time.time()) < 60
+
+
+@needs_strace
+@pytest.mark.parametrize("size", ["2", "4"])
+def test_a_small_s_cuts_strings_and_vectors_not_paths_as_strace(tmp_path, size):
+    """With --calls, -s is the length shown: strings and argv's strings are cut there, argv
+    after -s strings, paths never (the recording keeps at least 128 bytes of each)."""
+    argv = ["/bin/echo", "hello", "b", "c", "d", "e"]
+    out = tmp_path / "calls"
+    status, _, err = run("stream", "--calls", "-s", size, "-o", str(out), "-e", "execve,write",
+                         "--", *argv)
+    assert status == 0, err
+    theirs = tmp_path / "strace.out"
+    subprocess.run(["strace", "-s", size, "-e", "trace=execve,write", "-o", str(theirs), *argv],
+                   stdout=subprocess.DEVNULL, check=True, timeout=60)
+    mine = [line.split(None, 1)[1] for line in out.read_text().splitlines()
+            if "execve(" in line or "write(" in line]
+    strace = [line for line in theirs.read_text().splitlines()
+              if line.startswith(("execve(", "write("))]
+    assert len(mine) == len(strace) == 2
+    exec_mine, exec_theirs = mine[0].split(", 0x")[0], strace[0].split(", 0x")[0]
+    assert exec_mine == exec_theirs                  # path whole, argv cut as strace cuts it
+    assert exec_mine.startswith('execve("/bin/echo", [')
+    assert mine[1].split() == strace[1].split()      # write's buffer cut at -s

@@ -120,7 +120,8 @@ def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
         p.add_argument("-s", "--string-size", "--strings", dest="string_size", metavar="N",
                        nargs="?", type=int, const=None, default=None,
                        help=f"bytes of each string or buffer recorded (default {STRING_SIZE}; "
-                            f"with --calls also the length shown, default 32)")
+                            f"with --calls the length shown, default 32, paths whole: at "
+                            f"least {STRING_SIZE} bytes are recorded)")
         p.add_argument("--no-strings", action="store_true",
                        help="record no user-space data: exactly the running kernel's formats")
     p.add_argument("-Z", "--failed", action="store_const", dest="status", const=FAILED,
@@ -160,7 +161,7 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
         rec = Recorder(args.events, consumers=consumers, stats=stats, status=args.status,
                        strings=False if name == "stat" or getattr(args, "no_strings", False)
                        else None,
-                       string_size=size or STRING_SIZE, warn=ctx.error,
+                       string_size=_recorded_size(size, view), warn=ctx.error,
                        backend=args.backend, system_wide=args.all,
                        seccomp=not args.no_seccomp, probes=args.probes,
                        program=_program(command, pids, ctx.env))
@@ -213,6 +214,15 @@ def run(args: argparse.Namespace, ctx: Context) -> int:
     if status.signal is not None:
         ctx.kill_with = status
     return status.returncode
+
+
+def _recorded_size(size: int | None, view) -> int:
+    """Bytes recorded of each string: ``-s`` (default STRING_SIZE); with ``--calls``, where
+    ``-s`` is the length shown, at least STRING_SIZE, so that paths, which strace never cuts
+    at ``-s``, come whole."""
+    if view is None:
+        return size or STRING_SIZE
+    return max(size or STRING_SIZE, STRING_SIZE)
 
 
 def _program(command: list[str], pids: list[int], env: dict) -> str | None:

@@ -199,6 +199,8 @@ def ARGV(ctx, call, i):         # noqa: N802
     if got is None:
         return hex_text(call.arg(i))
     items, more = got
+    if len(items) > ctx.opt.max_len:          # strace shows at most -s strings
+        items, more = items[:ctx.opt.max_len], True
     shown = [quote_cstring(s, ctx.opt.max_len, ctx.opt.hex_mode, cut) for s, cut in items]
     return "[" + ", ".join(shown + (["..."] if more else [])) + "]"
 
