@@ -361,6 +361,10 @@ GROUPS = (
        "STATX_ALL STATX_BASIC_STATS STATX_TYPE STATX_MODE STATX_NLINK STATX_UID STATX_GID "
        "STATX_ATIME STATX_MTIME STATX_CTIME STATX_INO STATX_SIZE STATX_BLOCKS STATX_BTIME "
        "STATX_MNT_ID STATX_DIOALIGN", "statx(2) mask"),
+    _g("statx_attrs", "flags",
+       "STATX_ATTR_COMPRESSED STATX_ATTR_IMMUTABLE STATX_ATTR_APPEND STATX_ATTR_NODUMP "
+       "STATX_ATTR_ENCRYPTED STATX_ATTR_AUTOMOUNT STATX_ATTR_MOUNT_ROOT STATX_ATTR_VERITY "
+       "STATX_ATTR_DAX", "struct statx's stx_attributes"),
     _g("unlinkat_flags", "flags", "AT_REMOVEDIR", "unlinkat(2) flags"),
     _g("at_fdcwd", "enum", "AT_FDCWD", "the *at(2) calls' current directory"),
     _g("statx_sync", "enum", "AT_STATX_SYNC_AS_STAT AT_STATX_FORCE_SYNC AT_STATX_DONT_SYNC "

@@ -18,6 +18,27 @@ P = 0x7FFD1000          # some pointer
 AT_FDCWD = 0xFFFFFF9C   # as a register holds -100
 M1 = 0xFFFFFFFFFFFFFFFF
 
+
+
+def stat_bytes(mode, size=0, rdev=0):
+    """A struct stat of x86_64 as the exit data record it (144 bytes)."""
+    b = bytearray(144)
+    b[24:28] = mode.to_bytes(4, "little")
+    b[40:48] = rdev.to_bytes(8, "little")
+    b[48:56] = size.to_bytes(8, "little", signed=True)
+    return bytes(b)
+
+
+def statx_bytes(mask, attributes, mode, size):
+    """A struct statx (256 bytes)."""
+    b = bytearray(256)
+    b[0:4] = mask.to_bytes(4, "little")
+    b[8:16] = attributes.to_bytes(8, "little")
+    b[28:30] = mode.to_bytes(2, "little")
+    b[40:48] = size.to_bytes(8, "little")
+    return bytes(b)
+
+
 # (name, args, recorded data {argument: bytes}, result, the line)
 CASES = [
     # files and descriptors
@@ -64,6 +85,21 @@ CASES = [
     ("statx", [AT_FDCWD, P, 0x4100, 0x7FF, P], {"filename": b"/\0"}, 0,
      'statx(AT_FDCWD, "/", AT_STATX_DONT_SYNC|AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, '
      "0x7ffd1000) = 0"),
+    # the structures the exit data hold, as strace abbreviates them
+    ("newfstatat", [3, P, P, 0x1000], {"filename": b"\0", "statbuf": stat_bytes(0o100644, 34675)},
+     0, 'newfstatat(3, "", {st_mode=S_IFREG|0644, st_size=34675, ...}, AT_EMPTY_PATH) = 0'),
+    ("fstat", [1, P], {"statbuf": stat_bytes(0o20620, rdev=0x8801)}, 0,
+     "fstat(1, {st_mode=S_IFCHR|0620, st_rdev=makedev(0x88, 0x1), ...}) = 0"),
+    ("stat", [P, P], {"filename": b"/tmp\0", "statbuf": stat_bytes(0o41777, 4096)}, 0,
+     'stat("/tmp", {st_mode=S_IFDIR|S_ISVTX|0777, st_size=4096, ...}) = 0'),
+    ("lstat", [P, P], {"filename": b"/x\0", "statbuf": stat_bytes(0o100644, 1)}, -2,
+     'lstat("/x", 0x7ffd1000) = -1 ENOENT (No such file or directory)'),   # failed: wrote none
+    ("fstat", [1, P], {"statbuf": b"\0" * 10}, 0, "fstat(1, 0x7ffd1000) = 0"),   # cut short
+    ("statx", [AT_FDCWD, P, 0x100, 0x7FF, P],
+     {"filename": b"/\0", "buffer": statx_bytes(0x17FF, 0x2000, 0o40755, 4096)}, 0,
+     'statx(AT_FDCWD, "/", AT_STATX_SYNC_AS_STAT|AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, '
+     "{stx_mask=STATX_BASIC_STATS|STATX_MNT_ID, stx_attributes=STATX_ATTR_MOUNT_ROOT, "
+     "stx_mode=S_IFDIR|0755, stx_size=4096, ...}) = 0"),
     ("access", [P, 6], {"filename": b"/etc/passwd\0"}, 0, 'access("/etc/passwd", R_OK|W_OK) = 0'),
     ("access", [P, 0], {"filename": b"/x\0"}, -2,
      'access("/x", F_OK) = -1 ENOENT (No such file or directory)'),

@@ -25,7 +25,10 @@ from typing import Callable
 
 from ...sources.syscalls.classes import FD_RETURNING
 from ...sources.syscalls.events import MAX_ERRNO as ERRNO_MAX
-from ...sources.syscalls.user_data import as_bytes, split_argv, split_string
+from ...sources.syscalls.user_data import (STAT_MODE, STAT_RDEV, STAT_SIZE, STAT_SIZE_FIELD,
+                                           STATX_ATTRIBUTES, STATX_MASK, STATX_MODE,
+                                           STATX_SIZE, STATX_SIZE_FIELD, as_bytes,
+                                           split_argv, split_string)
 from .quote import HEX_ALL, HEX_NONE, quote, quote_bytes, quote_cstring
 from .xlat import Xlat, hex_text
 
@@ -167,6 +170,66 @@ def MODE(ctx, call, i):         # noqa: N802
 
 def _octal(v: int) -> str:
     return f"0{v:02o}" if v else "000"
+
+
+_SPECIAL_BITS = ((0o4000, "S_ISUID"), (0o2000, "S_ISGID"), (0o1000, "S_ISVTX"))
+
+
+def mode_text(x: Xlat, mode: int) -> str:
+    """A mode with its file type, as strace's ``print_symbolic_mode_t``: ``S_IFREG|0644``,
+    ``S_IFDIR|S_ISVTX|0777``, ``0600`` without a type; an unknown type in octal."""
+    fmt = x.value("file_type_mask", "S_IFMT")
+    kind = x.lookup("file_types", mode & fmt) if mode & fmt else ""
+    if kind is None:
+        return _octal(mode)
+    special = "".join(name + "|" for bit, name in _SPECIAL_BITS if mode & bit)
+    return (kind + "|" if kind else "") + special + _octal(mode & ~(fmt | 0o7000))
+
+
+def dev_text(dev: int) -> str:
+    """A ``dev_t`` as strace prints it: ``makedev(0x88, 0x1)``."""
+    major = ((dev >> 8) & 0xFFF) | ((dev >> 32) & ~0xFFF)
+    minor = (dev & 0xFF) | ((dev >> 12) & ~0xFF)
+    return f"makedev({hex_text(major)}, {hex_text(minor)})"
+
+
+def STAT(ctx, call, i):         # noqa: N802
+    """A ``struct stat`` the call filled, as strace abbreviates it: ``{st_mode=S_IFREG|0644,
+    st_size=34675, ...}``, ``st_rdev=makedev(...)`` for a device; its pointer when it was
+    not recorded."""
+    if call.arg(i) == 0:
+        return "NULL"
+    raw = as_bytes(call.data(i))
+    if len(raw) < STAT_SIZE:
+        return hex_text(call.arg(i))
+    x = ctx.x
+    mode = int.from_bytes(raw[STAT_MODE:STAT_MODE + 4], "little")
+    text = "{st_mode=" + mode_text(x, mode) + ", "
+    kind = mode & x.value("file_type_mask", "S_IFMT")
+    if kind in (x.value("file_types", "S_IFCHR"), x.value("file_types", "S_IFBLK")):
+        text += "st_rdev=" + dev_text(int.from_bytes(raw[STAT_RDEV:STAT_RDEV + 8], "little"))
+    else:
+        size = int.from_bytes(raw[STAT_SIZE_FIELD:STAT_SIZE_FIELD + 8], "little", signed=True)
+        text += f"st_size={size}"
+    return text + ", ...}"
+
+
+def STATX(ctx, call, i):        # noqa: N802
+    """A ``struct statx`` the call filled, as strace abbreviates it: ``{stx_mask=...,
+    stx_attributes=..., stx_mode=S_IFREG|0644, stx_size=34675, ...}``."""
+    if call.arg(i) == 0:
+        return "NULL"
+    raw = as_bytes(call.data(i))
+    if len(raw) < STATX_SIZE:
+        return hex_text(call.arg(i))
+    x = ctx.x
+
+    def u(offset, size):
+        return int.from_bytes(raw[offset:offset + size], "little")
+    return ("{stx_mask=" + x.flags("statx_mask", u(STATX_MASK, 4))
+            + ", stx_attributes=" + x.flags("statx_attrs", u(STATX_ATTRIBUTES, 8))
+            + ", stx_mode=" + mode_text(x, u(STATX_MODE, 2))
+            + f", stx_size={u(STATX_SIZE_FIELD, 8)}, ...}}")
 
 
 def SIG(ctx, call, i):          # noqa: N802
@@ -321,7 +384,8 @@ def _wait_status(ctx, call, i):
 
 
 # Printers that show memory the call wrote: only after a success.
-_DATA_PRINTERS = frozenset({PTR, PATH, STR, OUT_PATH, _fds_pair, _wait_status})
+_DATA_PRINTERS = frozenset({PTR, PATH, STR, OUT_PATH, STAT, STATX, _fds_pair,
+                            _wait_status})
 
 
 # -- signatures -------------------------------------------------------------------------------
@@ -550,7 +614,7 @@ def _statx(ctx, call):
         text += "|" + x.flags("at_flags", fl & ~sync_mask)
     return ([DIRFD(ctx, call, 0), PATH(ctx, call, 1), text,
              x.flags("statx_mask", call.arg(3) & 0xFFFF_FFFF)],
-            [_exit_text(ctx, call, 4, PTR)])
+            [_exit_text(ctx, call, 4, STATX)])
 
 
 def _mremap(ctx, call):
@@ -566,17 +630,11 @@ def _mknod(path_index: int):
         x = ctx.x
         mode = call.arg(path_index + 1) & 0xFFFF_FFFF
         fmt = x.value("file_type_mask", "S_IFMT")
-        kind = x.lookup("file_types", mode & fmt)
-        perm = mode & ~fmt
-        text = (kind + "|" + _octal(perm)) if kind else _octal(mode)
         args = [DIRFD(ctx, call, 0)] if path_index else []
-        args += [PATH(ctx, call, path_index), text]
+        args += [PATH(ctx, call, path_index), mode_text(x, mode)]
         chr_blk = (x.value("file_types", "S_IFCHR"), x.value("file_types", "S_IFBLK"))
         if mode & fmt in chr_blk:
-            dev = call.arg(path_index + 2)
-            major = ((dev >> 8) & 0xFFF) | ((dev >> 32) & ~0xFFF)
-            minor = (dev & 0xFF) | ((dev >> 12) & ~0xFF)
-            args.append(f"makedev({hex_text(major)}, {hex_text(minor)})")
+            args.append(dev_text(call.arg(path_index + 2)))
         return args, []
     return decode
 
@@ -686,10 +744,10 @@ DECODERS: dict[str, Callable[[Context, Call], tuple[list[str], list[str]]]] = {
     "creat": Signature(PATH, MODE),
     "close": Signature(FD),
     "close_range": Signature(UINT, UINT, flags("close_range_flags")),
-    "stat": Signature(PATH, out(PTR)),
-    "lstat": Signature(PATH, out(PTR)),
-    "fstat": Signature(FD, out(PTR)),
-    "newfstatat": Signature(DIRFD, PATH, out(PTR), flags("at_flags")),
+    "stat": Signature(PATH, out(STAT)),
+    "lstat": Signature(PATH, out(STAT)),
+    "fstat": Signature(FD, out(STAT)),
+    "newfstatat": Signature(DIRFD, PATH, out(STAT), flags("at_flags")),
     "statx": _statx,
     "statfs": Signature(PATH, out(PTR)),
     "fstatfs": Signature(FD, out(PTR)),

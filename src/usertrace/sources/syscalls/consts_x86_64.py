@@ -332,6 +332,18 @@ GROUPS = {
         ('STATX_MNT_ID', 0x1000),
         ('STATX_DIOALIGN', 0x2000),
     )),
+    # struct statx's stx_attributes
+    'statx_attrs': ('flags', (
+        ('STATX_ATTR_COMPRESSED', 4),
+        ('STATX_ATTR_IMMUTABLE', 0x10),
+        ('STATX_ATTR_APPEND', 0x20),
+        ('STATX_ATTR_NODUMP', 0x40),
+        ('STATX_ATTR_ENCRYPTED', 0x800),
+        ('STATX_ATTR_AUTOMOUNT', 0x1000),
+        ('STATX_ATTR_MOUNT_ROOT', 0x2000),
+        ('STATX_ATTR_VERITY', 0x100000),
+        ('STATX_ATTR_DAX', 0x200000),
+    )),
     # unlinkat(2) flags
     'unlinkat_flags': ('flags', (
         ('AT_REMOVEDIR', 0x200),

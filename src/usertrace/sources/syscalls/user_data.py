@@ -43,8 +43,9 @@ buffer (``argv: 0x%08lx (%s)``, ``__print_dynamic_array``), which trace-cmd read
 And (:data:`EXIT_DATA`): what a call *returns* in user
 memory (``read``'s buffer, ``readlink``'s path, ``pipe``'s two descriptors) is read at the
 call's exit and recorded in its ``sys_exit_*`` record the same way: a ``__<arg>_val`` field
-after ``ret``, ``min(ret, buffer size)`` bytes (or the fixed size of the object), only when
-the call succeeded.
+after ``ret``, ``min(ret, buffer size)`` bytes (or the fixed size of the object: a ``struct
+stat`` of ``fstat`` and the other stat calls, ``statx``'s ``struct statx``), only when the
+call succeeded.
 
 Without user data (``--no-strings``) the formats are exactly the running kernel's
 (:mod:`.events`).
@@ -145,11 +146,23 @@ class ExitData:
     min_ret: int = 0
 
 
+# struct stat of x86_64 (<asm/stat.h>): 144 bytes; st_mode is the u32 at 24, st_rdev the u64
+# at 40, st_size the s64 at 48.
+STAT_SIZE = 144
+STAT_MODE, STAT_RDEV, STAT_SIZE_FIELD = 24, 40, 48
+# struct statx (<linux/stat.h>, the same on every arch): 256 bytes; stx_mask u32 at 0,
+# stx_attributes u64 at 8, stx_mode u16 at 28, stx_size u64 at 40.
+STATX_SIZE = 256
+STATX_MASK, STATX_ATTRIBUTES, STATX_MODE, STATX_SIZE_FIELD = 0, 8, 28, 40
+
 EXIT_DATA: dict[str, ExitData] = {
     "read": ExitData(1), "pread64": ExitData(1), "recvfrom": ExitData(1),
     "readlink": ExitData(1), "readlinkat": ExitData(2), "getcwd": ExitData(0),
     "getrandom": ExitData(0), "pipe": ExitData(0, 8), "pipe2": ExitData(0, 8),
     "socketpair": ExitData(3, 8), "wait4": ExitData(1, 4, 1),
+    "stat": ExitData(1, STAT_SIZE), "lstat": ExitData(1, STAT_SIZE),
+    "fstat": ExitData(1, STAT_SIZE), "newfstatat": ExitData(2, STAT_SIZE),
+    "statx": ExitData(4, STATX_SIZE),
 }
 
 
