@@ -22,6 +22,8 @@
 #include <sys/random.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/un.h>
+#include <stddef.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/sysmacros.h>
@@ -72,6 +74,18 @@ int main(void)
 	socket(AF_INET6, SOCK_STREAM | SOCK_NONBLOCK, IPPROTO_TCP);
 	socket(AF_NETLINK, SOCK_RAW, 0);
 	setsockopt(s, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+	struct sockaddr_in in4 = { .sin_family = AF_INET, .sin_port = htons(9),
+				   .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	bind(s, (struct sockaddr *)&in4, sizeof in4);
+	connect(s, (struct sockaddr *)&in4, sizeof in4);
+	struct sockaddr_in6 in6 = { .sin6_family = AF_INET6, .sin6_port = htons(443),
+				    .sin6_addr = IN6ADDR_LOOPBACK_INIT };
+	int s6 = socket(AF_INET6, SOCK_DGRAM, 0);
+	connect(s6, (struct sockaddr *)&in6, sizeof in6);
+	struct sockaddr_un un = { .sun_family = AF_UNIX, .sun_path = "/nonexistent/usertrace.sock" };
+	int su = socket(AF_UNIX, SOCK_STREAM, 0);
+	connect(su, (struct sockaddr *)&un, sizeof un);
+	connect(su, (struct sockaddr *)&un, offsetof(struct sockaddr_un, sun_path) + 5);
 	socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
 	sendto(sv[1], "abc", 3, MSG_NOSIGNAL | MSG_DONTWAIT, NULL, 0);
 	recvfrom(sv[0], buf, sizeof buf, 0, NULL, NULL);

@@ -85,6 +85,21 @@ CASES = [
     ("statx", [AT_FDCWD, P, 0x4100, 0x7FF, P], {"filename": b"/\0"}, 0,
      'statx(AT_FDCWD, "/", AT_STATX_DONT_SYNC|AT_SYMLINK_NOFOLLOW, STATX_BASIC_STATS, '
      "0x7ffd1000) = 0"),
+    # socket addresses given to connect and bind (recorded at the entry, addrlen bytes)
+    ("connect", [3, P, 16], {"uservaddr": b"\2\0\0\x50\x0a\0\0\x01" + bytes(8)}, -111,
+     'connect(3, {sa_family=AF_INET, sin_port=htons(80), sin_addr=inet_addr("10.0.0.1")}, 16)'
+     " = -1 ECONNREFUSED (Connection refused)"),
+    ("connect", [3, P, 28], {"uservaddr": b"\x0a\0\x01\xbb" + bytes(4) + bytes(15) + b"\1"
+                                          + bytes(4)}, 0,
+     "connect(3, {sa_family=AF_INET6, sin6_port=htons(443), sin6_flowinfo=htonl(0), "
+     'inet_pton(AF_INET6, "::1", &sin6_addr), sin6_scope_id=0}, 28) = 0'),
+    ("connect", [3, P, 110], {"uservaddr": b"\1\0/run/x\0" + bytes(100)}, 0,
+     'connect(3, {sa_family=AF_UNIX, sun_path="/run/x"}, 110) = 0'),
+    ("bind", [3, P, 6], {"umyaddr": b"\1\0\0abc"}, 0,
+     'bind(3, {sa_family=AF_UNIX, sun_path=@"abc"}, 6) = 0'),
+    ("bind", [3, P, 16], {"umyaddr": b"\x11\0" + bytes(14)}, 0,        # AF_PACKET: not decoded
+     "bind(3, 0x7ffd1000, 16) = 0"),
+    ("connect", [3, P, 16], {}, 0, "connect(3, 0x7ffd1000, 16) = 0"),    # not recorded
     # the structures the exit data hold, as strace abbreviates them
     ("newfstatat", [3, P, P, 0x1000], {"filename": b"\0", "statbuf": stat_bytes(0o100644, 34675)},
      0, 'newfstatat(3, "", {st_mode=S_IFREG|0644, st_size=34675, ...}, AT_EMPTY_PATH) = 0'),

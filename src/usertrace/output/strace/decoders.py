@@ -20,6 +20,7 @@ its pointer, as is every structure strace would show.
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from typing import Callable
 
@@ -212,6 +213,45 @@ def STAT(ctx, call, i):         # noqa: N802
         size = int.from_bytes(raw[STAT_SIZE_FIELD:STAT_SIZE_FIELD + 8], "little", signed=True)
         text += f"st_size={size}"
     return text + ", ...}"
+
+
+def SOCKADDR(ctx, call, i):     # noqa: N802
+    """A socket address given to the call (its length is the next argument), as strace
+    prints it: ``{sa_family=AF_INET, sin_port=htons(80), sin_addr=inet_addr("10.0.0.1")}``,
+    ``{sa_family=AF_UNIX, sun_path="/run/x"}``; its pointer for a family not decoded here,
+    or when it was not recorded."""
+    if call.arg(i) == 0:
+        return "NULL"
+    raw = as_bytes(call.data(i))
+    text = sockaddr_text(ctx.x, raw[:call.arg(i + 1) & 0xFFFF_FFFF]) if len(raw) >= 2 else None
+    return text if text is not None else hex_text(call.arg(i))
+
+
+def sockaddr_text(x: Xlat, raw: bytes) -> str | None:
+    """strace's text of a ``struct sockaddr`` of AF_UNIX, AF_INET or AF_INET6; None for
+    another family or a short one."""
+    family = int.from_bytes(raw[:2], "little")
+    name = x.lookup("address_families", family)
+    head = f"{{sa_family={name}"
+    if name == "AF_UNIX":
+        path = raw[2:]
+        if not path:
+            return head + "}"
+        if path[:1] == b"\0":                  # the abstract namespace
+            return head + ", sun_path=@" + quote_bytes(path[1:].rstrip(b"\0")) + "}"
+        return head + ", sun_path=" + quote_cstring(path, None) + "}"
+    if name == "AF_INET" and len(raw) >= 8:
+        port = int.from_bytes(raw[2:4], "big")
+        addr = ".".join(str(b) for b in raw[4:8])
+        return head + f', sin_port=htons({port}), sin_addr=inet_addr("{addr}")}}'
+    if name == "AF_INET6" and len(raw) >= 24:
+        port = int.from_bytes(raw[2:4], "big")
+        flow = int.from_bytes(raw[4:8], "big")
+        addr = ipaddress.IPv6Address(raw[8:24]).compressed
+        scope = int.from_bytes(raw[24:28], "little") if len(raw) >= 28 else 0
+        return (head + f", sin6_port=htons({port}), sin6_flowinfo=htonl({flow}), "
+                f'inet_pton(AF_INET6, "{addr}", &sin6_addr), sin6_scope_id={scope}}}')
+    return None
 
 
 def STATX(ctx, call, i):        # noqa: N802
@@ -808,8 +848,8 @@ DECODERS: dict[str, Callable[[Context, Call], tuple[list[str], list[str]]]] = {
     "sendfile": Signature(FD, FD, PTR, ULONG),
     "socket": _socket,
     "socketpair": _socketpair,
-    "connect": Signature(FD, PTR, INT),
-    "bind": Signature(FD, PTR, INT),
+    "connect": Signature(FD, SOCKADDR, INT),
+    "bind": Signature(FD, SOCKADDR, INT),
     "listen": Signature(FD, INT),
     "accept": Signature(FD, out(PTR), out(PTR)),
     "accept4": Signature(FD, out(PTR), out(PTR), flags("socket_type_flags")),

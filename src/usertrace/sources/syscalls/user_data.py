@@ -32,7 +32,9 @@ The print fmt shows the pointer and then the data: ``filename: 0x%08lx \\"%s\\"`
 ``__get_str(__filename_val)``, ``buf: 0x%08lx (%s)`` with ``__print_dynamic_array(__buf_val,
 1)``; ``sys_enter_openat`` has a print fmt of its own that names the open flags.
 
-**Beyond the kernel** (usertrace's own, :data:`ARGV_DATA`): the argument vector of ``execve``
+**Beyond the kernel** (usertrace's own, :data:`SOCKADDR_DATA`): the socket address given to
+``connect`` and ``bind``, recorded as the buffer of ``write`` is, ``min(addrlen, buffer
+size)`` bytes.  And (:data:`ARGV_DATA`) the argument vector of ``execve``
 and ``execveat`` (``argv``, an array of string pointers ending with NULL, which the kernel
 does not read) is recorded at the entry as one more ``__argv_val`` field: its strings, each as
 a string above (cut at the buffer size, NUL-terminated), at most *buffer size* of them (as
@@ -173,9 +175,13 @@ ARGV_MORE = b"\x01"             # ... or: more strings followed
 ARGV_MAX_BYTES = 1024
 
 
+# usertrace's own: socket addresses given to a call, recorded as buffers of their length.
+SOCKADDR_DATA: dict[str, UserData] = {"connect": UserData((1,), 2), "bind": UserData((1,), 2)}
+
+
 def enter_data(name: str, nargs: int | None = None) -> UserData | None:
     """The arguments recorded at the entry of ``name`` (an ``__NR_`` name), or None."""
-    data = ENTER_DATA.get(name)
+    data = ENTER_DATA.get(name) or SOCKADDR_DATA.get(name)
     argv = ARGV_DATA.get(name)
     if data is not None and argv is not None:
         data = UserData(data.args, data.size_arg, data.sized_string, (argv,))
@@ -496,7 +502,7 @@ def render_enter(fmt: EventFormat, values: dict, name: str | None = None) -> str
     event = base[0] if base else fmt.name
     vals = val_fields(fmt)
     args = [f for f in fmt.fields if f.name != ev.NR_FIELD.name and not f.is_dynamic]
-    data = ENTER_DATA.get(name or event)
+    data = enter_data(name or event)
     argv = ARGV_DATA.get(name or event)
     if event == "openat" and vals:
         return _render_openat(args, values, vals)
