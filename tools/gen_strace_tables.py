@@ -420,6 +420,9 @@ GROUPS = (
     _g("waitid_types", "enum", "P_ALL P_PID P_PGID P_PIDFD", "waitid(2) id types"),
     _g("sigprocmask_how", "enum", "SIG_BLOCK SIG_UNBLOCK SIG_SETMASK",
        "rt_sigprocmask(2) how"),
+    _g("sigaction_flags", "flags",
+       "SA_RESTORER SA_ONSTACK SA_RESTART SA_NODEFER SA_RESETHAND SA_SIGINFO SA_NOCLDSTOP "
+       "SA_NOCLDWAIT SA_UNSUPPORTED SA_EXPOSE_TAGBITS", "struct sigaction's sa_flags"),
     _g("futex_ops", "enum",
        "FUTEX_WAIT FUTEX_WAKE FUTEX_FD FUTEX_REQUEUE FUTEX_CMP_REQUEUE FUTEX_WAKE_OP "
        "FUTEX_LOCK_PI FUTEX_UNLOCK_PI FUTEX_TRYLOCK_PI FUTEX_WAIT_BITSET FUTEX_WAKE_BITSET "

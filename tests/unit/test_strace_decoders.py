@@ -100,6 +100,27 @@ CASES = [
     ("bind", [3, P, 16], {"umyaddr": b"\x11\0" + bytes(14)}, 0,        # AF_PACKET: not decoded
      "bind(3, 0x7ffd1000, 16) = 0"),
     ("connect", [3, P, 16], {}, 0, "connect(3, 0x7ffd1000, 16) = 0"),    # not recorded
+    # signal sets and actions (given: entry data; filled: exit data)
+    ("rt_sigprocmask", [0, P, P + 8, 8], {"nset": (1 << 16).to_bytes(8, "little"),
+                                          "oset": bytes(8)}, 0,
+     "rt_sigprocmask(SIG_BLOCK, [CHLD], [], 8) = 0"),
+    ("rt_sigprocmask", [2, P, 0, 8], {"nset": (0xFFFFFFFE7FFFFFFF).to_bytes(8, "little")}, 0,
+     "rt_sigprocmask(SIG_SETMASK, ~[RTMIN RT_1], NULL, 8) = 0"),
+    ("rt_sigprocmask", [0, P, 0, 8], {"nset": ((1 << 41) - 1).to_bytes(8, "little")}, 0,
+     "rt_sigprocmask(SIG_BLOCK, [HUP INT QUIT ILL TRAP ABRT BUS FPE KILL USR1 SEGV USR2 PIPE "
+     "ALRM TERM STKFLT CHLD CONT STOP TSTP TTIN TTOU URG XCPU XFSZ VTALRM PROF WINCH IO PWR SYS "
+     "RTMIN RT_1 RT_2 RT_3 RT_4 RT_5 RT_6 RT_7 RT_8 RT_9], NULL, 8) = 0"),     # 41: not yet ~
+    ("rt_sigprocmask", [0, P, 0, 16], {"nset": bytes(8)}, -22,
+     "rt_sigprocmask(SIG_BLOCK, 0x7ffd1000, NULL, 16) = -1 EINVAL (Invalid argument)"),
+    ("rt_sigaction", [2, P, P + 32, 8],
+     {"act": (0x401000).to_bytes(8, "little") + (0x14000000).to_bytes(8, "little")
+      + (0x7F0000001000).to_bytes(8, "little") + (1 << 1).to_bytes(8, "little"),
+      "oact": bytes(32)}, 0,
+     "rt_sigaction(SIGINT, {sa_handler=0x401000, sa_mask=[INT], "
+     "sa_flags=SA_RESTORER|SA_RESTART, sa_restorer=0x7f0000001000}, "
+     "{sa_handler=SIG_DFL, sa_mask=[], sa_flags=0}, 8) = 0"),
+    ("rt_sigaction", [13, P, 0, 8], {"act": (1).to_bytes(8, "little") + bytes(24)}, 0,
+     "rt_sigaction(SIGPIPE, {sa_handler=SIG_IGN, sa_mask=[], sa_flags=0}, NULL, 8) = 0"),
     # the structures the exit data hold, as strace abbreviates them
     ("newfstatat", [3, P, P, 0x1000], {"filename": b"\0", "statbuf": stat_bytes(0o100644, 34675)},
      0, 'newfstatat(3, "", {st_mode=S_IFREG|0644, st_size=34675, ...}, AT_EMPTY_PATH) = 0'),

@@ -27,6 +27,7 @@ from typing import Callable
 from ...sources.syscalls.classes import FD_RETURNING
 from ...sources.syscalls.events import MAX_ERRNO as ERRNO_MAX
 from ...sources.syscalls.user_data import (STAT_MODE, STAT_RDEV, STAT_SIZE, STAT_SIZE_FIELD,
+                                           SIGACTION_SIZE, SIGSET_SIZE,
                                            STATX_ATTRIBUTES, STATX_MASK, STATX_MODE,
                                            STATX_SIZE, STATX_SIZE_FIELD, as_bytes,
                                            split_argv, split_string)
@@ -254,6 +255,55 @@ def sockaddr_text(x: Xlat, raw: bytes) -> str | None:
     return None
 
 
+def sigset_text(x: Xlat, mask: int, nbits: int = 64) -> str:
+    """A signal set as strace prints it: ``[INT TERM]``, or the signals it lacks after ``~``
+    when it holds two thirds of them or more (``~[RTMIN RT_1]``, ``~[]``)."""
+    mask &= (1 << nbits) - 1
+    inverted = bin(mask).count("1") >= nbits * 2 // 3
+    if inverted:
+        mask ^= (1 << nbits) - 1
+    names = []
+    for bit in range(nbits):
+        if mask >> bit & 1:
+            name = x.signal(bit + 1)
+            names.append(name[3:] if name and name.startswith("SIG") else str(bit + 1))
+    return ("~[" if inverted else "[") + " ".join(names) + "]"
+
+
+def _sigset_size_ok(call, size_index: int) -> bool:
+    return call.arg(size_index) == SIGSET_SIZE
+
+
+def SIGSET(ctx, call, i):       # noqa: N802
+    """A signal set given or filled (``rt_sigprocmask``): ``[CHLD]``; its pointer when it
+    was not recorded or the set size is not 8 (strace prints it only then too)."""
+    if call.arg(i) == 0:
+        return "NULL"
+    raw = as_bytes(call.data(i))
+    if len(raw) != SIGSET_SIZE or not _sigset_size_ok(call, 3):
+        return hex_text(call.arg(i))
+    return sigset_text(ctx.x, int.from_bytes(raw, "little"))
+
+
+def SIGACTION(ctx, call, i):    # noqa: N802
+    """A ``struct sigaction`` (``rt_sigaction``): ``{sa_handler=SIG_DFL, sa_mask=[],
+    sa_flags=SA_RESTORER, sa_restorer=0x7f...}`` (``sa_restorer`` with SA_RESTORER only)."""
+    if call.arg(i) == 0:
+        return "NULL"
+    raw = as_bytes(call.data(i))
+    if len(raw) != SIGACTION_SIZE or not _sigset_size_ok(call, 3):
+        return hex_text(call.arg(i))
+    x = ctx.x
+    handler, flags, restorer, mask = (int.from_bytes(raw[k:k + 8], "little")
+                                      for k in range(0, 32, 8))
+    shown = {0: "SIG_DFL", 1: "SIG_IGN"}.get(handler) or hex_text(handler)
+    text = (f"{{sa_handler={shown}, sa_mask={sigset_text(x, mask)}, "
+            f"sa_flags={x.flags('sigaction_flags', flags)}")
+    if flags & x.value("sigaction_flags", "SA_RESTORER"):
+        text += f", sa_restorer={hex_text(restorer)}"
+    return text + "}"
+
+
 def STATX(ctx, call, i):        # noqa: N802
     """A ``struct statx`` the call filled, as strace abbreviates it: ``{stx_mask=...,
     stx_attributes=..., stx_mode=S_IFREG|0644, stx_size=34675, ...}``."""
@@ -424,8 +474,8 @@ def _wait_status(ctx, call, i):
 
 
 # Printers that show memory the call wrote: only after a success.
-_DATA_PRINTERS = frozenset({PTR, PATH, STR, OUT_PATH, STAT, STATX, _fds_pair,
-                            _wait_status})
+_DATA_PRINTERS = frozenset({PTR, PATH, STR, OUT_PATH, STAT, STATX, SIGSET, SIGACTION,
+                            _fds_pair, _wait_status})
 
 
 # -- signatures -------------------------------------------------------------------------------
@@ -737,8 +787,8 @@ def _chown_like(path_printer: Printer, dirfd: bool = False, at_flags: bool = Fal
 
 
 def _rt_sigprocmask(ctx, call):
-    return ([ctx.x.enum("sigprocmask_how", call.arg(0) & 0xFFFF_FFFF), PTR(ctx, call, 1)],
-            [_exit_text(ctx, call, 2, PTR), ULONG(ctx, call, 3)])
+    return ([ctx.x.enum("sigprocmask_how", call.arg(0) & 0xFFFF_FFFF), SIGSET(ctx, call, 1)],
+            [_exit_text(ctx, call, 2, SIGSET), ULONG(ctx, call, 3)])
 
 
 def _kill_like(n_ids: int):
@@ -808,7 +858,7 @@ DECODERS: dict[str, Callable[[Context, Call], tuple[list[str], list[str]]]] = {
     "mlockall": Signature(flags("mlockall_flags")),
     "mincore": Signature(PTR, ULONG, out(PTR)),
     "brk": Signature(PTR),
-    "rt_sigaction": Signature(SIG, PTR, out(PTR), ULONG),
+    "rt_sigaction": Signature(SIG, SIGACTION, out(SIGACTION), ULONG),
     "rt_sigprocmask": _rt_sigprocmask,
     "rt_sigreturn": Signature(),
     "rt_sigsuspend": Signature(PTR, ULONG),

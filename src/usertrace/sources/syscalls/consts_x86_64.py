@@ -585,6 +585,19 @@ GROUPS = {
         ('SIG_UNBLOCK', 1),
         ('SIG_SETMASK', 2),
     )),
+    # struct sigaction's sa_flags
+    'sigaction_flags': ('flags', (
+        ('SA_RESTORER', 0x4000000),
+        ('SA_ONSTACK', 0x8000000),
+        ('SA_RESTART', 0x10000000),
+        ('SA_NODEFER', 0x40000000),
+        ('SA_RESETHAND', 0x80000000),
+        ('SA_SIGINFO', 4),
+        ('SA_NOCLDSTOP', 1),
+        ('SA_NOCLDWAIT', 2),
+        ('SA_UNSUPPORTED', 0x400),
+        ('SA_EXPOSE_TAGBITS', 0x800),
+    )),
     # futex(2) operations (without FUTEX_CLOCK_REALTIME)
     'futex_ops': ('enum', (
         ('FUTEX_WAIT', 0),

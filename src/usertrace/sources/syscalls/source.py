@@ -97,7 +97,15 @@ def _enter_reader(data: ud.UserData, start: int, size: int):
     """``read(process, args) -> (data_loc words, data)`` for a sys_enter record whose data
     begin at ``start``."""
     idx = data.recorded
-    if data.size_arg is not None:             # a buffer (or a sized string) with its count
+    if data.fixed:                            # a structure: whole, or nothing
+        i, n = idx[0], data.fixed
+
+        def read(process, args):
+            raw = _read_bytes(process, args[i], n)
+            if len(raw) != n:
+                raw = b""
+            return (len(raw) << 16 | start,), raw
+    elif data.size_arg is not None:             # a buffer (or a sized string) with its count
         i, j = idx[0], data.size_arg
 
         def read(process, args):

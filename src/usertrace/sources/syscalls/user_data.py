@@ -32,9 +32,10 @@ The print fmt shows the pointer and then the data: ``filename: 0x%08lx \\"%s\\"`
 ``__get_str(__filename_val)``, ``buf: 0x%08lx (%s)`` with ``__print_dynamic_array(__buf_val,
 1)``; ``sys_enter_openat`` has a print fmt of its own that names the open flags.
 
-**Beyond the kernel** (usertrace's own, :data:`SOCKADDR_DATA`): the socket address given to
+**Beyond the kernel** (usertrace's own, :data:`OWN_ENTER_DATA`): the socket address given to
 ``connect`` and ``bind``, recorded as the buffer of ``write`` is, ``min(addrlen, buffer
-size)`` bytes.  And (:data:`ARGV_DATA`) the argument vector of ``execve``
+size)`` bytes; the signal set of ``rt_sigprocmask`` and the ``struct sigaction`` of
+``rt_sigaction``, whole (8 and 32 bytes).  And (:data:`ARGV_DATA`) the argument vector of ``execve``
 and ``execveat`` (``argv``, an array of string pointers ending with NULL, which the kernel
 does not read) is recorded at the entry as one more ``__argv_val`` field: its strings, each as
 a string above (cut at the buffer size, NUL-terminated), at most *buffer size* of them (as
@@ -91,6 +92,7 @@ class UserData:
     size_arg: int | None = None
     sized_string: bool = False
     arrays: tuple[int, ...] = ()        # usertrace's: argument vectors (ARGV_DATA)
+    fixed: int = 0                      # usertrace's: a structure of this many bytes
 
     @property
     def recorded(self) -> tuple[int, ...]:
@@ -100,7 +102,7 @@ class UserData:
     @property
     def is_array(self) -> bool:
         """Recorded as raw bytes (``(%s)`` of a dynamic array), not as a string."""
-        return self.size_arg is not None and not self.sized_string
+        return (self.size_arg is not None or self.fixed > 0) and not self.sized_string
 
 
 def _table(*groups: tuple[UserData, str]) -> dict[str, UserData]:
@@ -152,6 +154,10 @@ class ExitData:
 # at 40, st_size the s64 at 48.
 STAT_SIZE = 144
 STAT_MODE, STAT_RDEV, STAT_SIZE_FIELD = 24, 40, 48
+# The kernel's sigset_t of x86_64 (8 bytes) and struct sigaction (32: handler, flags,
+# restorer, mask).
+SIGSET_SIZE = 8
+SIGACTION_SIZE = 32
 # struct statx (<linux/stat.h>, the same on every arch): 256 bytes; stx_mask u32 at 0,
 # stx_attributes u64 at 8, stx_mode u16 at 28, stx_size u64 at 40.
 STATX_SIZE = 256
@@ -165,6 +171,7 @@ EXIT_DATA: dict[str, ExitData] = {
     "stat": ExitData(1, STAT_SIZE), "lstat": ExitData(1, STAT_SIZE),
     "fstat": ExitData(1, STAT_SIZE), "newfstatat": ExitData(2, STAT_SIZE),
     "statx": ExitData(4, STATX_SIZE),
+    "rt_sigprocmask": ExitData(2, SIGSET_SIZE), "rt_sigaction": ExitData(2, SIGACTION_SIZE),
 }
 
 
@@ -175,13 +182,18 @@ ARGV_MORE = b"\x01"             # ... or: more strings followed
 ARGV_MAX_BYTES = 1024
 
 
-# usertrace's own: socket addresses given to a call, recorded as buffers of their length.
-SOCKADDR_DATA: dict[str, UserData] = {"connect": UserData((1,), 2), "bind": UserData((1,), 2)}
+# usertrace's own: what some calls are given in memory, recorded as buffers: socket
+# addresses (their length is the next argument), a signal set, a struct sigaction.
+OWN_ENTER_DATA: dict[str, UserData] = {
+    "connect": UserData((1,), 2), "bind": UserData((1,), 2),
+    "rt_sigprocmask": UserData((1,), fixed=SIGSET_SIZE),
+    "rt_sigaction": UserData((1,), fixed=SIGACTION_SIZE),
+}
 
 
 def enter_data(name: str, nargs: int | None = None) -> UserData | None:
     """The arguments recorded at the entry of ``name`` (an ``__NR_`` name), or None."""
-    data = ENTER_DATA.get(name) or SOCKADDR_DATA.get(name)
+    data = ENTER_DATA.get(name) or OWN_ENTER_DATA.get(name)
     argv = ARGV_DATA.get(name)
     if data is not None and argv is not None:
         data = UserData(data.args, data.size_arg, data.sized_string, (argv,))
@@ -369,6 +381,8 @@ def read_size(data: UserData, args: Sequence[int], buf_size: int = DEFAULT_BUF_S
     """How many bytes to read at the entry for each of ``data``'s arguments: for a buffer,
     ``min(count, buf_size)``; for a string ``buf_size + 1`` (up to its NUL), which tells a
     string that fits from one that must be cut."""
+    if data.fixed:
+        return data.fixed
     if data.size_arg is not None:
         return max(0, min(args[data.size_arg] & 0xFFFF_FFFF_FFFF_FFFF, buf_size))
     return buf_size + 1
@@ -398,6 +412,8 @@ def encode_enter(event_id: int, pid: int, nr: int, args: Sequence[int], nargs: i
     for i, r in zip(data.recorded, reads):
         if i in data.arrays:
             values.append(b"" if r is None else argv_value(r[0], r[1], buf_size))
+        elif data.fixed:                 # a structure, whole or nothing
+            values.append(bytes(r) if r is not None and len(r) == data.fixed else b"")
         elif data.size_arg is not None:  # a buffer, or a sized string (printed as a string)
             values.append(array_value(r, args[data.size_arg] & 0xFFFF_FFFF_FFFF_FFFF, buf_size))
         else:
@@ -514,6 +530,8 @@ def render_enter(fmt: EventFormat, values: dict, name: str | None = None) -> str
             raw = as_bytes(values.get(vals[f.name]))
             if i == argv:
                 piece += _render_array(raw, len(raw))
+            elif data is not None and data.fixed:
+                piece += _render_array(raw, data.fixed)
             elif data is not None and data.is_array:
                 count = values.get(args[data.size_arg].name, 0) if data.size_arg < len(args) else 0
                 piece += _render_array(raw, count)
