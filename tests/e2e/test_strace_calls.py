@@ -148,6 +148,9 @@ def _mapped(text: str, ids: dict[str, str]) -> str:
     return re.sub(r"\b\d+\b", lambda m: ids.get(m.group(0), m.group(0)), text)
 
 
+_ENV_POINTER = re.compile(r"^0x[0-9a-f]+ (?=/\* \d+ vars? \*/$)")
+
+
 def compare(strace_text: str, our_text: str):
     """(pairs compared, arguments skipped, differences, calls only one side has)."""
     theirs, ours = Calls(strace_text), Calls(our_text)
@@ -167,6 +170,8 @@ def compare(strace_text: str, our_text: str):
             if name == "execve" and a_ret == "0":
                 execs += 1
             b_args = [_mapped(x, ids) for x in b_args]
+            # an environment: its count compared, not where the launcher kept it
+            a_args, b_args = ([_ENV_POINTER.sub("", x) for x in args] for args in (a_args, b_args))
             if len(a_args) != len(b_args):
                 diffs.append((name, "arguments", a_args, b_args))
                 continue
@@ -241,6 +246,12 @@ def _argv_of(text: str) -> tuple[list[bytes], bool] | None:
     return [unquote(s)[0] for s in items[:-1 if more else None]], more
 
 
+def _count_of(text: str) -> int | None:
+    """strace's ``0x7ffd... /* 35 vars */`` as the encoder takes a counted vector: 35."""
+    m = re.fullmatch(r"0x[0-9a-f]+ /\* (\d+) vars? \*/", text)
+    return int(m[1]) if m else None
+
+
 def with_strings(events, strace_text: str, buf_size: int):
     """The recorded events again, with the user-data formats and the strings that strace
     printed for each call put through the record encoder and decoded back."""
@@ -281,7 +292,8 @@ def with_strings(events, strace_text: str, buf_size: int):
             if data is None:
                 yield ev
                 continue
-            reads = [((_argv_of if i in data.arrays else _read_of)(theirs_call[1][i])
+            reads = [((_argv_of if i in data.arrays else _count_of if i in data.counts
+                       else _read_of)(theirs_call[1][i])
                       if theirs_call and i < len(theirs_call[1]) else None)
                      for i in data.recorded]
             rec = user_data.encode_enter(fmt.id, tid, sc.nr, args, len(args), data, reads,

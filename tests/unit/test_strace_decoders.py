@@ -13,6 +13,7 @@ from usertrace.output.strace import PID_NONE, CallView, ViewOptions
 from usertrace.output.strace.decoders import wait_status_text
 from usertrace.output.strace.quote import HEX_ALL, HEX_NON_ASCII, quote, quote_cstring
 from usertrace.output.strace.xlat import Xlat
+from usertrace.sources.syscalls import user_data
 
 P = 0x7FFD1000          # some pointer
 AT_FDCWD = 0xFFFFFF9C   # as a register holds -100
@@ -100,6 +101,15 @@ CASES = [
     ("bind", [3, P, 16], {"umyaddr": b"\x11\0" + bytes(14)}, 0,        # AF_PACKET: not decoded
      "bind(3, 0x7ffd1000, 16) = 0"),
     ("connect", [3, P, 16], {}, 0, "connect(3, 0x7ffd1000, 16) = 0"),    # not recorded
+    # execve's vectors: the arguments, and the number of environment strings
+    ("execve", [P, P + 64, P + 128], {"filename": b"/bin/true\0",
+                                      "argv": user_data.argv_value([b"true"]),
+                                      "envp": user_data.count_value(1)}, 0,
+     'execve("/bin/true", ["true"], 0x7ffd1080 /* 1 var */) = 0'),
+    ("execve", [P, P + 64, P + 128], {"filename": b"/bin/true\0",
+                                      "envp": user_data.count_value(35)}, -2,
+     'execve("/bin/true", 0x7ffd1040, 0x7ffd1080 /* 35 vars */) = -1 ENOENT '
+     "(No such file or directory)"),
     # signal sets and actions (given: entry data; filled: exit data)
     ("rt_sigprocmask", [0, P, P + 8, 8], {"nset": (1 << 16).to_bytes(8, "little"),
                                           "oset": bytes(8)}, 0,

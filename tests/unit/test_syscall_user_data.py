@@ -216,17 +216,23 @@ def test_argument_vectors_are_usertraces_own_field():
     strings are, the vector cut at the count and size limits; trace text as a buffer."""
     assert ud.ENTER_DATA["execve"].args == (0,)               # the kernel's mask as it is
     fmt = fmt_of("execve")
-    assert [f.name for f in fmt.fields[-2:]] == ["__filename_val", "__argv_val"]
-    assert "argv: 0x%08lx (%s)" in fmt.print_fmt
+    assert [f.name for f in fmt.fields[-3:]] == ["__filename_val", "__argv_val", "__envp_val"]
+    assert "argv: 0x%08lx (%s)" in fmt.print_fmt and "envp: 0x%08lx (%s)" in fmt.print_fmt
     assert "__print_dynamic_array(__argv_val, 1)" in fmt.print_fmt
     data = ud.enter_data("execve", 3)
-    rec = ud.encode_enter(700, 1, 59, (0x7FFD1000, 0x7FFD2000, 3), 3, data,
-                          [b"/bin/ls", ([b"ls", b"-l", b"x\x01y"], False)], 63)
+    rec = ud.encode_enter(700, 1, 59, (0x7FFD1000, 0x7FFD2000, 0x7FFD3000), 3, data,
+                          [b"/bin/ls", ([b"ls", b"-l", b"x\x01y"], False), 35], 63)
     values = RecordCodec(fmt).decode(rec)
     assert ud.split_string(values["__filename_val"]) == (b"/bin/ls", False)
     assert ud.split_argv(values["__argv_val"]) == \
         ([(b"ls", False), (b"-l", False), (b"x.y", False)], False)
-    assert "argv: 0x7ffd2000 (6c:73:00:2d:6c:00:78:2e:79:00:04)" in ud.render_enter(fmt, values)
+    assert ud.split_count(values["__envp_val"]) == 35
+    text = ud.render_enter(fmt, values)
+    assert "argv: 0x7ffd2000 (6c:73:00:2d:6c:00:78:2e:79:00:04)" in text
+    assert "envp: 0x7ffd3000 (23:00:00:00)" in text
+    rec = ud.encode_enter(700, 1, 59, (1, 0, 0), 3, data, [b"/x", None, None], 63)
+    values = RecordCodec(fmt).decode(rec)
+    assert ud.split_argv(values["__argv_val"]) is None and ud.split_count(values["__envp_val"]) is None
     assert ud.split_argv(ud.argv_value([b"a" * 10], False, 4)) == ([(b"aaaa", True)], False)
     assert ud.split_argv(ud.argv_value([b"a", b""], True, 4)) == \
         ([(b"a", False), (b"", False)], True)
@@ -255,6 +261,16 @@ class _Memory:
             return None
         nul = raw.find(b"\0")
         return (raw[:nul], False) if nul >= 0 else (raw, len(raw) >= max_len)
+
+
+def test_the_environment_counter():
+    from usertrace.sources.syscalls.source import _read_count
+    ptrs = b"".join((0x2000 + k).to_bytes(8, "little") for k in range(100))
+    mem = _Memory({0x1000: ptrs + bytes(8), 0x5000: ptrs})     # 0x5000: no NULL, then unreadable
+    assert ud.split_count(_read_count(mem, 0x1000, 63)) == 100
+    assert ud.split_count(_read_count(mem, 0x1000 + 8 * 99, 63)) == 1
+    assert ud.split_count(_read_count(mem, 0x1000 + 8 * 100, 63)) == 0
+    assert _read_count(mem, 0x5000, 63) == b"" and _read_count(mem, 0, 63) == b""
 
 
 def test_the_argument_vector_reader():

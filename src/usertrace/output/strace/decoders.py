@@ -30,7 +30,7 @@ from ...sources.syscalls.user_data import (STAT_MODE, STAT_RDEV, STAT_SIZE, STAT
                                            SIGACTION_SIZE, SIGSET_SIZE,
                                            STATX_ATTRIBUTES, STATX_MASK, STATX_MODE,
                                            STATX_SIZE, STATX_SIZE_FIELD, as_bytes,
-                                           split_argv, split_string)
+                                           split_argv, split_count, split_string)
 from .quote import HEX_ALL, HEX_NONE, quote, quote_bytes, quote_cstring
 from .xlat import Xlat, hex_text
 
@@ -356,6 +356,17 @@ def ARGV(ctx, call, i):         # noqa: N802
         items, more = items[:ctx.opt.max_len], True
     shown = [quote_cstring(s, ctx.opt.max_len, ctx.opt.hex_mode, cut) for s, cut in items]
     return "[" + ", ".join(shown + (["..."] if more else [])) + "]"
+
+
+def ENVP(ctx, call, i):         # noqa: N802
+    """The environment of ``execve``: its pointer, and its number of strings when it was
+    recorded, as strace abbreviates it: ``0x7ffd2c4e1a38 /* 35 vars */``, ``/* 1 var */``."""
+    if call.arg(i) == 0:
+        return "NULL"
+    n = split_count(call.data(i))
+    if n is None:
+        return hex_text(call.arg(i))
+    return hex_text(call.arg(i)) + f" /* {n} {'var' if n == 1 else 'vars'} */"
 
 
 def STR(ctx, call, i):          # noqa: N802
@@ -918,8 +929,8 @@ DECODERS: dict[str, Callable[[Context, Call], tuple[list[str], list[str]]]] = {
     "clone3": Signature(PTR, ULONG),
     "fork": Signature(),
     "vfork": Signature(),
-    "execve": Signature(PATH, ARGV, PTR),
-    "execveat": Signature(DIRFD, PATH, ARGV, PTR, flags("at_flags")),
+    "execve": Signature(PATH, ARGV, ENVP),
+    "execveat": Signature(DIRFD, PATH, ARGV, ENVP, flags("at_flags")),
     "exit": _exit,
     "exit_group": _exit,
     "wait4": _wait4,

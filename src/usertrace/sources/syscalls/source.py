@@ -93,6 +93,23 @@ def _read_argv(process, addr: int, size: int) -> bytes:
     return ud.argv_value(items, more, size)
 
 
+def _read_count(process, addr: int, size: int) -> bytes:
+    """The number of strings of a vector (``envp``) as :func:`.user_data.count_value`
+    records it: its pointers read to the NULL that ends it; nothing when it cannot be."""
+    if not addr:
+        return b""
+    n = 0
+    while n < ud.MAX_VECTOR:
+        table = _read_bytes(process, addr + 8 * n, 512)
+        if len(table) < 8:
+            return b""
+        for k in range(0, len(table) - 7, 8):
+            if not int.from_bytes(table[k:k + 8], "little"):
+                return ud.count_value(n + k // 8)
+        n += len(table) // 8
+    return b""
+
+
 def _enter_reader(data: ud.UserData, start: int, size: int):
     """``read(process, args) -> (data_loc words, data)`` for a sys_enter record whose data
     begin at ``start``."""
@@ -119,7 +136,8 @@ def _enter_reader(data: ud.UserData, start: int, size: int):
             raw = _read_string(process, args[i], size)
             return (len(raw) << 16 | start,), raw
     else:
-        readers = [(i, _read_argv if i in data.arrays else _read_string) for i in idx]
+        readers = [(i, _read_argv if i in data.arrays else
+                    _read_count if i in data.counts else _read_string) for i in idx]
 
         def read(process, args):
             raws = [reader(process, args[i], size) for i, reader in readers]

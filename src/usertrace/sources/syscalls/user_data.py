@@ -37,7 +37,8 @@ The print fmt shows the pointer and then the data: ``filename: 0x%08lx \\"%s\\"`
 size)`` bytes; the signal set of ``rt_sigprocmask`` and the ``struct sigaction`` of
 ``rt_sigaction``, whole (8 and 32 bytes).  And (:data:`ARGV_DATA`) the argument vector of ``execve``
 and ``execveat`` (``argv``, an array of string pointers ending with NULL, which the kernel
-does not read) is recorded at the entry as one more ``__argv_val`` field: its strings, each as
+does not read) is recorded at the entry as one more ``__argv_val`` field, and the number of
+strings of ``envp`` as ``__envp_val`` (4 bytes, :data:`ENVP_DATA`); ``argv``: its strings, each as
 a string above (cut at the buffer size, NUL-terminated), at most *buffer size* of them (as
 strace's ``-s`` also counts the strings it shows) and at most 1024 bytes, then one byte:
 ``\x04`` when they are all there, ``\x01`` when more followed.  Its print fmt shows it as a
@@ -93,11 +94,12 @@ class UserData:
     sized_string: bool = False
     arrays: tuple[int, ...] = ()        # usertrace's: argument vectors (ARGV_DATA)
     fixed: int = 0                      # usertrace's: a structure of this many bytes
+    counts: tuple[int, ...] = ()        # usertrace's: vectors whose length is recorded
 
     @property
     def recorded(self) -> tuple[int, ...]:
         """Every argument with a ``__<arg>_val`` field, in argument order."""
-        return tuple(sorted(self.args + self.arrays))
+        return tuple(sorted(self.args + self.arrays + self.counts))
 
     @property
     def is_array(self) -> bool:
@@ -177,6 +179,10 @@ EXIT_DATA: dict[str, ExitData] = {
 
 # usertrace's own: the argument vector of a call, by the index of its argument.
 ARGV_DATA: dict[str, int] = {"execve": 1, "execveat": 2}
+# ... and of the environment, only its number of strings (strace shows ``/* 35 vars */``):
+# 4 bytes, little-endian; nothing when the vector could not be read to its end.
+ENVP_DATA: dict[str, int] = {"execve": 2, "execveat": 3}
+MAX_VECTOR = 1 << 16            # a longer vector is not counted
 ARGV_END = b"\x04"              # the last byte of a recorded vector: every string is there
 ARGV_MORE = b"\x01"             # ... or: more strings followed
 ARGV_MAX_BYTES = 1024
@@ -196,7 +202,8 @@ def enter_data(name: str, nargs: int | None = None) -> UserData | None:
     data = ENTER_DATA.get(name) or OWN_ENTER_DATA.get(name)
     argv = ARGV_DATA.get(name)
     if data is not None and argv is not None:
-        data = UserData(data.args, data.size_arg, data.sized_string, (argv,))
+        data = UserData(data.args, data.size_arg, data.sized_string, (argv,),
+                        counts=(ENVP_DATA[name],))
     if data is None or (nargs is not None and max(data.recorded) >= nargs):
         return None
     return data
@@ -231,7 +238,7 @@ def enter_print_fmt(args: Sequence[tuple[str, str]], data: UserData | None) -> s
         piece = f"{name}: 0x%08lx"
         recs.append(f", ((unsigned long)(REC->{name}))")
         if i in data.recorded:
-            if data.is_array or i in data.arrays:
+            if data.is_array or i in data.arrays or i in data.counts:
                 piece += " (%s)"
                 recs.append(f", __print_dynamic_array({val_field_name(name)}, 1)")
             else:
@@ -359,6 +366,17 @@ def argv_value(items: Sequence[bytes | None], more: bool = False,
     return bytes(out + (ARGV_MORE if more else ARGV_END))
 
 
+def count_value(n: int) -> bytes:
+    """What usertrace records of a counted vector (``envp``) of ``n`` strings."""
+    return int(n).to_bytes(4, "little")
+
+
+def split_count(value) -> int | None:
+    """The number of strings of a recorded counted vector; None when nothing was recorded."""
+    raw = as_bytes(value)
+    return int.from_bytes(raw, "little") if len(raw) == 4 else None
+
+
 def split_argv(value) -> tuple[list[tuple[bytes, bool]], bool] | None:
     """A recorded argument vector as ``([(string, cut)...], more followed)``; None when
     nothing was recorded (a NULL or unreadable vector)."""
@@ -405,13 +423,16 @@ def encode_enter(event_id: int, pid: int, nr: int, args: Sequence[int], nargs: i
 
     ``reads[k]`` is what was read for argument ``data.recorded[k]`` (:func:`read_size`
     bytes, or None when the pointer was NULL or unreadable; for an argument vector,
-    ``(strings, more)`` as :func:`argv_value` takes them, or None)."""
+    ``(strings, more)`` as :func:`argv_value` takes them, or None; for a counted vector,
+    its number of strings, or None)."""
     if len(reads) != len(data.recorded):
         raise ValueError(f"{len(data.recorded)} user arguments, {len(reads)} reads")
     values = []
     for i, r in zip(data.recorded, reads):
         if i in data.arrays:
             values.append(b"" if r is None else argv_value(r[0], r[1], buf_size))
+        elif i in data.counts:
+            values.append(b"" if r is None else count_value(r))
         elif data.fixed:                 # a structure, whole or nothing
             values.append(bytes(r) if r is not None and len(r) == data.fixed else b"")
         elif data.size_arg is not None:  # a buffer, or a sized string (printed as a string)
@@ -520,6 +541,7 @@ def render_enter(fmt: EventFormat, values: dict, name: str | None = None) -> str
     args = [f for f in fmt.fields if f.name != ev.NR_FIELD.name and not f.is_dynamic]
     data = enter_data(name or event)
     argv = ARGV_DATA.get(name or event)
+    envp = ENVP_DATA.get(name or event)
     if event == "openat" and vals:
         return _render_openat(args, values, vals)
     parts = []
@@ -528,7 +550,7 @@ def render_enter(fmt: EventFormat, values: dict, name: str | None = None) -> str
         piece = f"{f.name}: {v}" if v < 10 else f"{f.name}: 0x{v:x}"
         if f.name in vals:
             raw = as_bytes(values.get(vals[f.name]))
-            if i == argv:
+            if i in (argv, envp):
                 piece += _render_array(raw, len(raw))
             elif data is not None and data.fixed:
                 piece += _render_array(raw, data.fixed)
