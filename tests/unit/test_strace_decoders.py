@@ -110,6 +110,13 @@ CASES = [
                                       "envp": user_data.count_value(35)}, -2,
      'execve("/bin/true", 0x7ffd1040, 0x7ffd1080 /* 35 vars */) = -1 ENOENT '
      "(No such file or directory)"),
+    # limits (given: entry data; the old ones: exit data)
+    ("prlimit64", [0, 3, 0, P], {"old_rlim": (8192 * 1024).to_bytes(8, "little") + M1.to_bytes(
+        8, "little")}, 0,
+     "prlimit64(0, RLIMIT_STACK, NULL, {rlim_cur=8192*1024, rlim_max=RLIM64_INFINITY}) = 0"),
+    ("prlimit64", [0, 7, P, 0], {"new_rlim": (1024).to_bytes(8, "little")
+                                 + (524800).to_bytes(8, "little")}, 0,
+     "prlimit64(0, RLIMIT_NOFILE, {rlim_cur=1024, rlim_max=524800}, NULL) = 0"),
     # signal sets and actions (given: entry data; filled: exit data)
     ("rt_sigprocmask", [0, P, P + 8, 8], {"nset": (1 << 16).to_bytes(8, "little"),
                                           "oset": bytes(8)}, 0,

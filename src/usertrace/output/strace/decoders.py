@@ -27,7 +27,7 @@ from typing import Callable
 from ...sources.syscalls.classes import FD_RETURNING
 from ...sources.syscalls.events import MAX_ERRNO as ERRNO_MAX
 from ...sources.syscalls.user_data import (STAT_MODE, STAT_RDEV, STAT_SIZE, STAT_SIZE_FIELD,
-                                           SIGACTION_SIZE, SIGSET_SIZE,
+                                           RLIMIT64_SIZE, SIGACTION_SIZE, SIGSET_SIZE,
                                            STATX_ATTRIBUTES, STATX_MASK, STATX_MODE,
                                            STATX_SIZE, STATX_SIZE_FIELD, as_bytes,
                                            split_argv, split_count, split_string)
@@ -304,6 +304,24 @@ def SIGACTION(ctx, call, i):    # noqa: N802
     return text + "}"
 
 
+def _rlim64(v: int) -> str:
+    if v == MASK64:
+        return "RLIM64_INFINITY"
+    return f"{v // 1024}*1024" if v > 1024 and v % 1024 == 0 else str(v)
+
+
+def RLIMIT64(ctx, call, i):     # noqa: N802
+    """A ``struct rlimit64`` (``prlimit64``): ``{rlim_cur=8192*1024, rlim_max=RLIM64_INFINITY}``,
+    as strace prints it."""
+    if call.arg(i) == 0:
+        return "NULL"
+    raw = as_bytes(call.data(i))
+    if len(raw) != RLIMIT64_SIZE:
+        return hex_text(call.arg(i))
+    cur, top = int.from_bytes(raw[:8], "little"), int.from_bytes(raw[8:16], "little")
+    return f"{{rlim_cur={_rlim64(cur)}, rlim_max={_rlim64(top)}}}"
+
+
 def STATX(ctx, call, i):        # noqa: N802
     """A ``struct statx`` the call filled, as strace abbreviates it: ``{stx_mask=...,
     stx_attributes=..., stx_mode=S_IFREG|0644, stx_size=34675, ...}``."""
@@ -486,7 +504,7 @@ def _wait_status(ctx, call, i):
 
 # Printers that show memory the call wrote: only after a success.
 _DATA_PRINTERS = frozenset({PTR, PATH, STR, OUT_PATH, STAT, STATX, SIGSET, SIGACTION,
-                            _fds_pair, _wait_status})
+                            RLIMIT64, _fds_pair, _wait_status})
 
 
 # -- signatures -------------------------------------------------------------------------------
@@ -982,7 +1000,7 @@ DECODERS: dict[str, Callable[[Context, Call], tuple[list[str], list[str]]]] = {
     "utimensat": Signature(DIRFD, PATH, PTR, flags("at_flags")),
     "getrlimit": Signature(enum("rlimit_resources"), out(PTR)),
     "setrlimit": Signature(enum("rlimit_resources"), PTR),
-    "prlimit64": Signature(INT, enum("rlimit_resources"), PTR, out(PTR)),
+    "prlimit64": Signature(INT, enum("rlimit_resources"), RLIMIT64, out(RLIMIT64)),
     "getrusage": Signature(enum("rusage_who", decimal=True), out(PTR)),
     "getpriority": Signature(enum("priority_which"), INT),
     "setpriority": Signature(enum("priority_which"), INT, INT),

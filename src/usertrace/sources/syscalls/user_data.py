@@ -34,8 +34,8 @@ The print fmt shows the pointer and then the data: ``filename: 0x%08lx \\"%s\\"`
 
 **Beyond the kernel** (usertrace's own, :data:`OWN_ENTER_DATA`): the socket address given to
 ``connect`` and ``bind``, recorded as the buffer of ``write`` is, ``min(addrlen, buffer
-size)`` bytes; the signal set of ``rt_sigprocmask`` and the ``struct sigaction`` of
-``rt_sigaction``, whole (8 and 32 bytes).  And (:data:`ARGV_DATA`) the argument vector of ``execve``
+size)`` bytes; the signal set of ``rt_sigprocmask``, the ``struct sigaction`` of
+``rt_sigaction`` and the ``struct rlimit64`` of ``prlimit64``, whole (8, 32 and 16 bytes).  And (:data:`ARGV_DATA`) the argument vector of ``execve``
 and ``execveat`` (``argv``, an array of string pointers ending with NULL, which the kernel
 does not read) is recorded at the entry as one more ``__argv_val`` field, and the number of
 strings of ``envp`` as ``__envp_val`` (4 bytes, :data:`ENVP_DATA`); ``argv``: its strings, each as
@@ -160,6 +160,7 @@ STAT_MODE, STAT_RDEV, STAT_SIZE_FIELD = 24, 40, 48
 # restorer, mask).
 SIGSET_SIZE = 8
 SIGACTION_SIZE = 32
+RLIMIT64_SIZE = 16              # struct rlimit64: rlim_cur, rlim_max (u64 each)
 # struct statx (<linux/stat.h>, the same on every arch): 256 bytes; stx_mask u32 at 0,
 # stx_attributes u64 at 8, stx_mode u16 at 28, stx_size u64 at 40.
 STATX_SIZE = 256
@@ -174,6 +175,7 @@ EXIT_DATA: dict[str, ExitData] = {
     "fstat": ExitData(1, STAT_SIZE), "newfstatat": ExitData(2, STAT_SIZE),
     "statx": ExitData(4, STATX_SIZE),
     "rt_sigprocmask": ExitData(2, SIGSET_SIZE), "rt_sigaction": ExitData(2, SIGACTION_SIZE),
+    "prlimit64": ExitData(3, RLIMIT64_SIZE),
 }
 
 
@@ -194,6 +196,7 @@ OWN_ENTER_DATA: dict[str, UserData] = {
     "connect": UserData((1,), 2), "bind": UserData((1,), 2),
     "rt_sigprocmask": UserData((1,), fixed=SIGSET_SIZE),
     "rt_sigaction": UserData((1,), fixed=SIGACTION_SIZE),
+    "prlimit64": UserData((2,), fixed=RLIMIT64_SIZE),
 }
 
 
