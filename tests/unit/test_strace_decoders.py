@@ -110,6 +110,16 @@ CASES = [
                                       "envp": user_data.count_value(35)}, -2,
      'execve("/bin/true", 0x7ffd1040, 0x7ffd1080 /* 35 vars */) = -1 ENOENT '
      "(No such file or directory)"),
+    # what uname and getdents64 wrote
+    ("uname", [P], {"name": b"Linux".ljust(65, b"\0") + b"vm".ljust(65, b"\0") + bytes(260)}, 0,
+     'uname({sysname="Linux", nodename="vm", ...}) = 0'),
+    ("uname", [P], {"name": bytes(10)}, 0, "uname(0x7ffd1000) = 0"),
+    ("getdents64", [3, P, 32768], {"dirent": user_data.count_value(141)}, 4480,
+     "getdents64(3, 0x7ffd1000 /* 141 entries */, 32768) = 4480"),
+    ("getdents64", [3, P, 32768], {"dirent": user_data.count_value(1)}, 24,
+     "getdents64(3, 0x7ffd1000 /* 1 entry */, 32768) = 24"),
+    ("getdents64", [3, P, 32768], {"dirent": user_data.count_value(0)}, -9,
+     "getdents64(3, 0x7ffd1000, 32768) = -1 EBADF (Bad file descriptor)"),
     # limits (given: entry data; the old ones: exit data)
     ("prlimit64", [0, 3, 0, P], {"old_rlim": (8192 * 1024).to_bytes(8, "little") + M1.to_bytes(
         8, "little")}, 0,

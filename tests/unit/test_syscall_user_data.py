@@ -284,3 +284,21 @@ def test_the_argument_vector_reader():
     assert ud.split_argv(_read_argv(mem, 0x4000, 63)) == \
         ([(b"ls", False), (b"-l", False)], True)        # the table runs into unreadable memory
     assert _read_argv(mem, 0x8000, 63) == b"" and _read_argv(mem, 0, 63) == b""
+
+
+def test_getdents64_records_its_number_of_entries():
+    data = ud.exit_data("getdents64")
+    def dirent(name):
+        reclen = (19 + len(name) + 1 + 7) // 8 * 8
+        return bytes(16) + reclen.to_bytes(2, "little") + b"\x04" + name + b"\0" + \
+            bytes(reclen - 20 - len(name))
+    buf = dirent(b".") + dirent(b"..") + dirent(b"a-longer-name")
+    assert ud.split_count(ud.exit_value(data, buf, len(buf))) == 3
+    assert ud.split_count(ud.exit_value(data, None, 0)) == 0            # the end: 0 entries
+    assert ud.exit_value(data, buf[:-1], len(buf)) == b""               # cut short: unknown
+    assert ud.exit_value(data, buf, len(buf) - 8) == b""                # a record past ret
+    assert ud.exit_value(data, bytes(64), 64) == b""                    # reclen 0: not dirents
+    assert ud.exit_value(data, buf, -9) == b""                          # failed
+    fmt = ud.exit_format("getdents64", "getdents64", TABLE.by_name["getdents64"].args)
+    rec = ud.encode_exit(701, 1, 217, len(buf), buf, data)
+    assert ud.split_count(RecordCodec(fmt).decode(rec)["__dirent_val"]) == 3

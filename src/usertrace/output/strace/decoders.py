@@ -28,6 +28,7 @@ from ...sources.syscalls.classes import FD_RETURNING
 from ...sources.syscalls.events import MAX_ERRNO as ERRNO_MAX
 from ...sources.syscalls.user_data import (STAT_MODE, STAT_RDEV, STAT_SIZE, STAT_SIZE_FIELD,
                                            RLIMIT64_SIZE, SIGACTION_SIZE, SIGSET_SIZE,
+                                           UTSNAME_FIELD, UTSNAME_SIZE,
                                            STATX_ATTRIBUTES, STATX_MASK, STATX_MODE,
                                            STATX_SIZE, STATX_SIZE_FIELD, as_bytes,
                                            split_argv, split_count, split_string)
@@ -322,6 +323,25 @@ def RLIMIT64(ctx, call, i):     # noqa: N802
     return f"{{rlim_cur={_rlim64(cur)}, rlim_max={_rlim64(top)}}}"
 
 
+def UTSNAME(ctx, call, i):      # noqa: N802
+    """``struct new_utsname`` (``uname``) as strace abbreviates it: ``{sysname="Linux",
+    nodename="host", ...}``."""
+    raw = as_bytes(call.data(i))
+    if call.arg(i) == 0 or len(raw) != UTSNAME_SIZE:
+        return "NULL" if call.arg(i) == 0 else hex_text(call.arg(i))
+    sysname, nodename = raw[:UTSNAME_FIELD], raw[UTSNAME_FIELD:2 * UTSNAME_FIELD]
+    return (f"{{sysname={quote_cstring(sysname, None, ctx.opt.hex_mode)}, "
+            f"nodename={quote_cstring(nodename, None, ctx.opt.hex_mode)}, ...}}")
+
+
+def DIRENTS(ctx, call, i):      # noqa: N802
+    """``getdents64``'s buffer as strace abbreviates it: ``0x55... /* 25 entries */``."""
+    n = split_count(call.data(i))
+    if n is None:
+        return hex_text(call.arg(i))
+    return hex_text(call.arg(i)) + f" /* {n} {'entry' if n == 1 else 'entries'} */"
+
+
 def STATX(ctx, call, i):        # noqa: N802
     """A ``struct statx`` the call filled, as strace abbreviates it: ``{stx_mask=...,
     stx_attributes=..., stx_mode=S_IFREG|0644, stx_size=34675, ...}``."""
@@ -504,7 +524,7 @@ def _wait_status(ctx, call, i):
 
 # Printers that show memory the call wrote: only after a success.
 _DATA_PRINTERS = frozenset({PTR, PATH, STR, OUT_PATH, STAT, STATX, SIGSET, SIGACTION,
-                            RLIMIT64, _fds_pair, _wait_status})
+                            RLIMIT64, UTSNAME, DIRENTS, _fds_pair, _wait_status})
 
 
 # -- signatures -------------------------------------------------------------------------------
@@ -956,7 +976,7 @@ DECODERS: dict[str, Callable[[Context, Call], tuple[list[str], list[str]]]] = {
     "kill": _kill_like(1),
     "tkill": _kill_like(1),
     "tgkill": _kill_like(2),
-    "uname": Signature(out(PTR)),
+    "uname": Signature(out(UTSNAME)),
     "sysinfo": Signature(out(PTR)),
     "times": Signature(out(PTR)),
     "fcntl": _fcntl,
@@ -967,7 +987,7 @@ DECODERS: dict[str, Callable[[Context, Call], tuple[list[str], list[str]]]] = {
     "truncate": Signature(PATH, LONG),
     "ftruncate": Signature(FD, LONG),
     "getdents": Signature(FD, out(PTR), UINT),
-    "getdents64": Signature(FD, out(PTR), UINT),
+    "getdents64": Signature(FD, out(DIRENTS), UINT),
     "getcwd": Signature(out(OUT_PATH), ULONG),
     "chdir": Signature(PATH),
     "fchdir": Signature(FD),

@@ -153,13 +153,12 @@ def _enter_reader(data: ud.UserData, start: int, size: int):
 def _exit_reader(data: ud.ExitData, start: int, size: int):
     """``read(process, args, ret) -> (data_loc words, data)`` for a sys_exit record."""
     i = data.arg
-    fixed = data.size != "ret"
+    exit_value = ud.exit_value
 
     def read(process, args, ret):
         n = ud.exit_read_size(data, ret, size)
-        raw = _read_bytes(process, args[i], n) if n and i < len(args) else b""
-        if fixed and len(raw) != n:
-            raw = b""
+        raw = exit_value(data, _read_bytes(process, args[i], n)
+                         if n and i < len(args) else None, ret, size)
         return (len(raw) << 16 | start,), raw
     return read
 

@@ -145,7 +145,8 @@ ENTER_DATA: dict[str, UserData] = _table(
 class ExitData:
     """What usertrace reads at a call's exit (not the kernel): argument ``arg`` (an index),
     ``size`` bytes of it: ``"ret"`` (the return value) or a fixed number, when the call
-    returned at least ``min_ret``."""
+    returned at least ``min_ret``; ``"dirents"``: the ``ret`` bytes of ``linux_dirent64``
+    records that ``getdents64`` wrote, of which only their number is recorded."""
 
     arg: int
     size: str | int = "ret"
@@ -161,6 +162,9 @@ STAT_MODE, STAT_RDEV, STAT_SIZE_FIELD = 24, 40, 48
 SIGSET_SIZE = 8
 SIGACTION_SIZE = 32
 RLIMIT64_SIZE = 16              # struct rlimit64: rlim_cur, rlim_max (u64 each)
+UTSNAME_SIZE = 390              # struct new_utsname: six char[65]
+UTSNAME_FIELD = 65
+DIRENTS_MAX = 1 << 16           # bytes of getdents64's buffer read to count its entries
 # struct statx (<linux/stat.h>, the same on every arch): 256 bytes; stx_mask u32 at 0,
 # stx_attributes u64 at 8, stx_mode u16 at 28, stx_size u64 at 40.
 STATX_SIZE = 256
@@ -176,6 +180,7 @@ EXIT_DATA: dict[str, ExitData] = {
     "statx": ExitData(4, STATX_SIZE),
     "rt_sigprocmask": ExitData(2, SIGSET_SIZE), "rt_sigaction": ExitData(2, SIGACTION_SIZE),
     "prlimit64": ExitData(3, RLIMIT64_SIZE),
+    "uname": ExitData(0, UTSNAME_SIZE), "getdents64": ExitData(1, "dirents"),
 }
 
 
@@ -415,7 +420,35 @@ def exit_read_size(data: ExitData, ret: int, buf_size: int = DEFAULT_BUF_SIZE) -
         return 0
     if data.size == "ret":
         return max(0, min(ret, buf_size))
+    if data.size == "dirents":
+        return ret if ret <= DIRENTS_MAX else 0
     return int(data.size)
+
+
+def exit_value(data: ExitData, read: bytes | None, ret: int,
+               buf_size: int = DEFAULT_BUF_SIZE) -> bytes:
+    """What usertrace records of what was read at a call's exit (:func:`exit_read_size`
+    bytes, None when unreadable): the bytes, a fixed-size object whole or nothing, or the
+    number of directory entries (:func:`count_value`)."""
+    size = exit_read_size(data, ret, buf_size)
+    if data.size == "dirents" and ret == 0:
+        return count_value(0)               # the end of the directory
+    if read is None or not size:
+        return b""
+    if data.size == "ret":
+        return bytes(read[:size])
+    if len(read) < size:
+        return b""
+    if data.size == "dirents":
+        n = pos = 0
+        while pos + 19 <= size:
+            reclen = int.from_bytes(read[pos + 16:pos + 18], "little")
+            if reclen < 19:
+                return b""                  # not what getdents64 writes
+            pos += reclen
+            n += 1
+        return count_value(n) if pos == size else b""
+    return bytes(read[:size])
 
 
 def encode_enter(event_id: int, pid: int, nr: int, args: Sequence[int], nargs: int,
@@ -450,8 +483,7 @@ def encode_exit(event_id: int, pid: int, nr: int, ret: int, read: bytes | None,
                 data: ExitData, buf_size: int = DEFAULT_BUF_SIZE, flags: int = 0,
                 preempt_count: int = 0) -> bytes:
     """The record of a sys_exit event with usertrace's exit data."""
-    size = exit_read_size(data, ret, buf_size)
-    value = b"" if read is None else bytes(read[:size])
+    value = exit_value(data, read, ret, buf_size)
     head = ev.EXIT_STRUCT.pack(event_id, flags, preempt_count, pid, nr, ret)
     return head + _data_locs(len(head), [value])
 
