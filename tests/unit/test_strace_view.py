@@ -365,3 +365,43 @@ def test_execve_shows_its_argument_vector_as_strace_does():
         '7     execve("/bin/ls", 0x7ffd1040, 0x7ffd1080)',
         '7     execve("/bin/ls", NULL, NULL)',
     ]
+
+
+def _clone_args(flags, exit_signal=0, stack=0x7F0000000000, size=0x7FFF80, tls=0x7F00000006C0,
+                tid=0x7F0000000990):
+    words = [flags, 0, tid, tid, exit_signal, stack, size, tls, 0, 0, 0]
+    return b"".join(w.to_bytes(8, "little") for w in words)
+
+
+THREAD_FLAGS = 0x3D0F00       # VM FS FILES SIGHAND THREAD SYSVSEM SETTLS PARENT_SETTID CHILD_CLEARTID
+
+
+def test_clone3_shows_its_arguments_and_the_tid_it_wrote_as_strace():
+    head = ("clone3({flags=CLONE_VM|CLONE_FS|CLONE_FILES|CLONE_SIGHAND|CLONE_THREAD|"
+            "CLONE_SYSVSEM|CLONE_SETTLS|CLONE_PARENT_SETTID|CLONE_CHILD_CLEARTID, "
+            "child_tid=0x7f0000000990, parent_tid=0x7f0000000990, exit_signal=0, "
+            "stack=0x7f0000000000, stack_size=0x7fff80, tls=0x7f00000006c0}")
+    v, lines = view(column=0)
+    v.enter(10, "clone3", [P, 88], 0, {"uargs": _clone_args(THREAD_FLAGS)})
+    v.exit(10, "clone3", 11, 1)
+    assert lines == ["10    " + head + " => {parent_tid=[11]}, 88) = 11"]
+    # cut by another thread: the rest comes with the resumed line
+    v, lines = view(column=0)
+    v.enter(10, "clone3", [P, 88], 0, {"uargs": _clone_args(THREAD_FLAGS)})
+    v.enter(12, "getpid", [], 1)
+    v.exit(12, "getpid", 12, 2)
+    v.exit(10, "clone3", 11, 3)
+    assert lines == ["10    " + head + " <unfinished ...>", "12    getpid() = 12",
+                     "10    <... clone3 resumed> => {parent_tid=[11]}, 88) = 11"]
+    # no CLONE_PARENT_SETTID: only the size at the return; a failure writes nothing
+    v, lines = view(column=0)
+    v.enter(10, "clone3", [P, 88], 0, {"uargs": _clone_args(0, exit_signal=17, stack=0,
+                                                            size=0)})
+    v.exit(10, "clone3", -1, 1)
+    assert lines == ["10    clone3({flags=0, exit_signal=SIGCHLD, stack=NULL, stack_size=0}, "
+                     "88) = -1 EPERM (Operation not permitted)"]
+    # not recorded: the pointer, as before
+    v, lines = view(column=0)
+    v.enter(10, "clone3", [P, 88], 0)
+    v.exit(10, "clone3", 11, 1)
+    assert lines == ["10    clone3(0x7ffd1000, 88) = 11"]

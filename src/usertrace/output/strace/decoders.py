@@ -36,6 +36,8 @@ from .quote import HEX_ALL, HEX_NONE, quote, quote_bytes, quote_cstring
 from .xlat import Xlat, hex_text
 
 MASK64 = (1 << 64) - 1
+# An exit part that continues the argument before it (strace's `` => {...}``), not a new one.
+RESULT_GLUE = " => "
 
 
 @dataclass
@@ -634,6 +636,45 @@ def _clone(ctx, call):
     return args, []
 
 
+CLONE_ARGS_FIELDS = ("flags", "pidfd", "child_tid", "parent_tid", "exit_signal", "stack",
+                     "stack_size", "tls", "set_tid", "set_tid_size", "cgroup")
+
+
+def _clone3(ctx, call):
+    """``clone3({flags=..., child_tid=..., parent_tid=..., exit_signal=0, stack=...,
+    stack_size=..., tls=...} => {parent_tid=[N]}, 88)`` as strace prints it; the struct as
+    its pointer where it was not recorded or holds what is not decoded here (a pidfd, a
+    set_tid array, a cgroup)."""
+    x = ctx.x
+    raw = as_bytes(call.data(0))
+    if call.arg(0) == 0 or len(raw) < 64:
+        return [PTR(ctx, call, 0)], [ULONG(ctx, call, 1)]
+    a = dict(zip(CLONE_ARGS_FIELDS, (int.from_bytes(raw[k:k + 8], "little")
+                                     for k in range(0, len(raw) - 7, 8))))
+    flag = lambda n: x.value("clone_flags", n)  # noqa: E731
+    fl = a["flags"]
+    if fl & flag("CLONE_PIDFD") or a.get("set_tid") or a.get("set_tid_size") or \
+            fl & ~0xFFFF_FFFF:
+        return [PTR(ctx, call, 0)], [ULONG(ctx, call, 1)]
+
+    def addr(v):
+        return hex_text(v) if v else "NULL"
+    fields = ["flags=" + (x.flags("clone_flags", fl) if fl else "0")]
+    if fl & (flag("CLONE_CHILD_SETTID") | flag("CLONE_CHILD_CLEARTID")):
+        fields.append("child_tid=" + addr(a["child_tid"]))
+    if fl & flag("CLONE_PARENT_SETTID"):
+        fields.append("parent_tid=" + addr(a["parent_tid"]))
+    fields += ["exit_signal=" + x.signal_text(a["exit_signal"]), "stack=" + addr(a["stack"]),
+               "stack_size=" + hex_text(a["stack_size"])]
+    if fl & flag("CLONE_SETTLS"):
+        fields.append("tls=" + addr(a["tls"]))
+    exit_ = [ULONG(ctx, call, 1)]
+    if fl & flag("CLONE_PARENT_SETTID") and call.ret is not None and call.ret > 0:
+        # the child's tid, written at parent_tid: what the call returns, in this namespace
+        exit_.insert(0, f"{RESULT_GLUE}{{parent_tid=[{call.ret}]}}")
+    return ["{" + ", ".join(fields) + "}"], exit_
+
+
 def _futex(ctx, call):
     x = ctx.x
     op = call.arg(1) & 0xFFFF_FFFF
@@ -964,7 +1005,7 @@ DECODERS: dict[str, Callable[[Context, Call], tuple[list[str], list[str]]]] = {
     "setsockopt": _setsockopt(False),
     "getsockopt": _setsockopt(True),
     "clone": _clone,
-    "clone3": Signature(PTR, ULONG),
+    "clone3": _clone3,
     "fork": Signature(),
     "vfork": Signature(),
     "execve": Signature(PATH, ARGV, ENVP),

@@ -38,10 +38,15 @@ from ...sources.syscalls.table import SyscallTable
 from ...sources.syscalls.user_data import val_fields
 from ...sources.tasks.events import (CLONE_THREAD, NEW_TASK, PROCESS_EXIT, SIG_DFL, SIGKILL,
                                      SIGNAL_DELIVER, kills_by_default)
-from .decoders import Call, Context, Options, decode_args, decode_exit, result_text
+from .decoders import (RESULT_GLUE, Call, Context, Options, decode_args, decode_exit,
+                       result_text)
 from .fds import FdTables
 from .quote import HEX_NONE
 from .xlat import Xlat, hex_text
+
+# Calls whose exit part may continue their last entry argument (clone3's `` => {...}``):
+# the entry leaves the comma to the exit.
+GLUED_EXITS = frozenset({"clone3"})
 
 PID_AUTO, PID_PLAIN, PID_NONE = "auto", "plain", "none"
 TS_NONE, TS_TIME, TS_USEC, TS_EPOCH = 0, 1, 2, 3        # -t, -tt, -ttt
@@ -203,8 +208,8 @@ class CallView:
         self._end_open_of_others(tid)
         enter, exit_ = decode_args(self._ctx(tid), call)
         text = self._prefix(tid, ts_ns) + name + "(" + ", ".join(enter)
-        if exit_:
-            text += ", " if enter else ""
+        if exit_ and enter and call.name not in GLUED_EXITS:
+            text += ", "
         self._open = _Open(tid, text)
 
     def exit(self, tid: int, name: str, ret: int, ts_ns: int, vals: dict | None = None) -> None:
@@ -235,9 +240,11 @@ class CallView:
             exit_text = ", ".join(exit_)
         else:
             exit_text = ", ".join(decode_exit(ctx, call))
+        if name in GLUED_EXITS and exit_text and not exit_text.startswith(RESULT_GLUE):
+            exit_text = ", " + exit_text          # the comma the entry left out
         if self.opt.status != STATUS_ALL and not unmatched:
             text = self._prefix(tid, call.ts_enter) + name + "(" + ", ".join(enter)
-            text += (", " if enter and exit_ else "") + exit_text
+            text += (", " if enter and exit_ and name not in GLUED_EXITS else "") + exit_text
         elif self._open is not None and self._open.tid == tid:
             text = self._open.text + exit_text
             self._open = None

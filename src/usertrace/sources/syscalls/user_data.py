@@ -35,7 +35,8 @@ The print fmt shows the pointer and then the data: ``filename: 0x%08lx \\"%s\\"`
 **Beyond the kernel** (usertrace's own, :data:`OWN_ENTER_DATA`): the socket address given to
 ``connect`` and ``bind``, recorded as the buffer of ``write`` is, ``min(addrlen, buffer
 size)`` bytes; the signal set of ``rt_sigprocmask``, the ``struct sigaction`` of
-``rt_sigaction`` and the ``struct rlimit64`` of ``prlimit64``, whole (8, 32 and 16 bytes).  And (:data:`ARGV_DATA`) the argument vector of ``execve``
+``rt_sigaction`` and the ``struct rlimit64`` of ``prlimit64``, whole (8, 32 and 16 bytes);
+the ``struct clone_args`` of ``clone3``, ``min(size, buffer size)`` bytes.  And (:data:`ARGV_DATA`) the argument vector of ``execve``
 and ``execveat`` (``argv``, an array of string pointers ending with NULL, which the kernel
 does not read) is recorded at the entry as one more ``__argv_val`` field, and the number of
 strings of ``envp`` as ``__envp_val`` (4 bytes, :data:`ENVP_DATA`); ``argv``: its strings, each as
@@ -202,6 +203,7 @@ OWN_ENTER_DATA: dict[str, UserData] = {
     "rt_sigprocmask": UserData((1,), fixed=SIGSET_SIZE),
     "rt_sigaction": UserData((1,), fixed=SIGACTION_SIZE),
     "prlimit64": UserData((2,), fixed=RLIMIT64_SIZE),
+    "clone3": UserData((0,), 1),                # struct clone_args, `size` bytes
 }
 
 
