@@ -198,15 +198,26 @@ def dev_text(dev: int) -> str:
     return f"makedev({hex_text(major)}, {hex_text(minor)})"
 
 
-def STAT(ctx, call, i):         # noqa: N802
+def recorded_struct(size: int):
+    """A printer of a structure the records hold whole (``size`` bytes) from ``show(ctx,
+    call, raw)``: ``NULL`` for a NULL pointer, and the pointer where the record does not hold
+    it (not recorded, or cut) or ``show`` returns None."""
+    def wrap(show):
+        def printer(ctx, call, i):
+            if call.arg(i) == 0:
+                return "NULL"
+            raw = as_bytes(call.data(i))
+            text = show(ctx, call, raw) if len(raw) == size else None
+            return hex_text(call.arg(i)) if text is None else text
+        printer.__name__, printer.__doc__ = show.__name__, show.__doc__
+        return printer
+    return wrap
+
+
+@recorded_struct(STAT_SIZE)
+def STAT(ctx, call, raw):       # noqa: N802
     """A ``struct stat`` the call filled, as strace abbreviates it: ``{st_mode=S_IFREG|0644,
-    st_size=34675, ...}``, ``st_rdev=makedev(...)`` for a device; its pointer when it was
-    not recorded."""
-    if call.arg(i) == 0:
-        return "NULL"
-    raw = as_bytes(call.data(i))
-    if len(raw) < STAT_SIZE:
-        return hex_text(call.arg(i))
+    st_size=34675, ...}``, ``st_rdev=makedev(...)`` for a device."""
     x = ctx.x
     mode = int.from_bytes(raw[STAT_MODE:STAT_MODE + 4], "little")
     text = "{st_mode=" + mode_text(x, mode) + ", "
@@ -273,29 +284,21 @@ def sigset_text(x: Xlat, mask: int, nbits: int = 64) -> str:
     return ("~[" if inverted else "[") + " ".join(names) + "]"
 
 
-def _sigset_size_ok(call, size_index: int) -> bool:
-    return call.arg(size_index) == SIGSET_SIZE
-
-
-def SIGSET(ctx, call, i):       # noqa: N802
-    """A signal set given or filled (``rt_sigprocmask``): ``[CHLD]``; its pointer when it
-    was not recorded or the set size is not 8 (strace prints it only then too)."""
-    if call.arg(i) == 0:
-        return "NULL"
-    raw = as_bytes(call.data(i))
-    if len(raw) != SIGSET_SIZE or not _sigset_size_ok(call, 3):
-        return hex_text(call.arg(i))
+@recorded_struct(SIGSET_SIZE)
+def SIGSET(ctx, call, raw):     # noqa: N802
+    """A signal set given or filled (``rt_sigprocmask``): ``[CHLD]``; its pointer when the
+    call's set size is not 8 (strace prints it only then too)."""
+    if call.arg(3) != SIGSET_SIZE:
+        return None
     return sigset_text(ctx.x, int.from_bytes(raw, "little"))
 
 
-def SIGACTION(ctx, call, i):    # noqa: N802
+@recorded_struct(SIGACTION_SIZE)
+def SIGACTION(ctx, call, raw):  # noqa: N802
     """A ``struct sigaction`` (``rt_sigaction``): ``{sa_handler=SIG_DFL, sa_mask=[],
     sa_flags=SA_RESTORER, sa_restorer=0x7f...}`` (``sa_restorer`` with SA_RESTORER only)."""
-    if call.arg(i) == 0:
-        return "NULL"
-    raw = as_bytes(call.data(i))
-    if len(raw) != SIGACTION_SIZE or not _sigset_size_ok(call, 3):
-        return hex_text(call.arg(i))
+    if call.arg(3) != SIGSET_SIZE:
+        return None
     x = ctx.x
     handler, flags, restorer, mask = (int.from_bytes(raw[k:k + 8], "little")
                                       for k in range(0, 32, 8))
@@ -313,24 +316,18 @@ def _rlim64(v: int) -> str:
     return f"{v // 1024}*1024" if v > 1024 and v % 1024 == 0 else str(v)
 
 
-def RLIMIT64(ctx, call, i):     # noqa: N802
+@recorded_struct(RLIMIT64_SIZE)
+def RLIMIT64(ctx, call, raw):   # noqa: N802
     """A ``struct rlimit64`` (``prlimit64``): ``{rlim_cur=8192*1024, rlim_max=RLIM64_INFINITY}``,
     as strace prints it."""
-    if call.arg(i) == 0:
-        return "NULL"
-    raw = as_bytes(call.data(i))
-    if len(raw) != RLIMIT64_SIZE:
-        return hex_text(call.arg(i))
     cur, top = int.from_bytes(raw[:8], "little"), int.from_bytes(raw[8:16], "little")
     return f"{{rlim_cur={_rlim64(cur)}, rlim_max={_rlim64(top)}}}"
 
 
-def UTSNAME(ctx, call, i):      # noqa: N802
+@recorded_struct(UTSNAME_SIZE)
+def UTSNAME(ctx, call, raw):    # noqa: N802
     """``struct new_utsname`` (``uname``) as strace abbreviates it: ``{sysname="Linux",
     nodename="host", ...}``."""
-    raw = as_bytes(call.data(i))
-    if call.arg(i) == 0 or len(raw) != UTSNAME_SIZE:
-        return "NULL" if call.arg(i) == 0 else hex_text(call.arg(i))
     sysname, nodename = raw[:UTSNAME_FIELD], raw[UTSNAME_FIELD:2 * UTSNAME_FIELD]
     return (f"{{sysname={quote_cstring(sysname, None, ctx.opt.hex_mode)}, "
             f"nodename={quote_cstring(nodename, None, ctx.opt.hex_mode)}, ...}}")
@@ -344,14 +341,10 @@ def DIRENTS(ctx, call, i):      # noqa: N802
     return hex_text(call.arg(i)) + f" /* {n} {'entry' if n == 1 else 'entries'} */"
 
 
-def STATX(ctx, call, i):        # noqa: N802
+@recorded_struct(STATX_SIZE)
+def STATX(ctx, call, raw):      # noqa: N802
     """A ``struct statx`` the call filled, as strace abbreviates it: ``{stx_mask=...,
     stx_attributes=..., stx_mode=S_IFREG|0644, stx_size=34675, ...}``."""
-    if call.arg(i) == 0:
-        return "NULL"
-    raw = as_bytes(call.data(i))
-    if len(raw) < STATX_SIZE:
-        return hex_text(call.arg(i))
     x = ctx.x
 
     def u(offset, size):
