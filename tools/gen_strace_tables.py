@@ -62,7 +62,7 @@ KERNEL_HEADERS = (
     "linux/random.h", "linux/eventpoll.h", "linux/close_range.h", "linux/memfd.h",
     "asm/ioctls.h", "asm/socket.h", "linux/in.h", "linux/fadvise.h", "linux/falloc.h",
     "linux/personality.h", "linux/membarrier.h", "linux/ptrace.h", "linux/net.h",
-    "asm/siginfo.h", "linux/netlink.h",
+    "asm/siginfo.h", "linux/netlink.h", "asm/poll.h", "asm-generic/poll.h",
 )
 LIBC_HEADERS = ("bits/socket.h", "bits/socket_type.h", "sys/socket.h", "netinet/in.h",
                 "netinet/tcp.h", "netinet/udp.h", "unistd.h",
@@ -420,6 +420,9 @@ GROUPS = (
     _g("waitid_types", "enum", "P_ALL P_PID P_PGID P_PIDFD", "waitid(2) id types"),
     _g("sigprocmask_how", "enum", "SIG_BLOCK SIG_UNBLOCK SIG_SETMASK",
        "rt_sigprocmask(2) how"),
+    _g("poll_events", "flags",
+       "POLLIN POLLPRI POLLOUT POLLERR POLLHUP POLLNVAL POLLRDNORM POLLRDBAND POLLWRNORM "
+       "POLLWRBAND POLLMSG POLLREMOVE POLLRDHUP", "poll(2) events"),
     _g("sigaction_flags", "flags",
        "SA_RESTORER SA_ONSTACK SA_RESTART SA_NODEFER SA_RESETHAND SA_SIGINFO SA_NOCLDSTOP "
        "SA_NOCLDWAIT SA_UNSUPPORTED SA_EXPOSE_TAGBITS", "struct sigaction's sa_flags"),

@@ -185,6 +185,9 @@ def compare(strace_text: str, our_text: str):
             b_ret = _mapped(b_ret, ids)
             if a_ret == b_ret or killed or (random and is_pointer(a_ret) and is_pointer(b_ret)):
                 continue
+            if b_args and is_pointer(b_args[0]) and a_ret.startswith(b_ret + " (["):
+                skipped += 1            # an array strace read back that the records lack
+                continue
             if name == "wait4" and a_ret in ids.values() and b_ret in ids.values():
                 continue                # which child a wait returns first is timing
             diffs.append((name, "result", a_ret, b_ret))

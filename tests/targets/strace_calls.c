@@ -21,6 +21,7 @@
 #include <sys/prctl.h>
 #include <sys/random.h>
 #include <sys/resource.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <stddef.h>
@@ -67,6 +68,8 @@ int main(void)
 	read(p[0], buf, sizeof buf);
 	read(p[0], buf, sizeof buf);
 	ioctl(p[0], FIONREAD, &one);
+	struct pollfd pf[3] = { { p[0], POLLIN | POLLPRI, 0 }, { p[1], POLLOUT, 0 }, { -1, POLLIN, 0 } };
+	poll(pf, 3, 0);
 	ioctl(p[0], TCGETS, buf);
 
 	socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);

@@ -120,6 +120,15 @@ CASES = [
      "getdents64(3, 0x7ffd1000 /* 1 entry */, 32768) = 24"),
     ("getdents64", [3, P, 32768], {"dirent": user_data.count_value(0)}, -9,
      "getdents64(3, 0x7ffd1000, 32768) = -1 EBADF (Bad file descriptor)"),
+    # poll: the array given, and the one returned with its revents
+    ("poll", [P, 3, 0], {"ufds": bytes.fromhex("030000000300" "0000" "040000000400" "0000"
+                                               "ffffffff0100" "0000")}, 0,
+     "poll([{fd=3, events=POLLIN|POLLPRI}, {fd=4, events=POLLOUT}, {fd=-1}], 3, 0) = 0 (Timeout)"),
+    ("poll", [P, 2, 1000], {"ufds": bytes.fromhex("030000000100" "1100" "040000000400" "0000")},
+     1, "poll([{fd=3, events=POLLIN}, {fd=4, events=POLLOUT}], 2, 1000) = 1 "
+        "([{fd=3, revents=POLLIN|POLLHUP}])"),
+    ("poll", [P, 1, -1 & M1], {}, 1, "poll(0x7ffd1000, 1, -1) = 1"),           # not recorded
+    ("poll", [0, 0, 10], {}, 0, "poll(NULL, 0, 10) = 0 (Timeout)"),
     # limits (given: entry data; the old ones: exit data)
     ("prlimit64", [0, 3, 0, P], {"old_rlim": (8192 * 1024).to_bytes(8, "little") + M1.to_bytes(
         8, "little")}, 0,

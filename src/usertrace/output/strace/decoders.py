@@ -28,7 +28,7 @@ from ...sources.syscalls.classes import FD_RETURNING
 from ...sources.syscalls.events import MAX_ERRNO as ERRNO_MAX
 from ...sources.syscalls.user_data import (STAT_MODE, STAT_RDEV, STAT_SIZE, STAT_SIZE_FIELD,
                                            RLIMIT64_SIZE, SIGACTION_SIZE, SIGSET_SIZE,
-                                           UTSNAME_FIELD, UTSNAME_SIZE,
+                                           POLLFD_SIZE, UTSNAME_FIELD, UTSNAME_SIZE,
                                            STATX_ATTRIBUTES, STATX_MASK, STATX_MODE,
                                            STATX_SIZE, STATX_SIZE_FIELD, as_bytes,
                                            split_argv, split_count, split_string)
@@ -339,6 +339,50 @@ def DIRENTS(ctx, call, i):      # noqa: N802
     if n is None:
         return hex_text(call.arg(i))
     return hex_text(call.arg(i)) + f" /* {n} {'entry' if n == 1 else 'entries'} */"
+
+
+def _pollfds(ctx, call, raw: bytes, revents: bool) -> str:
+    """strace's ``[{fd=3, events=POLLIN}, {fd=-1}]`` (or, of the returned array, the entries
+    with ``revents``), at most -s of them, ``...`` after; the array as far as recorded."""
+    shown = []
+    n = call.arg(1) & 0xFFFF_FFFF
+    for k in range(min(n, len(raw) // POLLFD_SIZE)):
+        fd = int.from_bytes(raw[8 * k:8 * k + 4], "little", signed=True)
+        events = int.from_bytes(raw[8 * k + (6 if revents else 4):8 * k + (8 if revents else 6)],
+                                "little")
+        if revents and not events:
+            continue
+        if len(shown) == ctx.opt.max_len:
+            shown.append("...")
+            break
+        if fd < 0 and not revents:
+            shown.append(f"{{fd={fd}}}")
+        else:
+            name = "revents" if revents else "events"
+            shown.append(f"{{fd={ctx.fd(fd)}, {name}={ctx.x.flags('poll_events', events)}}}")
+    else:
+        if n * POLLFD_SIZE > len(raw):
+            shown.append("...")
+    return "[" + ", ".join(shown) + "]"
+
+
+def _poll(ctx, call):
+    """``poll([{fd=3, events=POLLIN}], 1, 1000)``; its result: ``= 1 ([{fd=3,
+    revents=POLLIN}])``, ``= 0 (Timeout)`` (:func:`result_text`)."""
+    if call.arg(0) == 0:
+        fds = "NULL"
+    else:
+        raw = as_bytes(call.data(0))
+        fds = _pollfds(ctx, call, raw, False) if raw or not call.arg(1) else hex_text(call.arg(0))
+    return [fds, UINT(ctx, call, 1), INT(ctx, call, 2)], []
+
+
+def _poll_result(ctx, call) -> str:
+    ret = call.ret
+    if ret == 0:
+        return "0 (Timeout)"
+    raw = as_bytes(call.data(0))        # the exit's copy of the array, with the revents
+    return f"{ret} ({_pollfds(ctx, call, raw, True)})" if raw else str(ret)
 
 
 @recorded_struct(STATX_SIZE)
@@ -924,7 +968,7 @@ DECODERS: dict[str, Callable[[Context, Call], tuple[list[str], list[str]]]] = {
     "statx": _statx,
     "statfs": Signature(PATH, out(PTR)),
     "fstatfs": Signature(FD, out(PTR)),
-    "poll": Signature(PTR, UINT, INT),
+    "poll": _poll,
     "ppoll": Signature(PTR, UINT, PTR, PTR, ULONG),
     "select": Signature(INT, PTR, PTR, PTR, PTR),
     "pselect6": Signature(INT, PTR, PTR, PTR, PTR, PTR),
@@ -1128,6 +1172,8 @@ def result_text(ctx: Context, call: Call) -> str:
         return _octal(ret)
     if call.name == "fcntl":
         return _fcntl_result(ctx, call)
+    if call.name == "poll":
+        return _poll_result(ctx, call)
     if call.name == "personality":
         return f"{hex_text(ret)} ({personality_text(ctx.x, ret & 0xFFFF_FFFF)})"
     if call.name in FD_RETURNING or call.name in ("pidfd_open",):

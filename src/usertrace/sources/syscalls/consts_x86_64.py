@@ -9,6 +9,7 @@ Sources:
         asm-generic/ioctls.h
         asm-generic/mman-common.h
         asm-generic/mman.h
+        asm-generic/poll.h
         asm-generic/resource.h
         asm-generic/siginfo.h
         asm-generic/signal-defs.h
@@ -584,6 +585,22 @@ GROUPS = {
         ('SIG_BLOCK', 0),
         ('SIG_UNBLOCK', 1),
         ('SIG_SETMASK', 2),
+    )),
+    # poll(2) events
+    'poll_events': ('flags', (
+        ('POLLIN', 1),
+        ('POLLPRI', 2),
+        ('POLLOUT', 4),
+        ('POLLERR', 8),
+        ('POLLHUP', 0x10),
+        ('POLLNVAL', 0x20),
+        ('POLLRDNORM', 0x40),
+        ('POLLRDBAND', 0x80),
+        ('POLLWRNORM', 0x100),
+        ('POLLWRBAND', 0x200),
+        ('POLLMSG', 0x400),
+        ('POLLREMOVE', 0x1000),
+        ('POLLRDHUP', 0x2000),
     )),
     # struct sigaction's sa_flags
     'sigaction_flags': ('flags', (

@@ -123,11 +123,11 @@ def _enter_reader(data: ud.UserData, start: int, size: int):
                 raw = b""
             return (len(raw) << 16 | start,), raw
     elif data.size_arg is not None:             # a buffer (or a sized string) with its count
-        i, j = idx[0], data.size_arg
+        i, j, unit = idx[0], data.size_arg, data.unit
+        sized = ud.sized
 
         def read(process, args):
-            count = args[j]
-            raw = _read_bytes(process, args[i], count if count < size else size)
+            raw = _read_bytes(process, args[i], sized(args[j], unit, size))
             return (len(raw) << 16 | start,), raw
     elif len(idx) == 1:
         i = idx[0]
@@ -156,9 +156,9 @@ def _exit_reader(data: ud.ExitData, start: int, size: int):
     exit_value = ud.exit_value
 
     def read(process, args, ret):
-        n = ud.exit_read_size(data, ret, size)
+        n = ud.exit_read_size(data, ret, size, args)
         raw = exit_value(data, _read_bytes(process, args[i], n)
-                         if n and i < len(args) else None, ret, size)
+                         if n and i < len(args) else None, ret, size, args)
         return (len(raw) << 16 | start,), raw
     return read
 

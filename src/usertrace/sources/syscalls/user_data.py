@@ -96,6 +96,7 @@ class UserData:
     arrays: tuple[int, ...] = ()        # usertrace's: argument vectors (ARGV_DATA)
     fixed: int = 0                      # usertrace's: a structure of this many bytes
     counts: tuple[int, ...] = ()        # usertrace's: vectors whose length is recorded
+    unit: int = 1                       # bytes per unit of the size argument (poll's 8)
 
     @property
     def recorded(self) -> tuple[int, ...]:
@@ -146,12 +147,15 @@ ENTER_DATA: dict[str, UserData] = _table(
 class ExitData:
     """What usertrace reads at a call's exit (not the kernel): argument ``arg`` (an index),
     ``size`` bytes of it: ``"ret"`` (the return value) or a fixed number, when the call
-    returned at least ``min_ret``; ``"dirents"``: the ``ret`` bytes of ``linux_dirent64``
+    returned at least ``min_ret``; ``"arg"``: ``args[size_arg]`` units of ``unit`` bytes
+    (:func:`sized`: ``poll``'s array again, for its ``revents``); ``"dirents"``: the ``ret`` bytes of ``linux_dirent64``
     records that ``getdents64`` wrote, of which only their number is recorded."""
 
     arg: int
     size: str | int = "ret"
     min_ret: int = 0
+    size_arg: int | None = None         # size "arg": args[size_arg] * unit bytes
+    unit: int = 1
 
 
 # struct stat of x86_64 (<asm/stat.h>): 144 bytes; st_mode is the u32 at 24, st_rdev the u64
@@ -164,6 +168,18 @@ SIGSET_SIZE = 8
 SIGACTION_SIZE = 32
 RLIMIT64_SIZE = 16              # struct rlimit64: rlim_cur, rlim_max (u64 each)
 UTSNAME_SIZE = 390              # struct new_utsname: six char[65]
+POLLFD_SIZE = 8                 # struct pollfd: fd (s32), events (s16), revents (s16)
+MAX_UNITS = 256                 # elements of an array of structures recorded at most
+
+
+def sized(count: int, unit: int, buf_size: int) -> int:
+    """Bytes recorded of ``count`` units of ``unit`` bytes: bytes up to the buffer size, or,
+    for an array of structures, up to *buffer size* elements (strace shows up to ``-s``
+    elements), at most :data:`MAX_UNITS`."""
+    count = max(0, count & 0xFFFF_FFFF_FFFF_FFFF)
+    if unit == 1:
+        return min(count, buf_size)
+    return min(count, buf_size, MAX_UNITS) * unit
 UTSNAME_FIELD = 65
 DIRENTS_MAX = 1 << 16           # bytes of getdents64's buffer read to count its entries
 # struct statx (<linux/stat.h>, the same on every arch): 256 bytes; stx_mask u32 at 0,
@@ -182,6 +198,7 @@ EXIT_DATA: dict[str, ExitData] = {
     "rt_sigprocmask": ExitData(2, SIGSET_SIZE), "rt_sigaction": ExitData(2, SIGACTION_SIZE),
     "prlimit64": ExitData(3, RLIMIT64_SIZE),
     "uname": ExitData(0, UTSNAME_SIZE), "getdents64": ExitData(1, "dirents"),
+    "poll": ExitData(0, "arg", 1, size_arg=1, unit=POLLFD_SIZE),
 }
 
 
@@ -204,6 +221,7 @@ OWN_ENTER_DATA: dict[str, UserData] = {
     "rt_sigaction": UserData((1,), fixed=SIGACTION_SIZE),
     "prlimit64": UserData((2,), fixed=RLIMIT64_SIZE),
     "clone3": UserData((0,), 1),                # struct clone_args, `size` bytes
+    "poll": UserData((0,), 1, unit=POLLFD_SIZE),  # nfds struct pollfd
 }
 
 
@@ -412,32 +430,36 @@ def read_size(data: UserData, args: Sequence[int], buf_size: int = DEFAULT_BUF_S
     if data.fixed:
         return data.fixed
     if data.size_arg is not None:
-        return max(0, min(args[data.size_arg] & 0xFFFF_FFFF_FFFF_FFFF, buf_size))
+        return sized(args[data.size_arg], data.unit, buf_size)
     return buf_size + 1
 
 
-def exit_read_size(data: ExitData, ret: int, buf_size: int = DEFAULT_BUF_SIZE) -> int:
+def exit_read_size(data: ExitData, ret: int, buf_size: int = DEFAULT_BUF_SIZE,
+                   args: Sequence[int] = ()) -> int:
     """How many bytes to read at the exit: 0 after a failure."""
     if ret < data.min_ret:
         return 0
     if data.size == "ret":
         return max(0, min(ret, buf_size))
+    if data.size == "arg":
+        n = args[data.size_arg] & 0xFFFF_FFFF if data.size_arg < len(args) else 0
+        return sized(n, data.unit, buf_size)
     if data.size == "dirents":
         return ret if ret <= DIRENTS_MAX else 0
     return int(data.size)
 
 
 def exit_value(data: ExitData, read: bytes | None, ret: int,
-               buf_size: int = DEFAULT_BUF_SIZE) -> bytes:
+               buf_size: int = DEFAULT_BUF_SIZE, args: Sequence[int] = ()) -> bytes:
     """What usertrace records of what was read at a call's exit (:func:`exit_read_size`
     bytes, None when unreadable): the bytes, a fixed-size object whole or nothing, or the
     number of directory entries (:func:`count_value`)."""
-    size = exit_read_size(data, ret, buf_size)
+    size = exit_read_size(data, ret, buf_size, args)
     if data.size == "dirents" and ret == 0:
         return count_value(0)               # the end of the directory
     if read is None or not size:
         return b""
-    if data.size == "ret":
+    if data.size in ("ret", "arg"):
         return bytes(read[:size])
     if len(read) < size:
         return b""
@@ -474,7 +496,8 @@ def encode_enter(event_id: int, pid: int, nr: int, args: Sequence[int], nargs: i
         elif data.fixed:                 # a structure, whole or nothing
             values.append(bytes(r) if r is not None and len(r) == data.fixed else b"")
         elif data.size_arg is not None:  # a buffer, or a sized string (printed as a string)
-            values.append(array_value(r, args[data.size_arg] & 0xFFFF_FFFF_FFFF_FFFF, buf_size))
+            n = sized(args[data.size_arg], data.unit, buf_size)
+            values.append(array_value(r, n, n))
         else:
             values.append(string_value(r, buf_size))
     head = ev.enter_struct(nargs).pack(event_id, flags, preempt_count, pid, nr, *args[:nargs])
@@ -483,9 +506,9 @@ def encode_enter(event_id: int, pid: int, nr: int, args: Sequence[int], nargs: i
 
 def encode_exit(event_id: int, pid: int, nr: int, ret: int, read: bytes | None,
                 data: ExitData, buf_size: int = DEFAULT_BUF_SIZE, flags: int = 0,
-                preempt_count: int = 0) -> bytes:
+                preempt_count: int = 0, args: Sequence[int] = ()) -> bytes:
     """The record of a sys_exit event with usertrace's exit data."""
-    value = exit_value(data, read, ret, buf_size)
+    value = exit_value(data, read, ret, buf_size, args)
     head = ev.EXIT_STRUCT.pack(event_id, flags, preempt_count, pid, nr, ret)
     return head + _data_locs(len(head), [value])
 
@@ -592,7 +615,8 @@ def render_enter(fmt: EventFormat, values: dict, name: str | None = None) -> str
             elif data is not None and data.fixed:
                 piece += _render_array(raw, data.fixed)
             elif data is not None and data.is_array:
-                count = values.get(args[data.size_arg].name, 0) if data.size_arg < len(args) else 0
+                count = (values.get(args[data.size_arg].name, 0) * data.unit
+                         if data.size_arg < len(args) else 0)
                 piece += _render_array(raw, count)
             else:
                 nul = raw.find(b"\0")
