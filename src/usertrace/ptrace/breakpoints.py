@@ -238,7 +238,7 @@ class Breakpoints(StopHandler):
         if not table:
             return None
         regs = self.regs.get(task.tid)
-        pc = (regs["ip"] - len(self.arch.breakpoint)) & MASK64
+        pc = (regs["ip"] - self._trap_len) & MASK64
         bp = table.bps.get(pc)
         if bp is None:
             return None
@@ -246,17 +246,10 @@ class Breakpoints(StopHandler):
         return table, regs, bp
 
     def on_trap(self, task: Task, ts: int) -> int:
-        # _trapped_at(), written out: this is the path of every hit
-        process = task.process
-        table = process.state.get(self) if process is not None else None
-        if not table:
-            return NOT_MINE
-        regs = self.regs.get(task.tid)
-        pc = (regs["ip"] - self._trap_len) & MASK64
-        bp = table.bps.get(pc)
-        if bp is None:
+        found = self._trapped_at(task)
+        if found is None:
             return NOT_MINE                   # the program's own trap: it gets its SIGTRAP
-        regs["ip"] = pc
+        table, regs, bp = found
         if bp.info is None:                   # the return trampoline
             self._returned(task, regs, ts)
             self.regs.set(task.tid, regs)
@@ -269,7 +262,7 @@ class Breakpoints(StopHandler):
         changes, writes = done
         for addr, data in writes:             # a push or a call: one word on the stack
             if len(data) != 8 or not poke_word(task.tid, addr, int.from_bytes(data, "little")):
-                process.poke(addr, data)
+                task.process.poke(addr, data)
         regs.update(changes)
         self.regs.set(task.tid, regs)
         return 0

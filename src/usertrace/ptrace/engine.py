@@ -71,7 +71,7 @@ _BASE_OPTIONS = (L.PTRACE_O_TRACESYSGOOD | L.PTRACE_O_TRACEEXEC)
 _FORK_OPTIONS = (L.PTRACE_O_TRACEFORK | L.PTRACE_O_TRACEVFORK | L.PTRACE_O_TRACECLONE)
 
 # The ptrace of every stop: compiled where it is built (libc.fast_ptrace).
-_fast_ptrace = _peek = L.fast_ptrace
+_fast_ptrace = L.fast_ptrace
 
 def _mask_of(numbers: Iterable[int] | None, max_nr: int) -> bytearray:
     mask = bytearray(max_nr + 1)
@@ -413,10 +413,10 @@ class Engine:
         idle = self._idle_req
         nr_prctl = self._nr_prctl
         SYSCALL = L.PTRACE_SYSCALL
-        CONT = L.PTRACE_CONT
         SIGTRAP = signal.SIGTRAP
         traps = bool(self._trap_handlers)
         trap = self._trap
+        resume_req = self._resume_req
         GSI = L.PTRACE_GET_SYSCALL_INFO
         WALL = L.WALL
         WALL_NOHANG = L.WALL | os.WNOHANG
@@ -498,8 +498,7 @@ class Engine:
                             cur = 0
                             continue
                     if hi == SIGTRAP and traps and not t.new_child:      # a breakpoint
-                        ptrace(SYSCALL if idle == SYSCALL or t.nr != -1 else CONT, tid, 0,
-                               trap(t, ts))
+                        ptrace(resume_req(t), tid, 0, trap(t, ts))
                         cur = 0
                         continue
                 stop = self._slow_stop(tid, status, ts, t, launching)
@@ -760,7 +759,7 @@ class Engine:
         self._coloc.seen(t.cpu, t.tid)
 
     def _orig_nr(self, tid: int) -> int:
-        nr = _peek(L.PTRACE_PEEKUSER, tid, self._nr_offset, 0)
+        nr = _fast_ptrace(L.PTRACE_PEEKUSER, tid, self._nr_offset, 0)
         return nr if 0 <= nr < (1 << 31) else -2
 
     def _event_msg(self, tid: int) -> int:

@@ -36,8 +36,10 @@ from .quote import HEX_ALL, HEX_NONE, quote, quote_bytes, quote_cstring
 from .xlat import Xlat, hex_text
 
 MASK64 = (1 << 64) - 1
-# An exit part that continues the argument before it (strace's `` => {...}``), not a new one.
+# An exit part that continues the argument before it (strace's `` => {...}``), not a new one;
+# the calls whose exit part may (the view leaves the comma after their entry to the exit).
 RESULT_GLUE = " => "
+GLUED_EXITS = frozenset({"clone3"})
 
 
 @dataclass
@@ -191,6 +193,12 @@ def mode_text(x: Xlat, mode: int) -> str:
     return (kind + "|" if kind else "") + special + _octal(mode & ~(fmt | 0o7000))
 
 
+def is_device(x: Xlat, mode: int) -> bool:
+    """A character or block device's mode (strace then shows its ``dev_t``)."""
+    kind = mode & x.value("file_type_mask", "S_IFMT")
+    return kind in (x.value("file_types", "S_IFCHR"), x.value("file_types", "S_IFBLK"))
+
+
 def dev_text(dev: int) -> str:
     """A ``dev_t`` as strace prints it: ``makedev(0x88, 0x1)``."""
     major = ((dev >> 8) & 0xFFF) | ((dev >> 32) & ~0xFFF)
@@ -198,31 +206,42 @@ def dev_text(dev: int) -> str:
     return f"makedev({hex_text(major)}, {hex_text(minor)})"
 
 
-def recorded_struct(size: int):
-    """A printer of a structure the records hold whole (``size`` bytes) from ``show(ctx,
-    call, raw)``: ``NULL`` for a NULL pointer, and the pointer where the record does not hold
-    it (not recorded, or cut) or ``show`` returns None."""
+def recorded(split: Callable[[object], object]):
+    """A printer of what the records hold of a pointer argument, from ``show(ctx, call, i,
+    value)`` where ``value = split(the recorded data)``: ``NULL`` for a NULL pointer, and the
+    pointer where nothing usable was recorded (``split`` gives None) or ``show`` gives None."""
     def wrap(show):
         def printer(ctx, call, i):
             if call.arg(i) == 0:
                 return "NULL"
-            raw = as_bytes(call.data(i))
-            text = show(ctx, call, raw) if len(raw) == size else None
+            value = split(call.data(i))
+            text = None if value is None else show(ctx, call, i, value)
             return hex_text(call.arg(i)) if text is None else text
         printer.__name__, printer.__doc__ = show.__name__, show.__doc__
         return printer
     return wrap
 
 
+def recorded_struct(size: int):
+    """:func:`recorded` for a structure the records hold whole, ``size`` bytes."""
+    def whole(data):
+        raw = as_bytes(data)
+        return raw if len(raw) == size else None
+    return recorded(whole)
+
+
+def _recorded_bytes(data) -> bytes | None:
+    return as_bytes(data) or None
+
+
 @recorded_struct(STAT_SIZE)
-def STAT(ctx, call, raw):       # noqa: N802
+def STAT(ctx, call, i, raw):     # noqa: N802
     """A ``struct stat`` the call filled, as strace abbreviates it: ``{st_mode=S_IFREG|0644,
     st_size=34675, ...}``, ``st_rdev=makedev(...)`` for a device."""
     x = ctx.x
     mode = int.from_bytes(raw[STAT_MODE:STAT_MODE + 4], "little")
     text = "{st_mode=" + mode_text(x, mode) + ", "
-    kind = mode & x.value("file_type_mask", "S_IFMT")
-    if kind in (x.value("file_types", "S_IFCHR"), x.value("file_types", "S_IFBLK")):
+    if is_device(x, mode):
         text += "st_rdev=" + dev_text(int.from_bytes(raw[STAT_RDEV:STAT_RDEV + 8], "little"))
     else:
         size = int.from_bytes(raw[STAT_SIZE_FIELD:STAT_SIZE_FIELD + 8], "little", signed=True)
@@ -230,16 +249,12 @@ def STAT(ctx, call, raw):       # noqa: N802
     return text + ", ...}"
 
 
-def SOCKADDR(ctx, call, i):     # noqa: N802
+@recorded(_recorded_bytes)
+def SOCKADDR(ctx, call, i, raw):    # noqa: N802
     """A socket address given to the call (its length is the next argument), as strace
     prints it: ``{sa_family=AF_INET, sin_port=htons(80), sin_addr=inet_addr("10.0.0.1")}``,
-    ``{sa_family=AF_UNIX, sun_path="/run/x"}``; its pointer for a family not decoded here,
-    or when it was not recorded."""
-    if call.arg(i) == 0:
-        return "NULL"
-    raw = as_bytes(call.data(i))
-    text = sockaddr_text(ctx.x, raw[:call.arg(i + 1) & 0xFFFF_FFFF]) if len(raw) >= 2 else None
-    return text if text is not None else hex_text(call.arg(i))
+    ``{sa_family=AF_UNIX, sun_path="/run/x"}``; its pointer for a family not decoded here."""
+    return sockaddr_text(ctx.x, raw[:call.arg(i + 1) & 0xFFFF_FFFF]) if len(raw) >= 2 else None
 
 
 def sockaddr_text(x: Xlat, raw: bytes) -> str | None:
@@ -285,7 +300,7 @@ def sigset_text(x: Xlat, mask: int, nbits: int = 64) -> str:
 
 
 @recorded_struct(SIGSET_SIZE)
-def SIGSET(ctx, call, raw):     # noqa: N802
+def SIGSET(ctx, call, i, raw):   # noqa: N802
     """A signal set given or filled (``rt_sigprocmask``): ``[CHLD]``; its pointer when the
     call's set size is not 8 (strace prints it only then too)."""
     if call.arg(3) != SIGSET_SIZE:
@@ -294,7 +309,7 @@ def SIGSET(ctx, call, raw):     # noqa: N802
 
 
 @recorded_struct(SIGACTION_SIZE)
-def SIGACTION(ctx, call, raw):  # noqa: N802
+def SIGACTION(ctx, call, i, raw):   # noqa: N802
     """A ``struct sigaction`` (``rt_sigaction``): ``{sa_handler=SIG_DFL, sa_mask=[],
     sa_flags=SA_RESTORER, sa_restorer=0x7f...}`` (``sa_restorer`` with SA_RESTORER only)."""
     if call.arg(3) != SIGSET_SIZE:
@@ -317,7 +332,7 @@ def _rlim64(v: int) -> str:
 
 
 @recorded_struct(RLIMIT64_SIZE)
-def RLIMIT64(ctx, call, raw):   # noqa: N802
+def RLIMIT64(ctx, call, i, raw):    # noqa: N802
     """A ``struct rlimit64`` (``prlimit64``): ``{rlim_cur=8192*1024, rlim_max=RLIM64_INFINITY}``,
     as strace prints it."""
     cur, top = int.from_bytes(raw[:8], "little"), int.from_bytes(raw[8:16], "little")
@@ -325,7 +340,7 @@ def RLIMIT64(ctx, call, raw):   # noqa: N802
 
 
 @recorded_struct(UTSNAME_SIZE)
-def UTSNAME(ctx, call, raw):    # noqa: N802
+def UTSNAME(ctx, call, i, raw):  # noqa: N802
     """``struct new_utsname`` (``uname``) as strace abbreviates it: ``{sysname="Linux",
     nodename="host", ...}``."""
     sysname, nodename = raw[:UTSNAME_FIELD], raw[UTSNAME_FIELD:2 * UTSNAME_FIELD]
@@ -333,12 +348,16 @@ def UTSNAME(ctx, call, raw):    # noqa: N802
             f"nodename={quote_cstring(nodename, None, ctx.opt.hex_mode)}, ...}}")
 
 
-def DIRENTS(ctx, call, i):      # noqa: N802
-    """``getdents64``'s buffer as strace abbreviates it: ``0x55... /* 25 entries */``."""
-    n = split_count(call.data(i))
-    if n is None:
-        return hex_text(call.arg(i))
-    return hex_text(call.arg(i)) + f" /* {n} {'entry' if n == 1 else 'entries'} */"
+def _counted(one: str, many: str):
+    """The printer of a pointer recorded with a count, as strace abbreviates it:
+    ``0x7ffd2c4e1a38 /* 35 vars */``, ``/* 1 var */``."""
+    @recorded(split_count)
+    def show(ctx, call, i, n):
+        return hex_text(call.arg(i)) + f" /* {n} {one if n == 1 else many} */"
+    return show
+
+
+DIRENTS = _counted("entry", "entries")      # getdents64's buffer: the entries it wrote
 
 
 def _pollfds(ctx, call, raw: bytes, revents: bool) -> str:
@@ -348,8 +367,8 @@ def _pollfds(ctx, call, raw: bytes, revents: bool) -> str:
     n = call.arg(1) & 0xFFFF_FFFF
     for k in range(min(n, len(raw) // POLLFD_SIZE)):
         fd = int.from_bytes(raw[8 * k:8 * k + 4], "little", signed=True)
-        events = int.from_bytes(raw[8 * k + (6 if revents else 4):8 * k + (8 if revents else 6)],
-                                "little")
+        at = 8 * k + (6 if revents else 4)              # revents or events, a short each
+        events = int.from_bytes(raw[at:at + 2], "little")
         if revents and not events:
             continue
         if len(shown) == ctx.opt.max_len:
@@ -386,7 +405,7 @@ def _poll_result(ctx, call) -> str:
 
 
 @recorded_struct(STATX_SIZE)
-def STATX(ctx, call, raw):      # noqa: N802
+def STATX(ctx, call, i, raw):    # noqa: N802
     """A ``struct statx`` the call filled, as strace abbreviates it: ``{stx_mask=...,
     stx_attributes=..., stx_mode=S_IFREG|0644, stx_size=34675, ...}``."""
     x = ctx.x
@@ -403,31 +422,16 @@ def SIG(ctx, call, i):          # noqa: N802
     return ctx.x.signal_text(_s32(call.arg(i)))
 
 
-def _cstring(ctx, call, i, max_len: int | None) -> str:
-    """A string argument: NULL, the recorded string (at most ``max_len`` bytes), or the
-    pointer when nothing was recorded."""
-    if call.arg(i) == 0:
-        return "NULL"
-    got = split_string(call.data(i))
-    if got is None:
-        return hex_text(call.arg(i))
-    raw, cut = got
-    return quote_cstring(raw, max_len, ctx.opt.hex_mode, cut)
-
-
-def PATH(ctx, call, i):         # noqa: N802
+@recorded(split_string)
+def PATH(ctx, call, i, got):    # noqa: N802
     """A path: never cut by -s (strace reads paths up to PATH_MAX)."""
-    return _cstring(ctx, call, i, None)
+    return quote_cstring(got[0], None, ctx.opt.hex_mode, got[1])
 
 
-def ARGV(ctx, call, i):         # noqa: N802
+@recorded(split_argv)
+def ARGV(ctx, call, i, got):    # noqa: N802
     """An argument vector (``execve``'s ``argv``): ``["ls", "-l"]``, each string cut at -s,
-    ``...`` after the strings when more followed; its pointer when it was not recorded."""
-    if call.arg(i) == 0:
-        return "NULL"
-    got = split_argv(call.data(i))
-    if got is None:
-        return hex_text(call.arg(i))
+    ``...`` after the strings when more followed."""
     items, more = got
     if len(items) > ctx.opt.max_len:          # strace shows at most -s strings
         items, more = items[:ctx.opt.max_len], True
@@ -435,20 +439,13 @@ def ARGV(ctx, call, i):         # noqa: N802
     return "[" + ", ".join(shown + (["..."] if more else [])) + "]"
 
 
-def ENVP(ctx, call, i):         # noqa: N802
-    """The environment of ``execve``: its pointer, and its number of strings when it was
-    recorded, as strace abbreviates it: ``0x7ffd2c4e1a38 /* 35 vars */``, ``/* 1 var */``."""
-    if call.arg(i) == 0:
-        return "NULL"
-    n = split_count(call.data(i))
-    if n is None:
-        return hex_text(call.arg(i))
-    return hex_text(call.arg(i)) + f" /* {n} {'var' if n == 1 else 'vars'} */"
+ENVP = _counted("var", "vars")              # execve's environment: its number of strings
 
 
-def STR(ctx, call, i):          # noqa: N802
+@recorded(split_string)
+def STR(ctx, call, i, got):     # noqa: N802
     """A NUL-terminated string, cut at -s."""
-    return _cstring(ctx, call, i, ctx.opt.max_len)
+    return quote_cstring(got[0], ctx.opt.max_len, ctx.opt.hex_mode, got[1])
 
 
 def OUT_PATH(ctx, call, i):     # noqa: N802
@@ -846,11 +843,9 @@ def _mknod(path_index: int):
     def decode(ctx, call):
         x = ctx.x
         mode = call.arg(path_index + 1) & 0xFFFF_FFFF
-        fmt = x.value("file_type_mask", "S_IFMT")
         args = [DIRFD(ctx, call, 0)] if path_index else []
         args += [PATH(ctx, call, path_index), mode_text(x, mode)]
-        chr_blk = (x.value("file_types", "S_IFCHR"), x.value("file_types", "S_IFBLK"))
-        if mode & fmt in chr_blk:
+        if is_device(x, mode):
             args.append(dev_text(call.arg(path_index + 2)))
         return args, []
     return decode

@@ -17,8 +17,8 @@ entry, the rest at the return (:mod:`.decoders`).  Process ends and signals prin
 ``+++ exited with 0 +++``, ``+++ killed by SIGKILL +++`` and ``--- SIGCHLD {...} ---``: live,
 when the tracer tells the view (:meth:`CallView.task_exit`, :meth:`CallView.signal`); from a
 recording, from its ``signal:signal_deliver`` and ``sched:sched_process_exit`` events
-(:meth:`CallView.made`, :meth:`CallView.delivered`, :meth:`CallView.ended`); an ``exit_group(N)`` prints its
-``+++ exited with N +++`` at once.  A recording does not say whether a core was dumped.
+(:meth:`CallView.made`, :meth:`CallView.delivered`, :meth:`CallView.ended`); an
+``exit_group(N)`` prints its ``+++ exited with N +++`` at once.  A recording does not say whether a core was dumped.
 
 Options are strace's: ``-s`` (:attr:`ViewOptions.max_len`), ``-x``/``-xx``, ``-y``, ``-t``,
 ``-tt``, ``-ttt``, ``-r``, ``-T``, ``-a`` (the column of ``=``), ``-z``/``-Z`` (only the
@@ -38,15 +38,11 @@ from ...sources.syscalls.table import SyscallTable
 from ...sources.syscalls.user_data import val_fields
 from ...sources.tasks.events import (CLONE_THREAD, NEW_TASK, PROCESS_EXIT, SIG_DFL, SIGKILL,
                                      SIGNAL_DELIVER, kills_by_default)
-from .decoders import (RESULT_GLUE, Call, Context, Options, decode_args, decode_exit,
-                       result_text)
+from .decoders import (GLUED_EXITS, RESULT_GLUE, Call, Context, Options, decode_args,
+                       decode_exit, result_text)
 from .fds import FdTables
 from .quote import HEX_NONE
 from .xlat import Xlat, hex_text
-
-# Calls whose exit part may continue their last entry argument (clone3's `` => {...}``):
-# the entry leaves the comma to the exit.
-GLUED_EXITS = frozenset({"clone3"})
 
 PID_AUTO, PID_PLAIN, PID_NONE = "auto", "plain", "none"
 TS_NONE, TS_TIME, TS_USEC, TS_EPOCH = 0, 1, 2, 3        # -t, -tt, -ttt
@@ -291,7 +287,8 @@ class CallView:
 
     def made(self, tid: int, child: int, clone_flags: int) -> None:
         """A recorded ``task:task_newtask``: ``child`` is a thread of ``tid``'s process when
-        the flags hold CLONE_THREAD (clone3's flags are in memory, not in its record)."""
+        the flags hold CLONE_THREAD (clone3's flags are in its struct, which only a recording
+        with strings holds; these are always there)."""
         self._clone_flags[child] = clone_flags
         self._task(child).group = (self._task(tid).group if clone_flags & CLONE_THREAD
                                    else child)

@@ -118,9 +118,7 @@ def _enter_reader(data: ud.UserData, start: int, size: int):
         i, n = idx[0], data.fixed
 
         def read(process, args):
-            raw = _read_bytes(process, args[i], n)
-            if len(raw) != n:
-                raw = b""
+            raw = ud.struct_value(_read_bytes(process, args[i], n), n)
             return (len(raw) << 16 | start,), raw
     elif data.size_arg is not None:             # a buffer (or a sized string) with its count
         i, j, unit = idx[0], data.size_arg, data.unit

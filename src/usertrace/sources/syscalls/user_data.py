@@ -36,14 +36,17 @@ The print fmt shows the pointer and then the data: ``filename: 0x%08lx \\"%s\\"`
 ``connect`` and ``bind``, recorded as the buffer of ``write`` is, ``min(addrlen, buffer
 size)`` bytes; the signal set of ``rt_sigprocmask``, the ``struct sigaction`` of
 ``rt_sigaction`` and the ``struct rlimit64`` of ``prlimit64``, whole (8, 32 and 16 bytes);
-the ``struct clone_args`` of ``clone3``, ``min(size, buffer size)`` bytes.  And (:data:`ARGV_DATA`) the argument vector of ``execve``
-and ``execveat`` (``argv``, an array of string pointers ending with NULL, which the kernel
-does not read) is recorded at the entry as one more ``__argv_val`` field, and the number of
-strings of ``envp`` as ``__envp_val`` (4 bytes, :data:`ENVP_DATA`); ``argv``: its strings, each as
-a string above (cut at the buffer size, NUL-terminated), at most *buffer size* of them (as
-strace's ``-s`` also counts the strings it shows) and at most 1024 bytes, then one byte:
-``\x04`` when they are all there, ``\x01`` when more followed.  Its print fmt shows it as a
-buffer (``argv: 0x%08lx (%s)``, ``__print_dynamic_array``), which trace-cmd reads.
+the ``struct clone_args`` of ``clone3``, ``min(size, buffer size)`` bytes; ``poll``'s
+array, up to *buffer size* elements (:func:`sized`).
+
+And (:data:`ARGV_DATA`) the argument vector of ``execve`` and ``execveat`` (``argv``, an
+array of string pointers ending with NULL, which the kernel does not read) is recorded at
+the entry as one more ``__argv_val`` field, and the number of strings of ``envp`` as
+``__envp_val`` (4 bytes, :data:`ENVP_DATA`).  ``argv``: its strings, each as a string
+above (cut at the buffer size, NUL-terminated), at most *buffer size* of them (as strace's
+``-s`` also counts the strings it shows) and at most 1024 bytes, then one byte: ``\x04``
+when they are all there, ``\x01`` when more followed.  Its print fmt shows it as a buffer
+(``argv: 0x%08lx (%s)``, ``__print_dynamic_array``), which trace-cmd reads.
 
 And (:data:`EXIT_DATA`): what a call *returns* in user
 memory (``read``'s buffer, ``readlink``'s path, ``pipe``'s two descriptors) is read at the
@@ -148,8 +151,9 @@ class ExitData:
     """What usertrace reads at a call's exit (not the kernel): argument ``arg`` (an index),
     ``size`` bytes of it: ``"ret"`` (the return value) or a fixed number, when the call
     returned at least ``min_ret``; ``"arg"``: ``args[size_arg]`` units of ``unit`` bytes
-    (:func:`sized`: ``poll``'s array again, for its ``revents``); ``"dirents"``: the ``ret`` bytes of ``linux_dirent64``
-    records that ``getdents64`` wrote, of which only their number is recorded."""
+    (:func:`sized`: ``poll``'s array again, for its ``revents``); ``"dirents"``: the ``ret``
+    bytes of ``linux_dirent64`` records that ``getdents64`` wrote, of which only their
+    number is recorded."""
 
     arg: int
     size: str | int = "ret"
@@ -168,8 +172,14 @@ SIGSET_SIZE = 8
 SIGACTION_SIZE = 32
 RLIMIT64_SIZE = 16              # struct rlimit64: rlim_cur, rlim_max (u64 each)
 UTSNAME_SIZE = 390              # struct new_utsname: six char[65]
+UTSNAME_FIELD = 65
 POLLFD_SIZE = 8                 # struct pollfd: fd (s32), events (s16), revents (s16)
 MAX_UNITS = 256                 # elements of an array of structures recorded at most
+DIRENTS_MAX = 1 << 16           # bytes of getdents64's buffer read to count its entries
+# struct statx (<linux/stat.h>, the same on every arch): 256 bytes; stx_mask u32 at 0,
+# stx_attributes u64 at 8, stx_mode u16 at 28, stx_size u64 at 40.
+STATX_SIZE = 256
+STATX_MASK, STATX_ATTRIBUTES, STATX_MODE, STATX_SIZE_FIELD = 0, 8, 28, 40
 
 
 def sized(count: int, unit: int, buf_size: int) -> int:
@@ -180,12 +190,7 @@ def sized(count: int, unit: int, buf_size: int) -> int:
     if unit == 1:
         return min(count, buf_size)
     return min(count, buf_size, MAX_UNITS) * unit
-UTSNAME_FIELD = 65
-DIRENTS_MAX = 1 << 16           # bytes of getdents64's buffer read to count its entries
-# struct statx (<linux/stat.h>, the same on every arch): 256 bytes; stx_mask u32 at 0,
-# stx_attributes u64 at 8, stx_mode u16 at 28, stx_size u64 at 40.
-STATX_SIZE = 256
-STATX_MASK, STATX_ATTRIBUTES, STATX_MODE, STATX_SIZE_FIELD = 0, 8, 28, 40
+
 
 EXIT_DATA: dict[str, ExitData] = {
     "read": ExitData(1), "pread64": ExitData(1), "recvfrom": ExitData(1),
@@ -394,6 +399,12 @@ def argv_value(items: Sequence[bytes | None], more: bool = False,
     return bytes(out + (ARGV_MORE if more else ARGV_END))
 
 
+def struct_value(raw: bytes | None, size: int) -> bytes:
+    """What usertrace records of a structure of ``size`` bytes that read ``raw``: all of it,
+    or nothing."""
+    return bytes(raw) if raw is not None and len(raw) == size else b""
+
+
 def count_value(n: int) -> bytes:
     """What usertrace records of a counted vector (``envp``) of ``n`` strings."""
     return int(n).to_bytes(4, "little")
@@ -461,18 +472,18 @@ def exit_value(data: ExitData, read: bytes | None, ret: int,
         return b""
     if data.size in ("ret", "arg"):
         return bytes(read[:size])
+    if data.size != "dirents":
+        return struct_value(read[:size], size)
     if len(read) < size:
         return b""
-    if data.size == "dirents":
-        n = pos = 0
-        while pos + 19 <= size:
-            reclen = int.from_bytes(read[pos + 16:pos + 18], "little")
-            if reclen < 19:
-                return b""                  # not what getdents64 writes
-            pos += reclen
-            n += 1
-        return count_value(n) if pos == size else b""
-    return bytes(read[:size])
+    n = pos = 0                             # linux_dirent64 records: d_reclen at 16
+    while pos + 19 <= size:
+        reclen = int.from_bytes(read[pos + 16:pos + 18], "little")
+        if reclen < 19:
+            return b""                      # not what getdents64 writes
+        pos += reclen
+        n += 1
+    return count_value(n) if pos == size else b""
 
 
 def encode_enter(event_id: int, pid: int, nr: int, args: Sequence[int], nargs: int,
@@ -493,8 +504,8 @@ def encode_enter(event_id: int, pid: int, nr: int, args: Sequence[int], nargs: i
             values.append(b"" if r is None else argv_value(r[0], r[1], buf_size))
         elif i in data.counts:
             values.append(b"" if r is None else count_value(r))
-        elif data.fixed:                 # a structure, whole or nothing
-            values.append(bytes(r) if r is not None and len(r) == data.fixed else b"")
+        elif data.fixed:
+            values.append(struct_value(r, data.fixed))
         elif data.size_arg is not None:  # a buffer, or a sized string (printed as a string)
             n = sized(args[data.size_arg], data.unit, buf_size)
             values.append(array_value(r, n, n))
@@ -600,8 +611,6 @@ def render_enter(fmt: EventFormat, values: dict, name: str | None = None) -> str
     vals = val_fields(fmt)
     args = [f for f in fmt.fields if f.name != ev.NR_FIELD.name and not f.is_dynamic]
     data = enter_data(name or event)
-    argv = ARGV_DATA.get(name or event)
-    envp = ENVP_DATA.get(name or event)
     if event == "openat" and vals:
         return _render_openat(args, values, vals)
     parts = []
@@ -610,7 +619,7 @@ def render_enter(fmt: EventFormat, values: dict, name: str | None = None) -> str
         piece = f"{f.name}: {v}" if v < 10 else f"{f.name}: 0x{v:x}"
         if f.name in vals:
             raw = as_bytes(values.get(vals[f.name]))
-            if i in (argv, envp):
+            if data is not None and (i in data.arrays or i in data.counts):
                 piece += _render_array(raw, len(raw))
             elif data is not None and data.fixed:
                 piece += _render_array(raw, data.fixed)
