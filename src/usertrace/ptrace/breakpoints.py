@@ -20,6 +20,18 @@ Which of these applies is the decision of an instruction analyzer given by the c
 (``analyze(code, address)``, ``emulate``, ``pre_xol``, ``post_xol``: the probe source passes
 ``usertrace.sources.probes.insn``), so that this module stays free of instruction tables.
 
+**Compiled hits.**  A hit as above costs some twenty microseconds of Python (registers as a
+dict, the callbacks, the emulation, the registers back).  Where the ``_ptrace`` extension is
+built, a breakpoint whose instruction the analyzer can hand over in compiled form
+(``compiled_emulation``: a nop, ``endbr64``, ``push``, ``mov %rsp,%rbp``, a relative jump or
+call) and whose callbacks all have one (an ``on_hit.compiled`` attribute: ``(specs,
+on_records)``, the records to make, and what to call with them) is served by
+``_ptrace.hit`` after its first hit (:meth:`Breakpoints.serve_trap`): registers read,
+records made, the instruction emulated, the registers written back and the task resumed in
+one call, then ``on_records(task, records, ts)`` while the task runs on.  The
+first hit of each breakpoint takes the Python path (which maps the out-of-line page where a
+callback asks for it), and so does any hit the compiled call declines.
+
 **Return probes** replace the return address on the stack at the function's entry with the
 address of a trampoline slot (a trap), keeping ``(return address, function, stack slot)`` on a
 stack per thread; the trap of the trampoline pops it, runs the return callbacks and sends the
@@ -43,7 +55,7 @@ from ..arch import Arch
 from .errors import TraceError
 from .handlers import StopHandler
 from .inject import Regs, TaskGone, run_syscall, single_step
-from .libc import poke_word
+from .libc import compiled_hit, poke_word
 from .task import Task
 
 NOT_MINE = -1
@@ -69,6 +81,7 @@ class Breakpoint:
     hits: list = field(default_factory=list)        # OnHit callbacks
     slot: int = 0                         # out-of-line slot, once made
     step: bool = False                    # single-step in the slot (needs a fixup after)
+    compiled: tuple | bool | None = None  # its compiled form (False: none; None: not tried)
 
 
 @dataclass
@@ -84,14 +97,17 @@ class _Table:
 
     def __init__(self):
         self.bps: dict[int, Breakpoint] = {}
+        self.fast: dict[int, tuple] = {}     # address -> compiled form (_ptrace.hit's sites)
         self.xol = 0                      # the out-of-line page, once mapped
         self.next_slot = 0
         self.trampoline = 0               # the return trampoline's slot
 
     def copy(self) -> "_Table":
         t = _Table()
-        t.bps = {a: Breakpoint(b.address, b.original, b.info, list(b.hits), b.slot, b.step)
+        t.bps = {a: Breakpoint(b.address, b.original, b.info, list(b.hits), b.slot, b.step,
+                               b.compiled)
                  for a, b in self.bps.items()}
+        t.fast = dict(self.fast)
         t.xol, t.next_slot, t.trampoline = self.xol, self.next_slot, self.trampoline
         return t
 
@@ -103,6 +119,10 @@ class Analyzer:
         raise NotImplementedError
 
     def emulate(self, info, regs: dict):
+        return None
+
+    def compiled_emulation(self, info, reg_index: dict[str, int]):
+        """``(kind, length, param)`` for ``_ptrace.hit``, or None (see the module)."""
         return None
 
     def pre_xol(self, plan, regs: dict, address: int, slot: int):
@@ -125,7 +145,10 @@ class Breakpoints(StopHandler):
         self._emulate = analyzer.emulate
         self._requeue = requeue               # a task's end seen here goes to the engine
         self._returns: dict[int, list[ReturnInstance]] = {}
-        self.hits = 0
+        self.served = 0                       # hits served by the compiled call
+        self._compiled_hit = compiled_hit()
+        self._reg_index = {name: i for i, name in enumerate(arch.kernel_regs)}
+        self._rbuf = bytearray(arch.regs_struct.size)
 
     # -- placing ----------------------------------------------------------------------------
     def _table(self, process) -> _Table:
@@ -142,6 +165,7 @@ class Breakpoints(StopHandler):
         bp = table.bps.get(address)
         if bp is not None:
             bp.hits.append(on_hit)
+            self._recompile(table, bp)
             return bp
         code = process.peek(address, 16)
         if code is None:
@@ -165,6 +189,7 @@ class Breakpoints(StopHandler):
             return
         if on_hit is not None and on_hit in bp.hits:
             bp.hits.remove(on_hit)
+        self._recompile(table, bp)
         if on_hit is None or not bp.hits:
             process.poke(address, bp.original)
             del table.bps[address]
@@ -175,6 +200,7 @@ class Breakpoints(StopHandler):
         table = process.state.get(self)
         if table is not None:
             table.bps.pop(address, None)
+            table.fast.pop(address, None)
 
     def map_xol_page(self, task: Task) -> None:
         """Map the out-of-line page now if it is not: where the kernel would step the
@@ -245,6 +271,56 @@ class Breakpoints(StopHandler):
         regs["ip"] = pc
         return table, regs, bp
 
+    # -- compiled hits ---------------------------------------------------------------------
+    def _compile(self, bp: Breakpoint) -> tuple | bool:
+        """``bp``'s site for ``_ptrace.hit``: ``(emulation, specs, calls)``, ``calls`` the
+        ``(on_records, number of specs)`` of each callback; False when it has none."""
+        if self._compiled_hit is None or bp.info is None or not bp.hits:
+            return False
+        emulation = self.analyzer.compiled_emulation(bp.info, self._reg_index)
+        if emulation is None:
+            return False
+        specs: list = []
+        calls = []
+        for hit in bp.hits:
+            form = getattr(hit, "compiled", None)
+            if form is None:
+                return False
+            some, on_records = form
+            specs += some
+            calls.append((on_records, len(some)))
+        return emulation, tuple(specs), tuple(calls)
+
+    def _recompile(self, table: _Table, bp: Breakpoint) -> None:
+        """The callbacks of ``bp`` changed: its next hit takes the Python path, and compiles
+        it anew."""
+        bp.compiled = None
+        table.fast.pop(bp.address, None)
+
+    def serve_trap(self, task: Task, ts: int, resume: int) -> bool:
+        """The hit served by ``_ptrace.hit``, the task resumed with ``resume`` before the
+        records are written (they are made); False when it declined (nothing changed)."""
+        process = task.process
+        table = process.state.get(self) if process is not None else None
+        if table is None or not table.fast:
+            return False
+        fd = process.mem_fd()
+        if fd < 0:
+            return False
+        got = self._compiled_hit(task.tid, self._rbuf, fd, table.fast, resume)
+        if got is None:
+            return False
+        self.served += 1
+        calls, records = got
+        if len(calls) == 1:
+            calls[0][0](task, records, ts)
+        else:
+            i = 0
+            for on_records, n in calls:
+                on_records(task, records[i:i + n], ts)
+                i += n
+        return True
+
     def on_trap(self, task: Task, ts: int) -> int:
         found = self._trapped_at(task)
         if found is None:
@@ -265,6 +341,10 @@ class Breakpoints(StopHandler):
                 task.process.poke(addr, data)
         regs.update(changes)
         self.regs.set(task.tid, regs)
+        if bp.compiled is None:               # served by _ptrace.hit from the next hit on
+            bp.compiled = self._compile(bp)
+            if bp.compiled:
+                table.fast[bp.address] = bp.compiled
         return 0
 
     def _displaced(self, task: Task, table: _Table, bp: Breakpoint, regs: dict) -> int:
@@ -352,6 +432,7 @@ class Breakpoints(StopHandler):
         table = process.state.get(self)
         if not table:
             return
+        table.fast.clear()
         for bp in table.bps.values():
             if bp.original:
                 process.poke(bp.address, bp.original)

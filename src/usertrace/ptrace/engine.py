@@ -416,6 +416,8 @@ class Engine:
         SIGTRAP = signal.SIGTRAP
         traps = bool(self._trap_handlers)
         trap = self._trap
+        serve_trap = self._trap_handlers[0].serve_trap if len(self._trap_handlers) == 1 \
+            else None
         resume_req = self._resume_req
         GSI = L.PTRACE_GET_SYSCALL_INFO
         WALL = L.WALL
@@ -498,7 +500,13 @@ class Engine:
                             cur = 0
                             continue
                     if hi == SIGTRAP and traps and not t.new_child:      # a breakpoint
-                        ptrace(resume_req(t), tid, 0, trap(t, ts))
+                        if t.countdown:
+                            t.countdown -= 1
+                        else:
+                            refresh(t)            # where it runs: co-location follows it
+                        req = resume_req(t)
+                        if serve_trap is None or not serve_trap(t, ts, req):
+                            ptrace(req, tid, 0, trap(t, ts))
                         cur = 0
                         continue
                 stop = self._slow_stop(tid, status, ts, t, launching)
@@ -572,10 +580,6 @@ class Engine:
     def _trap(self, t: Task, ts: int) -> int:
         """A SIGTRAP signal-delivery-stop: a breakpoint of a handler, or the program's own
         trap; the signal to deliver as the task resumes."""
-        if t.countdown:
-            t.countdown -= 1
-        else:
-            self._refresh(t)                  # where it runs: co-location follows it
         for h in self._trap_handlers:
             deliver = h.on_trap(t, ts)
             if deliver >= 0:

@@ -12,7 +12,9 @@ says what it needs:
 * :meth:`on_signal` (``wants_signals``): a signal is about to be delivered to a thread.
 * :meth:`on_trap`: a SIGTRAP that is not a syscall stop (a breakpoint); a handler returns
   -1 when it is not its own (the program gets its SIGTRAP), else the signal to deliver as
-  the task resumes (0: none).
+  the task resumes (0: none).  :meth:`serve_trap`, tried first when one handler wants
+  traps, may serve the stop whole, the task's resume included (the compiled hits of
+  :mod:`usertrace.ptrace.breakpoints`).
 """
 
 from __future__ import annotations
@@ -55,6 +57,11 @@ class StopHandler:
         """A SIGTRAP signal-delivery-stop: -1 when it is not this handler's breakpoint, else
         the signal to deliver when the task resumes (0: none)."""
         return -1
+
+    def serve_trap(self, task: Task, ts: int, resume: int) -> bool:
+        """A SIGTRAP signal-delivery-stop served whole, ending with ``ptrace(resume, tid, 0,
+        0)``: True when done; False (and nothing done) for :meth:`on_trap` to serve."""
+        return False
 
     def take_back_trap(self, task: Task) -> bool:
         """The engine lets go of ``task``, stopped with a SIGTRAP not yet handled: if it is

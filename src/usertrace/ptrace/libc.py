@@ -60,6 +60,15 @@ def _fast():
 fast_ptrace, fast_errno, FAST_PTRACE = _fast()
 
 
+def compiled_hit():
+    """The compiled breakpoint hit (``_ptrace.hit``, see usertrace.ptrace.breakpoints), or
+    None where ptrace goes through ctypes or the extension has none for this arch."""
+    if FAST_PTRACE != "compiled":
+        return None
+    from . import _ptrace
+    return getattr(_ptrace, "hit", None)
+
+
 def poke_word(tid: int, addr: int, word: int) -> bool:
     """Write the 8-byte ``word`` at ``addr`` in stopped tracee ``tid`` (PTRACE_POKEDATA: one
     system call, cheaper than a write through /proc/PID/mem); False when it failed."""

@@ -58,7 +58,7 @@ class Process:
     def read(self, addr: int, size: int) -> bytes | None:
         """Up to ``size`` bytes at ``addr`` (fewer where the readable memory ends), None
         when unreadable."""
-        fd = self._mem_fd if self._mem_fd >= 0 else self._mem()
+        fd = self._mem_fd if self._mem_fd >= 0 else self.mem_fd()
         if fd < 0:
             return _READER.read(self.pid, addr, size)
         try:
@@ -70,7 +70,7 @@ class Process:
         """A NUL-terminated string: (bytes, cut at max_len), None when unreadable or NULL."""
         if not addr:
             return None
-        fd = self._mem_fd if self._mem_fd >= 0 else self._mem()
+        fd = self._mem_fd if self._mem_fd >= 0 else self.mem_fd()
         if fd < 0:
             return _READER.read_string(self.pid, addr, max_len)
         try:
@@ -86,7 +86,7 @@ class Process:
 
     def peek(self, addr: int, size: int) -> bytes | None:
         """Exactly ``size`` bytes at ``addr`` through /proc/PID/mem (any protection), or None."""
-        fd = self._mem()
+        fd = self.mem_fd()
         if fd < 0:
             return None
         try:
@@ -98,7 +98,7 @@ class Process:
     def poke(self, addr: int, data: bytes) -> bool:
         """Write ``data`` at ``addr`` through /proc/PID/mem, as a debugger writes into text
         that is not writable; False when it could not be written whole."""
-        fd = self._mem()
+        fd = self.mem_fd()
         if fd < 0:
             return False
         try:
@@ -116,7 +116,8 @@ class Process:
         return [m for m in map(Mapping.parse, lines) if m is not None]
 
     # -- lifetime ---------------------------------------------------------------------------
-    def _mem(self) -> int:
+    def mem_fd(self) -> int:
+        """The descriptor of /proc/PID/mem, opened once; -1 where it cannot be."""
         if self._mem_fd < 0:
             try:
                 self._mem_fd = os.open(f"/proc/{self.pid}/mem", os.O_RDWR | os.O_CLOEXEC)

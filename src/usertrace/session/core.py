@@ -6,7 +6,7 @@ As in the kernel, one event occurrence goes to every consumer that listens: the 
 :meth:`Session.emit` with the event's state, its field values and its record bytes; the filter
 of the event runs first, then each consumer.  A source whose events need no values (no
 filter, only the trace buffer) may pack its records straight into the rings
-(:meth:`Session.packed_writers`).
+(:meth:`Session.packed_writers`), or write the records it made (:meth:`Session.record_writer`).
 """
 
 from __future__ import annotations
@@ -223,6 +223,16 @@ class Session:
                 return 1
             return [nothing] * self.cpus.nbuffers, lambda cpu, result: None
         return self.trace.packed_writers(st), self.trace.settle
+
+    def record_writer(self, state: EventState) -> Callable[[int, int, bytes], object] | None:
+        """``write(cpu, ts_ns, record)``: a record of ``state`` (bytes made by the source)
+        straight into the trace buffer, for an event without a filter; None when
+        :meth:`emit` must be called (a filter, a live stream, another thread emitting)."""
+        if state.filter is not None or self.stream is not None or self._lock is not None:
+            return None
+        if self.trace is None:
+            return lambda cpu, ts_ns, record: None
+        return self.trace.write
 
     def packed_tail_writers(self, st) -> tuple[list[Callable], Callable] | None:
         """:meth:`packed_writers` for records of a fixed part ``st`` and data of varying

@@ -246,12 +246,29 @@ def _process(run: _Run, code: tuple, buf: bytearray | None, dest: int) -> int:
 _UNSIGNED = {1: "B", 2: "H", 4: "I", 8: "Q"}
 
 
-def _compile_value(code: tuple, probe_offset: int):
-    """The argument ``code`` as a function ``(regs, read, bp_addr) -> int`` (the unsigned
-    value stored), for the shapes that need no string, array or ``$comm``: a load,
-    dereferences, a raw or memory store, a bitfield.  None for any other shape (the
-    interpreter, :func:`_process`, runs those).  The kernel's answers are kept: a
-    dereference or a read that faults stores 0, ``$stackN`` that faults is 0."""
+@dataclass(frozen=True)
+class ValueShape:
+    """An argument of a simple shape: ``base`` (``"reg"`` with ``param`` a register name,
+    ``"imm"``, ``"pc"``: the probed address plus ``param``, ``"stack"``: ``$stack<param>``),
+    then 8-byte dereferences at ``derefs`` offsets, then a ``mem_size``-byte read at
+    ``mem_offset`` (0: the value itself is stored), masked to ``size`` bytes, then a
+    bitfield ``(lshift, rshift, basesize)``.  What both of its runners compute: the Python
+    function of :func:`_value_function` and the compiled breakpoint hit
+    (``usertrace.ptrace._ptrace.hit``)."""
+
+    base: str
+    param: object
+    derefs: tuple[int, ...]
+    mem_size: int
+    mem_offset: int
+    size: int
+    bitfield: tuple[int, int, int] | None
+
+
+def _value_shape(code: tuple, probe_offset: int) -> ValueShape | None:
+    """The argument ``code`` as a :class:`ValueShape`, for the shapes that need no string,
+    array or ``$comm``: a load, dereferences, a raw or memory store, a bitfield.  None for
+    any other shape (the interpreter, :func:`_process`, runs those)."""
     load, rest = code[0], list(code[1:])
     derefs = []
     while rest and rest[0].op in (T.DEREF, T.UDEREF):
@@ -262,38 +279,56 @@ def _compile_value(code: tuple, probe_offset: int):
     bf = rest.pop(0) if rest and rest[0].op == T.MOD_BF else None
     if [i.op for i in rest] != [T.END]:
         return None
-    unpack = struct.Struct("<Q").unpack
     op, param = load.op, load.param
     if op == T.REG:
         if param not in T.X86_64_REGS:
             return None
-        first = lambda regs, read, bp: regs[param]  # noqa: E731
+        base = ("reg", param)
     elif op == T.STACKP:
-        first = lambda regs, read, bp: regs["sp"]  # noqa: E731
+        base = ("reg", "sp")
     elif op == T.RETVAL:
-        first = lambda regs, read, bp: regs["ax"]  # noqa: E731
+        base = ("reg", "ax")
     elif op == T.IMM:
-        imm = load.immediate
-        first = lambda regs, read, bp: imm  # noqa: E731
+        base = ("imm", load.immediate)
     elif op == T.FOFFS:
-        delta = load.immediate - probe_offset
-        first = lambda regs, read, bp: bp + delta  # noqa: E731
+        base = ("pc", load.immediate - probe_offset)
     elif op == T.STACK:
+        base = ("stack", param)
+    else:
+        return None
+    mem = store.op != T.ST_RAW
+    return ValueShape(base[0], base[1], tuple(derefs), store.size if mem else 0,
+                      store.offset if mem else 0, store.size,
+                      (bf.lshift, bf.rshift, bf.basesize) if bf is not None else None)
+
+
+def _value_function(shape: ValueShape):
+    """``shape`` as a function ``(regs, read, bp_addr) -> int`` (the unsigned value stored).
+    The kernel's answers are kept: a dereference or a read that faults stores 0,
+    ``$stackN`` that faults is 0."""
+    unpack = struct.Struct("<Q").unpack
+    base, param = shape.base, shape.param
+    if base == "reg":
+        first = lambda regs, read, bp: regs[param]  # noqa: E731
+    elif base == "imm":
+        first = lambda regs, read, bp: param  # noqa: E731
+    elif base == "pc":
+        first = lambda regs, read, bp: bp + param  # noqa: E731
+    else:
         n8 = 8 * param
 
         def first(regs, read, bp):
             data = read((regs["sp"] + n8) & MASK64, 8)
             return unpack(data)[0] if data is not None and len(data) == 8 else 0
-    else:
-        return None
-    size = store.size
-    mask = (1 << 8 * size) - 1
-    mem = store.op != T.ST_RAW
-    offset = store.offset
-    code_size = _UNSIGNED[size]
+    derefs = shape.derefs
+    size = shape.mem_size
+    offset = shape.mem_offset
+    mask = (1 << 8 * shape.size) - 1
+    code_size = _UNSIGNED.get(size)
+    bf = shape.bitfield
     if bf is not None:
-        bmask = (1 << 8 * bf.basesize) - 1
-        lshift, rshift = bf.lshift, bf.rshift
+        lshift, rshift, basesize = bf
+        bmask = (1 << 8 * basesize) - 1
 
     def value(regs, read, bp):
         v = first(regs, read, bp) & MASK64
@@ -302,7 +337,7 @@ def _compile_value(code: tuple, probe_offset: int):
             if data is None or len(data) != 8:
                 return 0
             v = unpack(data)[0]
-        if mem:
+        if size:
             data = read((v + offset) & MASK64, size)
             if data is None or len(data) != size:
                 return 0
@@ -331,12 +366,34 @@ class FetchProgram:
         self.defn = d
         self.event_id = event_id
         self.esize = header_size(d.is_return)
-        values = [_compile_value(a.code, d.offset) for a in d.args]
+        self.shapes = [_value_shape(a.code, d.offset) for a in d.args]
         self._fast = None
-        if all(v is not None for v in values):
+        if all(v is not None for v in self.shapes):
+            values = [_value_function(v) for v in self.shapes]
             head = "<HBBiQQ" if d.is_return else "<HBBiQ"
             self._fast = (tuple(values), struct.Struct(
                 head + "".join(_UNSIGNED[a.type.size] for a in d.args)).pack)
+
+    def compiled_record(self, reg_index: Mapping[str, int], flags: int = 0,
+                        preempt_count: int = 0) -> tuple | None:
+        """The record of an entry hit as the compiled breakpoint hit makes it
+        (``usertrace.ptrace._ptrace.hit``): ``(event_id, flags, preempt_count, args)``, each
+        argument ``(size, base, param, derefs, mem_size, mem_offset, lshift, rshift,
+        basesize)`` with ``base`` 0 a register (``param`` its index in ``reg_index``), 1 an
+        immediate, 2 the probed address plus ``param``, 3 ``$stack<param>``.  None for a
+        return probe or an argument of another shape."""
+        if self.defn.is_return or self._fast is None:
+            return None
+        bases = {"reg": 0, "imm": 1, "pc": 2, "stack": 3}
+        args = []
+        for a, shape in zip(self.defn.args, self.shapes):
+            if shape.size != a.type.size:
+                return None
+            param = reg_index[shape.param] if shape.base == "reg" else shape.param
+            lshift, rshift, basesize = shape.bitfield or (0, 0, 0)
+            args.append((shape.size, bases[shape.base], param & MASK64, shape.derefs,
+                         shape.mem_size, shape.mem_offset & MASK64, lshift, rshift, basesize))
+        return (self.event_id, flags, preempt_count, tuple(args))
 
     def _run_fast(self, regs: dict, read: Reader, bp_addr: int, func, pid: int, flags: int,
                   preempt_count: int) -> bytes:

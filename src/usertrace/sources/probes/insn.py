@@ -367,6 +367,27 @@ def emulate(info: InsnInfo, regs: dict) -> tuple[dict, list[tuple[int, bytes]]] 
     return None
 
 
+# The kinds of the compiled breakpoint hit (usertrace.ptrace._ptrace.hit), which runs these
+# as emulate() does; jcc and the stack arithmetic (flags to compute) stay with emulate().
+_COMPILED = {"nop": 1, "endbr": 1, "jmp": 2, "call": 3, "push": 4, "mov_rsp_rbp": 5}
+
+
+def compiled_emulation(info: InsnInfo, reg_index) -> tuple[int, int, int] | None:
+    """``(kind, length, param)`` for the compiled breakpoint hit: ``param`` the branch
+    offset of a jump or call, the pushed register's index in ``reg_index`` for a push; None
+    where only :func:`emulate` runs the instruction (or nothing does)."""
+    kind = _COMPILED.get(info.emulation)
+    if kind is None:
+        return None
+    if kind in (2, 3):
+        param = info.branch_offset
+    elif kind == 4:
+        param = reg_index[info.push_reg]
+    else:
+        param = 0
+    return kind, info.length, param & MASK64
+
+
 def pre_xol(plan: XolPlan, regs: dict, address: int, xol_address: int
             ) -> tuple[dict, int | None]:
     """Before the step: the registers to set (ip in the slot, the scratch register holding
@@ -400,5 +421,6 @@ class InsnAnalyzer(Analyzer):
 
     analyze = staticmethod(analyze)
     emulate = staticmethod(emulate)
+    compiled_emulation = staticmethod(compiled_emulation)
     pre_xol = staticmethod(pre_xol)
     post_xol = staticmethod(post_xol)

@@ -46,7 +46,7 @@ from ...ptrace.handlers import EXIT
 from ..base import Source
 from ..user_events.parse import UserEventError
 from .errors import ProbeError
-from .events import RECORD_FLAGS, RECORD_PREEMPT_COUNT, probe_format
+from .events import RECORD_FLAGS, RECORD_PREEMPT_COUNT, decode, probe_format
 from .fetch import FetchProgram
 from .manage import ProbeStore, apply_commands
 from .parse import ParseContext, ProbeDefinition, parse_command
@@ -68,6 +68,7 @@ class _Probe:
     values: bool                          # decode the record (a filter or a stream reads it)
     hits: int = 0
     record: Callable | None = None        # the record alone (FetchProgram.record_function)
+    write: Callable | None = None         # straight to the trace buffer (Session.record_writer)
 
     def __post_init__(self):
         self.record = self.program.record_function(RECORD_FLAGS, RECORD_PREEMPT_COUNT)
@@ -252,6 +253,18 @@ class ProbeStops(Breakpoints):
                     for p in returns:
                         fire(p, task, regs, ts, ip, ip)
                 hijack(task, regs, ip, returned)
+
+        # Entry probes whose arguments all have simple shapes: the compiled hit makes their
+        # records (the breakpoints' "compiled hits"), these are what it then calls.
+        specs = tuple(p.program.compiled_record(self._reg_index, RECORD_FLAGS,
+                                                RECORD_PREEMPT_COUNT) for p in entries)
+        if entries and not returns and all(specs):
+            emit_record = self.source.emit_record
+
+            def on_records(task, records, ts):
+                for p, record in zip(entries, records):
+                    emit_record(p, task, record, ts)
+            hit.compiled = (specs, on_records)
         return hit
 
 
@@ -380,7 +393,8 @@ class ProbeSource(Source):
             if f is None:
                 continue
             probe = _Probe(d, state, FetchProgram(d, state.format.id),
-                           needs_values or state.filter is not None)
+                           needs_values or state.filter is not None,
+                           write=session.record_writer(state))
             self.probes.append(probe)
             site = f.sites.get(d.offset)
             if site is None:
@@ -424,6 +438,16 @@ class ProbeSource(Source):
         else:
             record = p.record(regs, task.process.peek, task.comm, bp_addr, func, task.tid)
             values = None
+        if self.session.emit(p.state, values, ts, task.cpu, task.comm, record):
+            p.hits += 1
+
+    def emit_record(self, p: _Probe, task, record: bytes, ts: int) -> None:
+        """A record made by the compiled hit (an entry probe of simple arguments)."""
+        if p.write is not None:
+            p.write(task.cpu, ts, record)
+            p.hits += 1
+            return
+        values = decode(p.definition, record) if p.values else None
         if self.session.emit(p.state, values, ts, task.cpu, task.comm, record):
             p.hits += 1
 
