@@ -20,10 +20,11 @@ rounds; the cost per hit is the median of ((t_N - t_0) - (untraced_N - untraced_
 Then "not hit": usertrace with its probe on a function the loop never calls, against the
 program untraced, with M calls (the process must run at native speed).
 
-    python benchmarks/bench_probes.py [--rounds 5] [--calls 20000] [--pin]
+    python benchmarks/bench_probes.py [--rounds 5] [--calls 20000] [--pin] [--busy]
 
---pin runs everything (tracers and programs) on cpu 0.  The machine is shared: compare the
-columns of one run, not runs of different days.
+--pin runs everything (tracers and programs) on cpu 0; --busy keeps every cpu busy with a
+spinner at nice 19 meanwhile (benchmarks/_busy.py: idle cpus make wake-ups slow). The
+machine is shared: compare the columns of one run, not runs of different days.
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
+from _busy import busy_cpus  # noqa: E402
 from usertrace.events.registry import Consumer  # noqa: E402
 from usertrace.kernel.tracefs import (Instance, append_uprobe_event,  # noqa: E402
                                       why_no_uprobe_events)
@@ -200,7 +202,14 @@ def main() -> None:
     ap.add_argument("--cold-calls", type=int, default=20_000_000,
                     help="calls of the not-hit run")
     ap.add_argument("--pin", action="store_true", help="everything on cpu 0")
+    ap.add_argument("--busy", action="store_true",
+                    help="keep every cpu busy with a spinner at nice 19 (benchmarks/_busy.py)")
     args = ap.parse_args()
+    with busy_cpus(args.busy):
+        run(args)
+
+
+def run(args) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="bench-probes-"))
     (tmp / "session").mkdir(mode=0o700)
     work, ctracer = build(tmp)
@@ -235,7 +244,8 @@ def main() -> None:
     shutil.rmtree(tmp, ignore_errors=True)
 
     print(f"\nCost per hit, µs (median of {args.rounds} rounds; {n} hits per run"
-          f"{'; pinned to cpu 0' if args.pin else ''}; {time.strftime('%Y-%m-%d')})\n")
+          f"{'; pinned to cpu 0' if args.pin else ''}{'; cpus kept busy' if args.busy else ''}; "
+          f"{time.strftime('%Y-%m-%d')})\n")
     med = {k: statistics.median(v) for k, v in per_hit.items()}
     names = list(tools)
     print(f"{'':22s}" + "".join(f"{k:>12s}" for k in KINDS))

@@ -24,11 +24,14 @@ the overhead per traced syscall ((t - untraced) / calls) and the ratios to strac
 usertrace runs are timed from launch() to the end of run() inside this process (no Python
 start-up); the others from spawn to exit.
 
-    python benchmarks/bench_syscalls.py [--rounds 5] [--scale 1.0] [--pin]
+    python benchmarks/bench_syscalls.py [--rounds 5] [--scale 1.0] [--pin] [--busy]
 
 It also prints the load average before and after: the machine may be shared.
 
 --pin runs everything under taskset -c 0 (tracers and programs on one CPU), for reference.
+--busy keeps every cpu busy with a spinner at nice 19 meanwhile (benchmarks/_busy.py): waking
+a task on an idle cpu of these machines can cost 100 µs, on a busy one a few, and strace pays
+one wake-up per stop; run both ways to see both states of the machine.
 """
 
 from __future__ import annotations
@@ -47,6 +50,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
 
+from _busy import busy_cpus  # noqa: E402
 from usertrace.ptrace import ENTER, Engine  # noqa: E402
 from usertrace.sources.syscalls.events import build_events, encode_enter, encode_exit  # noqa: E402
 from usertrace.sources.syscalls.stops import SyscallStops  # noqa: E402
@@ -159,7 +163,14 @@ def main() -> int:
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--scale", type=float, default=1.0, help="multiply the iteration counts")
     ap.add_argument("--pin", action="store_true", help="run everything on CPU 0")
+    ap.add_argument("--busy", action="store_true",
+                    help="keep every cpu busy with a spinner at nice 19 (benchmarks/_busy.py)")
     args = ap.parse_args()
+    with busy_cpus(args.busy):
+        return run(args)
+
+
+def run(args) -> int:
     if args.pin:
         os.sched_setaffinity(0, {0})
     strace = shutil.which("strace")
@@ -204,7 +215,8 @@ def main() -> int:
             med_cpu = {k: statistics.median(v) for k, v in cpu.items()}
             base = med["untraced"]
             print(f"\n{name}: {n} iterations, {calls} syscalls, median of {args.rounds} rounds"
-                  + (" (pinned to CPU 0)" if args.pin else ""))
+                  + (" (pinned to CPU 0)" if args.pin else "")
+                  + (" (cpus kept busy)" if args.busy else ""))
             print(f"  {'variant':30s} {'time s':>9s} {'x untraced':>10s} {'us/syscall':>11s}"
                   f" {'cpu us/syscall':>15s}")
             for k, t in med.items():
