@@ -25,6 +25,16 @@
  *       back untouched with one record (bytes) per spec.  None, with nothing in the task
  *       changed, when the address is not in ``sites`` or a request failed: the caller then
  *       serves the hit itself (its Python path does the same, step by step).
+ *   stops(tasks, plan, out, held) -> list or None
+ *       Serve syscall stops until one needs Python (see usertrace.ptrace.engine, "compiled
+ *       stops", for the plan and what it does): waits for stops (the GIL released), and for
+ *       each syscall stop of a task of ``tasks`` whose event has a compiled record (or
+ *       none), makes the record, appends ``cpu, ts, record`` to ``out`` and resumes the
+ *       task as the engine's loop would.  Returns the stops it did not serve, as
+ *       ``[(tid, status, ts), ...]`` in the order they came, the first to be served next;
+ *       None when ``out`` holds ``plan``'s limit of records or a signal interrupted the
+ *       wait.  Raises ChildProcessError when no child is left; on an error of Python's,
+ *       the stops collected and not resumed are appended to ``held`` as ``(tid, status)``.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -35,6 +45,8 @@
 #include <string.h>
 #include <sys/syscall.h>
 #include <sys/user.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 static int last_errno;
@@ -305,6 +317,391 @@ out:
     PyBuffer_Release(&view);
     return result;
 }
+
+/* -- compiled syscall stops ----------------------------------------------------------------- */
+
+/* struct ptrace_syscall_info (<linux/ptrace.h>) */
+struct syscall_info {
+    uint8_t op;
+    uint8_t pad[3];
+    uint32_t arch;
+    uint64_t ip, sp;
+    union {
+        struct { uint64_t nr, args[6]; } entry;
+        struct { int64_t rval; uint8_t is_error; } exit;
+    };
+};
+#define OP_ENTRY 1
+#define OP_EXIT 2
+#define OP_SECCOMP 3
+#define GET_SYSCALL_INFO 0x420e
+#define SYSCALL_STOP (SIGTRAP | 0x80)
+#define SECCOMP_STOP (SIGTRAP | (7 << 8))          /* PTRACE_EVENT_SECCOMP */
+#define QUEUE 64
+/* record kinds of a plan's specs */
+enum { REC_PLAIN = 0, REC_STRING = 1, REC_BUFFER = 2 };
+
+static PyObject *s_countdown, *s_nr, *s_args, *s_cpu, *s_process, *s_mem_fd;
+
+static int64_t
+now_ns(void)
+{
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (int64_t)t.tv_sec * 1000000000 + t.tv_nsec;
+}
+
+static long
+attr_long(PyObject *o, PyObject *name, int *err)
+{
+    PyObject *v = PyObject_GetAttr(o, name);
+    if (v == NULL) {
+        *err = 1;
+        return 0;
+    }
+    long r = PyLong_AsLong(v);
+    Py_DECREF(v);
+    if (r == -1 && PyErr_Occurred())
+        *err = 1;
+    return r;
+}
+
+static int
+set_long(PyObject *o, PyObject *name, long value)
+{
+    PyObject *v = PyLong_FromLong(value);
+    if (v == NULL)
+        return -1;
+    int r = PyObject_SetAttr(o, name, v);
+    Py_DECREF(v);
+    return r;
+}
+
+/* up to n bytes at addr, as usertrace.sources.syscalls.source._read_bytes reads them */
+static Py_ssize_t
+read_bytes(int fd, uint64_t addr, char *buf, Py_ssize_t n)
+{
+    Py_ssize_t got = 0;
+    if (addr == 0 || n <= 0)
+        return 0;
+    while (got < n) {
+        uint64_t at = addr + (uint64_t)got;
+        if (at > (uint64_t)INT64_MAX)
+            break;
+        ssize_t r = pread(fd, buf + got, n - got, (off_t)at);
+        if (r <= 0)
+            break;
+        got += r;
+    }
+    return got;
+}
+
+/* A string as the kernel records it (user_data.string_value of Process.read_string with
+ * size + 1 bytes): unprintable bytes as '.', cut at size with "...", then a NUL; 0 bytes
+ * when it cannot be read.  buf holds size + 5 bytes. */
+static Py_ssize_t
+read_string(int fd, uint64_t addr, char *buf, Py_ssize_t size)
+{
+    if (addr == 0 || addr > (uint64_t)INT64_MAX)
+        return 0;
+    ssize_t n = pread(fd, buf, size + 1, (off_t)addr);
+    if (n <= 0)
+        return 0;
+    char *nul = memchr(buf, 0, n);
+    if (nul != NULL)
+        n = nul - buf;
+    for (ssize_t k = 0; k < n; k++) {
+        unsigned char c = (unsigned char)buf[k];
+        if (!((c >= 0x20 && c <= 0x7e) || c >= 0xa0))
+            buf[k] = '.';
+    }
+    if (n > size) {
+        memcpy(buf + size, "...", 3);
+        n = size + 3;
+    }
+    buf[n] = 0;
+    return n + 1;
+}
+
+/* The record of one stop: enter spec (id, nargs, kind, arg, count_arg, size), exit spec
+ * (id, kind, arg, min_ret, size).  NULL with an exception on a failure of Python's. */
+static PyObject *
+make_syscall_record(PyObject *spec, int enter, int32_t pid, int32_t nr, const uint64_t *args,
+                    int64_t ret, int fd, char *scratch)
+{
+    long id = (long)item_u64(spec, 0);
+    long nargs = enter ? (long)item_u64(spec, 1) : 0;
+    long kind = (long)item_u64(spec, enter ? 2 : 1);
+    Py_ssize_t head = enter ? 16 + 8 * nargs : 24, data = 0;
+    if (kind != REC_PLAIN) {
+        long i = (long)item_u64(spec, enter ? 3 : 2);
+        Py_ssize_t size = (Py_ssize_t)item_u64(spec, enter ? 5 : 4);
+        head += 4;
+        if (kind == REC_STRING)
+            data = read_string(fd, args[i], scratch, size);
+        else if (enter) {
+            uint64_t count = args[item_u64(spec, 4)];
+            data = read_bytes(fd, args[i], scratch, count < (uint64_t)size ? (Py_ssize_t)count : size);
+        } else {
+            int64_t min_ret = (int64_t)item_u64(spec, 3);
+            Py_ssize_t n = ret < min_ret || ret <= 0 ? 0 : (ret < size ? (Py_ssize_t)ret : size);
+            data = read_bytes(fd, args[i], scratch, n);
+        }
+    }
+    PyObject *rec = PyBytes_FromStringAndSize(NULL, head + data);
+    if (rec == NULL)
+        return NULL;
+    unsigned char *p = (unsigned char *)PyBytes_AS_STRING(rec);
+    uint16_t id16 = (uint16_t)id;
+    memset(p, 0, 16);
+    memcpy(p, &id16, 2);
+    memcpy(p + 4, &pid, 4);
+    memcpy(p + 8, &nr, 4);
+    if (enter)
+        memcpy(p + 16, args, 8 * nargs);
+    else
+        memcpy(p + 16, &ret, 8);
+    if (kind != REC_PLAIN) {
+        uint32_t loc = (uint32_t)(data << 16 | (head & 0xffff));
+        memcpy(p + head - 4, &loc, 4);
+        memcpy(p + head, scratch, data);
+    }
+    return rec;
+}
+
+struct stop { long tid; int status; int64_t ts; };
+
+/* cpu, ts, record onto out (the record's reference is taken); -1 on a failure */
+static int
+put_record(PyObject *out, long cpu, int64_t ts, PyObject *rec)
+{
+    PyObject *c = PyLong_FromLong(cpu), *t = PyLong_FromLongLong(ts);
+    int r = (c == NULL || t == NULL || PyList_Append(out, c) < 0 ||
+             PyList_Append(out, t) < 0 || PyList_Append(out, rec) < 0) ? -1 : 0;
+    Py_XDECREF(c);
+    Py_XDECREF(t);
+    Py_DECREF(rec);
+    return r;
+}
+
+static PyObject *
+unserved(struct stop *q, int from, int to)
+{
+    PyObject *list = PyList_New(0);
+    if (list == NULL)
+        return NULL;
+    for (int k = from; k < to; k++) {
+        PyObject *t = Py_BuildValue("(liL)", q[k].tid, q[k].status, (long long)q[k].ts);
+        if (t == NULL || PyList_Append(list, t) < 0) {
+            Py_XDECREF(t);
+            Py_DECREF(list);
+            return NULL;
+        }
+        Py_DECREF(t);
+    }
+    return list;
+}
+
+/* One stop: 1 served, 0 for Python, -1 a Python error. */
+static int
+serve_stop(struct stop *st, PyObject *tasks, PyObject *plan, PyObject *out, char *scratch)
+{
+    if ((st->status & 0xff) != 0x7f)
+        return 0;
+    int hi = st->status >> 8;
+    if (hi != SYSCALL_STOP && hi != SECCOMP_STOP)
+        return 0;
+    PyObject *key = PyLong_FromLong(st->tid);
+    if (key == NULL)
+        return -1;
+    PyObject *t = PyDict_GetItemWithError(tasks, key);          /* borrowed */
+    Py_DECREF(key);
+    if (t == NULL)
+        return PyErr_Occurred() ? -1 : 0;
+    PyObject *enter_specs = PyTuple_GET_ITEM(plan, 0), *exit_specs = PyTuple_GET_ITEM(plan, 1);
+    const char *after = PyBytes_AS_STRING(PyTuple_GET_ITEM(plan, 2));
+    long idle = (long)item_u64(plan, 3);
+    uint32_t native = (uint32_t)item_u64(plan, 4);
+    long nr_prctl = (long)item_u64(plan, 5);
+    Py_ssize_t maxnr = PyTuple_GET_SIZE(enter_specs);
+    struct syscall_info info;
+    if (syscall(SYS_ptrace, GET_SYSCALL_INFO, st->tid, sizeof info, &info) <= 0)
+        return 0;
+    int err = 0;
+    PyObject *spec, *rec;
+    long countdown, cpu;
+    if (info.op == OP_ENTRY || info.op == OP_SECCOMP) {
+        uint64_t nr = info.entry.nr;
+        if (info.arch != native || nr >= (uint64_t)maxnr)
+            return 0;
+        spec = PyTuple_GET_ITEM(enter_specs, nr);
+        if (spec == Py_False)
+            return 0;
+        countdown = attr_long(t, s_countdown, &err);
+        if (err)
+            return -1;
+        if (spec != Py_None && countdown == 0)
+            return 0;                           /* Python reads where it runs first */
+        PyObject *args = Py_BuildValue("(KKKKKK)", info.entry.args[0], info.entry.args[1],
+                                       info.entry.args[2], info.entry.args[3],
+                                       info.entry.args[4], info.entry.args[5]);
+        if (args == NULL)
+            return -1;
+        int r = PyObject_SetAttr(t, s_args, args);
+        Py_DECREF(args);
+        if (r < 0)
+            return -1;
+        if (spec != Py_None) {
+            int fd = -1;
+            if (item_u64(spec, 2) != REC_PLAIN) {
+                PyObject *proc = PyObject_GetAttr(t, s_process);
+                if (proc == NULL)
+                    return -1;
+                fd = proc == Py_None ? -1 : (int)attr_long(proc, s_mem_fd, &err);
+                Py_DECREF(proc);
+                if (err)
+                    return -1;
+                if (fd < 0)
+                    return 0;
+            }
+            cpu = attr_long(t, s_cpu, &err);
+            if (err || set_long(t, s_countdown, countdown - 1) < 0)
+                return -1;
+            rec = make_syscall_record(spec, 1, (int32_t)st->tid, (int32_t)nr, info.entry.args,
+                                      0, fd, scratch);
+            if (rec == NULL || put_record(out, cpu, st->ts, rec) < 0)
+                return -1;
+        }
+        long req = idle, tnr = -1;
+        if (idle == PTRACE_SYSCALL || after[nr]) {
+            req = PTRACE_SYSCALL;
+            tnr = (long)nr;
+        }
+        if (set_long(t, s_nr, tnr) < 0)
+            return -1;
+        syscall(SYS_ptrace, req, st->tid, 0, 0);
+    } else if (info.op == OP_EXIT) {
+        long nr = attr_long(t, s_nr, &err);
+        if (err)
+            return -1;
+        if (nr < 0 || nr >= maxnr || nr == nr_prctl)
+            return 0;
+        spec = PyTuple_GET_ITEM(exit_specs, nr);
+        if (spec == Py_False)
+            return 0;
+        if (spec != Py_None) {
+            countdown = attr_long(t, s_countdown, &err);
+            if (err)
+                return -1;
+            if (countdown == 0)
+                return 0;
+            uint64_t args[6] = {0};
+            int fd = -1;
+            if (item_u64(spec, 1) != REC_PLAIN) {
+                PyObject *targs = PyObject_GetAttr(t, s_args);
+                if (targs == NULL)
+                    return -1;
+                if (!PyTuple_Check(targs) || PyTuple_GET_SIZE(targs) < 6) {
+                    Py_DECREF(targs);
+                    return 0;
+                }
+                for (int k = 0; k < 6; k++)
+                    args[k] = item_u64(targs, k);
+                Py_DECREF(targs);
+                PyObject *proc = PyObject_GetAttr(t, s_process);
+                if (proc == NULL)
+                    return -1;
+                fd = proc == Py_None ? -1 : (int)attr_long(proc, s_mem_fd, &err);
+                Py_DECREF(proc);
+                if (err)
+                    return -1;
+                if (fd < 0)
+                    return 0;
+            }
+            cpu = attr_long(t, s_cpu, &err);
+            if (err || set_long(t, s_countdown, countdown - 1) < 0)
+                return -1;
+            rec = make_syscall_record(spec, 0, (int32_t)st->tid, (int32_t)nr, args,
+                                      info.exit.rval, fd, scratch);
+            if (rec == NULL || put_record(out, cpu, st->ts, rec) < 0)
+                return -1;
+        }
+        if (set_long(t, s_nr, -1) < 0)
+            return -1;
+        syscall(SYS_ptrace, idle, st->tid, 0, 0);
+    } else {
+        return 0;
+    }
+    return 1;
+}
+
+static PyObject *
+py_stops(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs != 4 || !PyDict_Check(args[0]) || !PyTuple_Check(args[1]) ||
+        !PyList_Check(args[2]) || !PyList_Check(args[3])) {
+        PyErr_SetString(PyExc_TypeError,
+                        "stops(tasks: dict, plan: tuple, out: list, held: list)");
+        return NULL;
+    }
+    PyObject *tasks = args[0], *plan = args[1], *out = args[2], *held = args[3];
+    Py_ssize_t limit = (Py_ssize_t)item_u64(plan, 6);
+    Py_ssize_t size = (Py_ssize_t)item_u64(plan, 7);
+    char *scratch = PyMem_Malloc(size + 8);
+    if (scratch == NULL)
+        return PyErr_NoMemory();
+    struct stop q[QUEUE];
+    PyObject *result = NULL;
+    for (;;) {
+        if (PyList_GET_SIZE(out) >= 3 * limit) {
+            result = Py_NewRef(Py_None);
+            break;
+        }
+        int n = 0, status = 0;
+        pid_t tid;
+        Py_BEGIN_ALLOW_THREADS
+        tid = waitpid(-1, &status, __WALL);
+        Py_END_ALLOW_THREADS
+        if (tid < 0) {
+            if (errno == EINTR)
+                result = Py_NewRef(Py_None);
+            else if (errno == ECHILD)
+                PyErr_SetNone(PyExc_ChildProcessError);
+            else
+                PyErr_SetFromErrno(PyExc_OSError);
+            break;
+        }
+        q[n++] = (struct stop){tid, status, now_ns()};
+        if (PyDict_GET_SIZE(tasks) > 1)          /* every stop already there gets its turn */
+            while (n < QUEUE && (tid = waitpid(-1, &status, __WALL | WNOHANG)) > 0)
+                q[n++] = (struct stop){tid, status, now_ns()};
+        int k = 0, r = 1;
+        for (; k < n; k++) {
+            r = serve_stop(&q[k], tasks, plan, out, scratch);
+            if (r != 1)
+                break;
+        }
+        if (r == 0) {
+            result = unserved(q, k, n);
+            break;
+        }
+        if (r < 0) {
+            /* a Python error: the stops not served (not resumed) go to held with it */
+            PyObject *type, *value, *tb;
+            PyErr_Fetch(&type, &value, &tb);
+            for (; k < n; k++) {
+                PyObject *h = Py_BuildValue("(ii)", (int)q[k].tid, q[k].status);
+                if (h != NULL)
+                    PyList_Append(held, h);
+                Py_XDECREF(h);
+            }
+            PyErr_Restore(type, value, tb);
+            break;
+        }
+    }
+    PyMem_Free(scratch);
+    return result;
+}
 #endif
 
 static PyMethodDef methods[] = {
@@ -315,6 +712,8 @@ static PyMethodDef methods[] = {
 #ifdef __x86_64__
     {"hit", (PyCFunction)(void (*)(void))py_hit, METH_FASTCALL,
      "hit(tid, regs, mem_fd, sites, resume) -> (calls, records) or None: a breakpoint hit served whole"},
+    {"stops", (PyCFunction)(void (*)(void))py_stops, METH_FASTCALL,
+     "stops(tasks, plan, out, held) -> stops not served, or None: syscall stops served in a loop"},
 #endif
     {NULL, NULL, 0, NULL},
 };
@@ -328,5 +727,14 @@ static struct PyModuleDef module = {
 PyMODINIT_FUNC
 PyInit__ptrace(void)
 {
+#ifdef __x86_64__
+    if (!(s_countdown = PyUnicode_InternFromString("countdown")) ||
+        !(s_nr = PyUnicode_InternFromString("nr")) ||
+        !(s_args = PyUnicode_InternFromString("args")) ||
+        !(s_cpu = PyUnicode_InternFromString("cpu")) ||
+        !(s_process = PyUnicode_InternFromString("process")) ||
+        !(s_mem_fd = PyUnicode_InternFromString("_mem_fd")))
+        return NULL;
+#endif
     return PyModule_Create(&module);
 }

@@ -35,6 +35,20 @@ read at a stop is where the task last ran.
 
 Speed: with ``follow_cpu`` (default) the tracer keeps itself on the CPU of the task it serves,
 as :mod:`usertrace.ptrace.placement` explains; never the tracee's affinity.
+
+**Compiled stops.**  Where the ``_ptrace`` extension is built, a handler may give the records
+of its syscall events in a form the extension makes (:attr:`StopHandler.compiled_syscalls`:
+a spec per syscall number), and the loop then hands the waiting to ``_ptrace.stops``: it
+waits, reads each syscall stop (``PTRACE_GET_SYSCALL_INFO``), makes the record, keeps
+``nr``/``args``/``countdown`` of the task as this loop does, resumes the task with the same
+request, and comes back with the records (written by the handler's ``write_records``) when it
+holds 256 of them, or with the first stop it does not serve: any stop but a syscall stop of
+a known task, a syscall whose event has no spec (or whose handler is not the compiling one),
+a task due for its cpu refresh, ``prctl``'s exit, a call of another arch, an exit whose entry
+was not seen.  Those take this loop as before, so the rules above stay written here once.
+The specs (``(event id, nargs, kind, arg, count arg, size)`` at the entry, ``(event id,
+kind, arg, min ret, size)`` at the exit; kind 0 plain, 1 a string, 2 a buffer) are made by
+:mod:`usertrace.sources.syscalls.source`.
 """
 
 from __future__ import annotations
@@ -63,6 +77,7 @@ from .status import ExitStatus
 from .task import Task
 
 PR_SET_NAME = 15
+STOPS_BATCH = 256          # records the compiled stop loop makes before it comes back
 STOP_SIGNALS = frozenset({signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU})
 
 _SYSCALL_STOP = signal.SIGTRAP | 0x80                                  # status >> 8
@@ -168,6 +183,7 @@ class Engine:
         self._stop_sig = 0
         self._interrupt = FirstInterrupt()             # the first SIGINT is the command's
         self._held: list[tuple[int, int]] = []       # stops collected, not resumed (an error)
+        self.compiled_records = 0                      # records made by the compiled stops
         self._pending: deque = deque()                 # stops collected, not served yet
         self._early: dict[int, tuple[int, int]] = {}   # first stops of children, parent unseen
         self._attached = False
@@ -213,6 +229,27 @@ class Engine:
         self._signal_handlers = [h for h in hs if h.wants_signals]
         self._enter_calls = _calls(hs, "enter_syscalls", max_nr)
         self._exit_calls = _calls(hs, "exit_syscalls", max_nr)
+        self._stops = L.compiled_stops() if not self._exact_cpu else None
+        self._compiling = [h for h in hs if h.compiled_syscalls is not None]
+
+    def _stops_plan(self) -> tuple | None:
+        """The plan of ``_ptrace.stops`` (see "compiled stops"), or None when nothing can
+        be served that way."""
+        if self._stops is None or len(self._compiling) != 1:
+            return None
+        h = self._compiling[0]
+        enter, exit_, _ = h.compiled_syscalls
+        mine = h.on_syscall
+
+        def column(calls, specs):
+            return tuple(None if c is None else specs.get(nr, False) if c is mine else False
+                         for nr, c in enumerate(calls))
+        after = bytearray(self._xmask)
+        after[self._nr_prctl] = 1
+        sizes = [spec[-1] for spec in list(enter.values()) + list(exit_.values())]
+        return (column(self._enter_calls, enter), column(self._exit_calls, exit_), bytes(after),
+                self._idle_req, self.arch.audit_arch, self._nr_prctl, STOPS_BATCH,
+                max(sizes, default=0))
 
     # -- starting ---------------------------------------------------------------------------
     def launch(self, argv: list[str], env=None, cwd: str | None = None,
@@ -426,6 +463,10 @@ class Engine:
         # Stops collected and not yet resumed: served in the order they came, so that every
         # task that is stopped gets its turn before a busy one is served again.
         pending = self._pending
+        plan = None if launching else self._stops_plan()
+        stops = self._stops
+        made: list = []                       # what the compiled stops made: cpu, ts, record
+        write_records = self._compiling[0].compiled_syscalls[2] if plan else None
         cur = 0           # the tid of a stop collected and not resumed yet
         status = 0
         try:
@@ -434,6 +475,22 @@ class Engine:
                     return
                 if pending:
                     tid, status, ts = pending.popleft()
+                elif plan is not None:
+                    try:
+                        got = stops(tasks, plan, made, self._held)
+                    except ChildProcessError:
+                        tasks.clear()
+                        hidden.clear()
+                        return
+                    finally:
+                        if made:
+                            self.compiled_records += len(made) // 3
+                            write_records(made)
+                            made.clear()
+                    if not got:
+                        continue
+                    tid, status, ts = got[0]
+                    pending.extend(got[1:])
                 else:
                     try:
                         tid, status = waitpid(-1, WALL)

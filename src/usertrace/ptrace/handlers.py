@@ -31,6 +31,11 @@ class StopHandler:
     exit_syscalls: frozenset[int] | set[int] | None = frozenset()
     wants_traps = False
     wants_signals = False
+    # ``(enter, exit, write_records)``: the records of some syscall stops in the form the
+    # engine's compiled stop loop makes them (see usertrace.ptrace.engine, "compiled stops"):
+    # ``enter``/``exit`` map a syscall number to its record's spec; ``write_records(out)``
+    # takes the ``cpu, ts, record`` triples made.  None: every stop goes to on_syscall.
+    compiled_syscalls: tuple | None = None
 
     def on_syscall(self, kind: int, task: Task, nr: int, args: tuple, ret: int, ts: int) -> None:
         """A syscall stop: ``kind`` ENTER or EXIT, ``args`` the six argument registers as

@@ -165,7 +165,7 @@ class _Slot:
     """One enabled syscall event, ready for the hot path."""
 
     __slots__ = ("state", "id", "nargs", "names", "event", "needs_values", "ustrings",
-                 "head", "reader", "codec")
+                 "head", "reader", "codec", "data", "size")
 
     def __init__(self, state: EventState, sc, is_enter: bool, needs_values: bool, size: int):
         fmt = state.format
@@ -183,6 +183,8 @@ class _Slot:
         self.head: struct.Struct | None = None
         self.reader = None
         self.codec: RecordCodec | None = None
+        self.data: ud.UserData | ud.ExitData | None = None     # what the reader reads
+        self.size = size
         vals = [f.name for f in fmt.fields if f.is_dynamic]
         if not vals:
             return
@@ -192,12 +194,14 @@ class _Slot:
                 return
             self.head = struct.Struct(f"<HBBii4x{self.nargs}Q{len(vals)}I")
             self.reader = _enter_reader(data, self.head.size, size)
+            self.data = data
         else:
             data = ud.exit_data(sc.name, len(sc.args))
             if data is None or vals != [ud.val_field_name(sc.args[data.arg][1])]:
                 return
             self.head = struct.Struct("<HBBii4xqI")
             self.reader = _exit_reader(data, self.head.size, size)
+            self.data = data
         self.codec = RecordCodec(fmt)
 
 
@@ -269,13 +273,50 @@ class SyscallSource(Source):
         if not enter and not exit_:
             return None
         callback = self.on_syscall
+        packed = None
         if self.stats is None and self.status is None:
             packed = self._packed_callback()
             if packed is not None:
                 callback = packed
         on_signal = self._on_signal if self.watchers else None
-        return SyscallStops(callback, enter, exit_, on_task=self.on_task, on_signal=on_signal,
-                            arch=self.arch)
+        stops = SyscallStops(callback, enter, exit_, on_task=self.on_task, on_signal=on_signal,
+                             arch=self.arch)
+        if packed is not None:                # the records go straight to the trace buffer
+            stops.compiled_syscalls = self._compiled()
+        return stops
+
+    def _compiled(self) -> tuple | None:
+        """The records the engine's compiled stop loop can make (``StopHandler.
+        compiled_syscalls``): those the packed callback writes with no reader, with a
+        string, or with a buffer sized by an argument (entry) or by the result (exit); the
+        same bytes as :meth:`_packed_callback` packs (``tests/e2e/test_syscall_compiled.py``
+        compares them)."""
+        enter, exit_ = {}, {}
+        for nr, slot in enumerate(self.enter):
+            if slot is None or slot.needs_values:
+                continue
+            d = slot.data
+            if slot.reader is None:
+                enter[nr] = (slot.id, slot.nargs, 0, 0, 0, 0)
+            elif d.arrays or d.counts or d.fixed or len(d.args) != 1:
+                continue
+            elif d.size_arg is None:
+                enter[nr] = (slot.id, slot.nargs, 1, d.args[0], 0, slot.size)
+            elif d.unit == 1:
+                enter[nr] = (slot.id, slot.nargs, 2, d.args[0], d.size_arg, slot.size)
+        for nr, slot in enumerate(self.exit):
+            if slot is None or slot.needs_values:
+                continue
+            d = slot.data
+            if slot.reader is None:
+                exit_[nr] = (slot.id, 0, 0, 0, 0)
+            elif d.size == "ret":
+                exit_[nr] = (slot.id, 2, d.arg, d.min_ret, slot.size)
+        some = next((s for s in self.enter + self.exit if s is not None), None)
+        write = self.session.records_writer(some.state) if some is not None else None
+        if write is None or not (enter or exit_):
+            return None
+        return enter, exit_, write
 
     def _packed_callback(self):
         """The engine's callback when records go straight to the trace buffer: the record

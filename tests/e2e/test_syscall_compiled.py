@@ -1,0 +1,106 @@
+"""The compiled stop loop (usertrace.ptrace._ptrace.stops): syscall records with no data, a
+string or a buffer made by the engine's C extension must be the Python path's, byte for
+byte, which the same run under USERTRACE_PURE_PYTHON=1 takes at every stop.
+
+The target, tests/targets/syscall_mix.c, makes such calls (strings cut at the string size,
+unprintable, NULL and unreadable; buffers larger than it, empty, unreadable; results that
+fail) from the main thread, three threads and a fork child."""
+
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+from usertrace.ptrace.libc import compiled_stops
+
+SRC = str(Path(__file__).resolve().parents[2] / "src")
+ROUNDS = 20
+SIZE = 16               # -s: strings and buffers recorded
+
+# Without address-space randomization, and with the same environment both ways
+# (USERTRACE_PURE_PYTHON 0 or 1), so that the program's pointers are the same.
+RUN = r"""
+import ctypes, json, sys
+ctypes.CDLL(None).personality(0x0040000)              # ADDR_NO_RANDOMIZE
+from usertrace.events.registry import Consumer
+from usertrace.session import Recorder
+out, session, size = sys.argv[1], sys.argv[2], int(sys.argv[3])
+rec = Recorder(None, consumers=Consumer.TRACE, session_dir=session, string_size=size)
+rec.record_to(out)
+status = rec.run(sys.argv[4:], handle_signals=False)
+print("RESULT " + json.dumps({"code": status.code,
+                              "compiled": rec.engine.compiled_records}), flush=True)
+"""
+
+
+# What differs from run to run whoever records: pids and thread ids, descriptors (threads
+# race for them), random bytes, and where the launcher kept the first exec's vectors; futex
+# calls are left out altogether.
+VARYING = {
+    "sys_enter_execve": ("argv", "envp", "filename"), "sys_exit_getppid": ("ret",),
+    "sys_exit_openat": ("ret",), "sys_exit_clone": ("ret",), "sys_exit_clone3": ("ret",),
+    "sys_exit_set_tid_address": ("ret",), "sys_exit_getrandom": ("__ubuf_val",),
+    "sys_exit_wait4": ("ret",), "sys_enter_wait4": ("upid",),
+}
+
+
+def record(prog, tmp_path, name, pure):
+    env = {**os.environ, "PYTHONPATH": SRC, "USERTRACE_PURE_PYTHON": "1" if pure else "0"}
+    out = tmp_path / f"{name}.dat"
+    r = subprocess.run([sys.executable, "-c", RUN, str(out), str(tmp_path / "session"),
+                        str(SIZE), str(prog), str(ROUNDS)],
+                       env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stderr
+    result = json.loads([l for l in r.stdout.splitlines() if l.startswith("RESULT ")][0][7:])
+    report = subprocess.run([sys.executable, "-m", "usertrace", "report", "-i", str(out),
+                             "--json"], env=env, capture_output=True, text=True, timeout=300)
+    assert report.returncode == 0, report.stderr
+    tasks: dict[int, list] = {}
+    for line in report.stdout.splitlines():
+        e = json.loads(line)
+        if not e["event"].startswith("sys_") or e["event"].endswith("_futex"):
+            continue                            # how often threads wait on each other varies
+        fields = {k: v for k, v in e["fields"].items() if k not in VARYING.get(e["event"], ())
+                  and k not in ("common_pid", "fd")}
+        tasks.setdefault(e["pid"], []).append((e["event"], json.dumps(fields, sort_keys=True)))
+    return result, tasks
+
+
+@pytest.fixture
+def prog():
+    from conftest import build_target
+    return build_target("syscall_mix")
+
+
+def test_compiled_stops_record_as_the_python_path(prog, tmp_path):
+    if compiled_stops() is None:
+        pytest.skip("the _ptrace extension is not built (no C compiler at install), or "
+                    "USERTRACE_PURE_PYTHON is set")
+    fast, fast_tasks = record(prog, tmp_path, "compiled", pure=False)
+    slow, slow_tasks = record(prog, tmp_path, "python", pure=True)
+    assert fast["code"] == slow["code"] == 0
+    assert slow["compiled"] == 0
+    total = sum(len(v) for v in fast_tasks.values())
+    assert fast["compiled"] > total * 0.8            # most records made by the C loop
+    assert len(fast_tasks) == len(slow_tasks) == 5   # main, three threads, the child
+    # task by task, each task's records in order (the tasks sorted by their records: the
+    # threads' are alike)
+    assert sorted(map(tuple, fast_tasks.values())) == sorted(map(tuple, slow_tasks.values()))
+    # what the data hold, from the compiled run
+    events = Counter(ev for seq in fast_tasks.values() for ev, _ in seq)
+    assert events["sys_enter_openat"] >= 5 * 4 * ROUNDS // 2
+    texts = [json.loads(f) for seq in fast_tasks.values() for ev, f in seq
+             if ev == "sys_enter_openat"]
+    names = Counter(f.get("__filename_val") for f in texts)
+    assert names["/nonexistent/a-p..."] > 0         # cut at 16 bytes with "..."
+    assert names["bad..\\xe9name"] > 0             # unprintable bytes as dots
+    assert names[""] == 2 * names["/dev/null"]      # NULL and unreadable: nothing
+    reads = [json.loads(f) for seq in fast_tasks.values() for ev, f in seq
+             if ev == "sys_exit_read"]
+    lengths = Counter(len(f.get("__buf_val") or []) for f in reads)
+    assert lengths[SIZE] >= 4 * ROUNDS and lengths[0] >= 8 * ROUNDS  # cut; the end, EBADF
+
