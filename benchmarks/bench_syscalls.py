@@ -18,6 +18,8 @@ Workloads (C, compiled here): ``getppid`` makes 200,000 getppid() calls; ``openr
     strace -f -s 128 -o FILE         strace with strings of 128 bytes, into a file
     strace -f                        strace -f -o /dev/null
     strace --seccomp-bpf openat      strace -f --seccomp-bpf -e trace=openat -o /dev/null
+    C tracer, one cpu                a minimal C tracer (two stops a call, nothing recorded)
+                                     with the program, both on one cpu: the floor
 
 in interleaved rounds (the machine is shared: compare within one run), and prints medians,
 the overhead per traced syscall ((t - untraced) / calls) and the ratios to strace.  The
@@ -83,6 +85,42 @@ int main(int argc, char **argv) {
 }
 
 
+# A minimal tracer: two stops per call (PTRACE_SYSCALL), PTRACE_GET_SYSCALL_INFO at each,
+# nothing recorded; the floor of any ptrace tracer that stops at entry and exit.
+CTRACER = r"""
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/ptrace.h>
+#include <sys/wait.h>
+#include <unistd.h>
+int main(int argc, char **argv) {
+    pid_t p = fork();
+    if (p == 0) {
+        ptrace(PTRACE_TRACEME, 0, 0, 0);
+        raise(SIGSTOP);
+        execv(argv[1], argv + 1);
+        _exit(127);
+    }
+    int st;
+    char info[88];
+    waitpid(p, &st, 0);
+    ptrace(PTRACE_SETOPTIONS, p, 0, PTRACE_O_TRACESYSGOOD | PTRACE_O_EXITKILL);
+    ptrace(PTRACE_SYSCALL, p, 0, 0);
+    while (waitpid(p, &st, __WALL) > 0) {
+        if (WIFEXITED(st) || WIFSIGNALED(st))
+            return WIFEXITED(st) ? WEXITSTATUS(st) : 1;
+        int sig = 0;
+        if (WSTOPSIG(st) == (SIGTRAP | 0x80))
+            ptrace(0x420e, p, sizeof info, info);          /* PTRACE_GET_SYSCALL_INFO */
+        else if (WSTOPSIG(st) != SIGTRAP)                   /* the exec's SIGTRAP: not sent on */
+            sig = WSTOPSIG(st);
+        ptrace(PTRACE_SYSCALL, p, 0, sig);
+    }
+    return 1;
+}"""
+
+
 def build(workdir: Path) -> dict[str, Path]:
     cc = shutil.which("cc") or shutil.which("gcc")
     if cc is None:
@@ -94,6 +132,10 @@ def build(workdir: Path) -> dict[str, Path]:
         exe = workdir / name
         subprocess.run([cc, "-O2", "-o", str(exe), str(c)], check=True)
         out[name] = exe
+    c = workdir / "ctracer.c"
+    c.write_text(CTRACER)
+    subprocess.run([cc, "-O2", "-o", str(workdir / "ctracer"), str(c)], check=True)
+    out["ctracer"] = workdir / "ctracer"
     return out
 
 
@@ -197,6 +239,10 @@ def run(args) -> int:
                 [*cli, "-e", "syscalls:sys_enter_*", "--", *argv])
             variants["usertrace record openat (CLI)"] = lambda: timed_spawn(
                 [*cli, "-e", "syscalls:sys_*_openat", "--", *argv])
+            # the floor: a C tracer, two stops a call, on the program's cpu (taskset)
+            cpu0 = str(min(os.sched_getaffinity(0)))
+            variants["C tracer, one cpu"] = lambda: timed_spawn(
+                ["taskset", "-c", cpu0, str(exes["ctracer"]), *argv])
             if strace:
                 variants["strace -f -s 128 -o FILE"] = lambda: timed_spawn(
                     [strace, "-f", "-s", "128", "-o", str(Path(tmp) / "s.out"), *argv])
@@ -232,7 +278,8 @@ def run(args) -> int:
                 for a, b in [("usertrace record (CLI)", "strace -f -s 128 -o FILE"),
                              ("usertrace record --no-strings", "strace -f"),
                              ("usertrace all", "strace -f"),
-                             ("usertrace record enters (CLI)", "usertrace record (CLI)")]:
+                             ("usertrace record enters (CLI)", "usertrace record (CLI)"),
+                             ("usertrace record (CLI)", "C tracer, one cpu")]:
                     print(f"    {a} / {b}: {ratio(a, b):.2f}; {cpu_ratio(a, b):.2f}")
                 # the same ratio round by round: how much the load moved it
                 per_round = sorted(

@@ -32,8 +32,8 @@
  *       none), makes the record, appends ``cpu, ts, record`` to ``out`` and resumes the
  *       task as the engine's loop would.  Returns the stops it did not serve, as
  *       ``[(tid, status, ts), ...]`` in the order they came, the first to be served next;
- *       None when ``out`` holds ``plan``'s limit of records or a signal interrupted the
- *       wait.  Raises ChildProcessError when no child is left; on an error of Python's,
+ *       None when ``out`` holds ``plan``'s limit of records, after as many stops, or when
+ *       a signal interrupted the wait.  Raises ChildProcessError when no child is left; on an error of Python's,
  *       the stops collected and not resumed are appended to ``held`` as ``(tid, status)``.
  */
 #define PY_SSIZE_T_CLEAN
@@ -652,8 +652,11 @@ py_stops(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return PyErr_NoMemory();
     struct stop q[QUEUE];
     PyObject *result = NULL;
+    Py_ssize_t served = 0;
     for (;;) {
-        if (PyList_GET_SIZE(out) >= 3 * limit) {
+        /* back to Python now and then even when the stops make no records: its signal
+         * handlers (Ctrl-C) run there */
+        if (PyList_GET_SIZE(out) >= 3 * limit || served >= limit) {
             result = Py_NewRef(Py_None);
             break;
         }
@@ -680,6 +683,7 @@ py_stops(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             r = serve_stop(&q[k], tasks, plan, out, scratch);
             if (r != 1)
                 break;
+            served++;
         }
         if (r == 0) {
             result = unserved(q, k, n);

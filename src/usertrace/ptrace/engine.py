@@ -42,7 +42,8 @@ a spec per syscall number), and the loop then hands the waiting to ``_ptrace.sto
 waits, reads each syscall stop (``PTRACE_GET_SYSCALL_INFO``), makes the record, keeps
 ``nr``/``args``/``countdown`` of the task as this loop does, resumes the task with the same
 request, and comes back with the records (written by the handler's ``write_records``) when it
-holds 256 of them, or with the first stop it does not serve: any stop but a syscall stop of
+holds 256 of them or served 256 stops (so that signal handlers run), or with the first stop
+it does not serve: any stop but a syscall stop of
 a known task, a syscall whose event has no spec (or whose handler is not the compiling one),
 a task due for its cpu refresh, ``prctl``'s exit, a call of another arch, an exit whose entry
 was not seen.  Those take this loop as before, so the rules above stay written here once.
@@ -77,7 +78,7 @@ from .status import ExitStatus
 from .task import Task
 
 PR_SET_NAME = 15
-STOPS_BATCH = 256          # records the compiled stop loop makes before it comes back
+STOPS_BATCH = 256          # records (or stops) the compiled stop loop serves before it comes back
 STOP_SIGNALS = frozenset({signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU})
 
 _SYSCALL_STOP = signal.SIGTRAP | 0x80                                  # status >> 8
