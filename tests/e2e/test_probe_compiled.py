@@ -8,23 +8,17 @@ is emulated (endbr64, nop, push %rbp, mov %rsp,%rbp, push %rbx, push %r12, jmp, 
 sum shows a wrong emulation."""
 
 import json
-import os
 import subprocess
-import sys
-from pathlib import Path
 
 import pytest
+from _paths import record_both_ways
 
 from usertrace.ptrace.libc import compiled_hit
 
-SRC = str(Path(__file__).resolve().parents[2] / "src")
 ROUNDS = 50
 
-# The program runs without address-space randomization (setarch -R), and with the same
-# environment both ways (USERTRACE_PURE_PYTHON 0 or 1), so that its addresses are the same.
 RUN = r"""
-import ctypes, json, sys
-ctypes.CDLL(None).personality(0x0040000)              # ADDR_NO_RANDOMIZE
+import json, sys
 from usertrace.events.registry import Consumer
 from usertrace.session import Recorder
 defs, out, session = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
@@ -53,25 +47,12 @@ def definitions(prog):
 
 
 def record(prog, tmp_path, name, pure):
-    env = {**os.environ, "PYTHONPATH": SRC}
-    env["USERTRACE_PURE_PYTHON"] = "1" if pure else "0"
     out = tmp_path / f"{name}.dat"
-    r = subprocess.run([sys.executable, "-c", RUN, json.dumps(definitions(prog)), str(out),
-                        str(tmp_path / "session"), str(prog), str(ROUNDS)],
-                       env=env, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr
-    lines = r.stdout.splitlines()
-    result = json.loads([l for l in lines if l.startswith("RESULT ")][0][7:])
+    result, lines, events = record_both_ways(
+        RUN, [json.dumps(definitions(prog)), out, tmp_path / "session", prog, ROUNDS], out, pure)
     total = [l for l in lines if l.startswith("SUM ")]
-    report = subprocess.run([sys.executable, "-m", "usertrace", "report", "-i", str(out),
-                             "--json"], env=env, capture_output=True, text=True, timeout=300)
-    assert report.returncode == 0, report.stderr
-    events = []
-    for line in report.stdout.splitlines():
-        e = json.loads(line)
-        events.append((e["event"], {k: v for k, v in e["fields"].items()
-                                    if k != "common_pid"}))
-    return result, total, events
+    return result, total, [(e["event"], {k: v for k, v in e["fields"].items()
+                                         if k != "common_pid"}) for e in events]
 
 
 @pytest.fixture

@@ -7,25 +7,18 @@ unprintable, NULL and unreadable; buffers larger than it, empty, unreadable; res
 fail) from the main thread, three threads and a fork child."""
 
 import json
-import os
-import subprocess
-import sys
 from collections import Counter
-from pathlib import Path
 
 import pytest
+from _paths import record_both_ways
 
 from usertrace.ptrace.libc import compiled_stops
 
-SRC = str(Path(__file__).resolve().parents[2] / "src")
 ROUNDS = 20
 SIZE = 16               # -s: strings and buffers recorded
 
-# Without address-space randomization, and with the same environment both ways
-# (USERTRACE_PURE_PYTHON 0 or 1), so that the program's pointers are the same.
 RUN = r"""
-import ctypes, json, sys
-ctypes.CDLL(None).personality(0x0040000)              # ADDR_NO_RANDOMIZE
+import json, sys
 from usertrace.events.registry import Consumer
 from usertrace.session import Recorder
 out, session, size = sys.argv[1], sys.argv[2], int(sys.argv[3])
@@ -49,19 +42,11 @@ VARYING = {
 
 
 def record(prog, tmp_path, name, pure):
-    env = {**os.environ, "PYTHONPATH": SRC, "USERTRACE_PURE_PYTHON": "1" if pure else "0"}
     out = tmp_path / f"{name}.dat"
-    r = subprocess.run([sys.executable, "-c", RUN, str(out), str(tmp_path / "session"),
-                        str(SIZE), str(prog), str(ROUNDS)],
-                       env=env, capture_output=True, text=True, timeout=300)
-    assert r.returncode == 0, r.stderr
-    result = json.loads([l for l in r.stdout.splitlines() if l.startswith("RESULT ")][0][7:])
-    report = subprocess.run([sys.executable, "-m", "usertrace", "report", "-i", str(out),
-                             "--json"], env=env, capture_output=True, text=True, timeout=300)
-    assert report.returncode == 0, report.stderr
+    result, _, events = record_both_ways(
+        RUN, [out, tmp_path / "session", SIZE, prog, ROUNDS], out, pure)
     tasks: dict[int, list] = {}
-    for line in report.stdout.splitlines():
-        e = json.loads(line)
+    for e in events:
         if not e["event"].startswith("sys_") or e["event"].endswith("_futex"):
             continue                            # how often threads wait on each other varies
         fields = {k: v for k, v in e["fields"].items() if k not in VARYING.get(e["event"], ())

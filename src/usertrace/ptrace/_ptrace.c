@@ -502,6 +502,35 @@ unserved(struct stop *q, int from, int to)
     return list;
 }
 
+/* The record of a stop of task t (spec as make_syscall_record takes it): the descriptor of
+ * its process's memory fetched when the record reads memory, its countdown taken down by
+ * one, the record put on out.  1 done, 0 for Python (no descriptor yet), -1 an error. */
+static int
+record_stop(PyObject *t, PyObject *spec, int enter, const struct stop *st, int32_t nr,
+            const uint64_t *args, int64_t ret, long countdown, PyObject *out, char *scratch)
+{
+    int err = 0, fd = -1;
+    if (item_u64(spec, enter ? 2 : 1) != REC_PLAIN) {
+        PyObject *proc = PyObject_GetAttr(t, s_process);
+        if (proc == NULL)
+            return -1;
+        fd = proc == Py_None ? -1 : (int)attr_long(proc, s_mem_fd, &err);
+        Py_DECREF(proc);
+        if (err)
+            return -1;
+        if (fd < 0)
+            return 0;
+    }
+    long cpu = attr_long(t, s_cpu, &err);
+    if (err || set_long(t, s_countdown, countdown - 1) < 0)
+        return -1;
+    PyObject *rec = make_syscall_record(spec, enter, (int32_t)st->tid, nr, args, ret, fd,
+                                        scratch);
+    if (rec == NULL || put_record(out, cpu, st->ts, rec) < 0)
+        return -1;
+    return 1;
+}
+
 /* One stop: 1 served, 0 for Python, -1 a Python error. */
 static int
 serve_stop(struct stop *st, PyObject *tasks, PyObject *plan, PyObject *out, char *scratch)
@@ -528,8 +557,8 @@ serve_stop(struct stop *st, PyObject *tasks, PyObject *plan, PyObject *out, char
     if (syscall(SYS_ptrace, GET_SYSCALL_INFO, st->tid, sizeof info, &info) <= 0)
         return 0;
     int err = 0;
-    PyObject *spec, *rec;
-    long countdown, cpu;
+    PyObject *spec;
+    long countdown;
     if (info.op == OP_ENTRY || info.op == OP_SECCOMP) {
         uint64_t nr = info.entry.nr;
         if (info.arch != native || nr >= (uint64_t)maxnr)
@@ -552,25 +581,10 @@ serve_stop(struct stop *st, PyObject *tasks, PyObject *plan, PyObject *out, char
         if (r < 0)
             return -1;
         if (spec != Py_None) {
-            int fd = -1;
-            if (item_u64(spec, 2) != REC_PLAIN) {
-                PyObject *proc = PyObject_GetAttr(t, s_process);
-                if (proc == NULL)
-                    return -1;
-                fd = proc == Py_None ? -1 : (int)attr_long(proc, s_mem_fd, &err);
-                Py_DECREF(proc);
-                if (err)
-                    return -1;
-                if (fd < 0)
-                    return 0;
-            }
-            cpu = attr_long(t, s_cpu, &err);
-            if (err || set_long(t, s_countdown, countdown - 1) < 0)
-                return -1;
-            rec = make_syscall_record(spec, 1, (int32_t)st->tid, (int32_t)nr, info.entry.args,
-                                      0, fd, scratch);
-            if (rec == NULL || put_record(out, cpu, st->ts, rec) < 0)
-                return -1;
+            int done = record_stop(t, spec, 1, st, (int32_t)nr, info.entry.args, 0, countdown,
+                                   out, scratch);
+            if (done != 1)
+                return done;
         }
         long req = idle, tnr = -1;
         if (idle == PTRACE_SYSCALL || after[nr]) {
@@ -595,36 +609,22 @@ serve_stop(struct stop *st, PyObject *tasks, PyObject *plan, PyObject *out, char
                 return -1;
             if (countdown == 0)
                 return 0;
-            uint64_t args[6] = {0};
-            int fd = -1;
+            uint64_t args[6] = {0};             /* those of the entry, for a buffer */
             if (item_u64(spec, 1) != REC_PLAIN) {
                 PyObject *targs = PyObject_GetAttr(t, s_args);
                 if (targs == NULL)
                     return -1;
-                if (!PyTuple_Check(targs) || PyTuple_GET_SIZE(targs) < 6) {
-                    Py_DECREF(targs);
-                    return 0;
-                }
-                for (int k = 0; k < 6; k++)
+                int whole = PyTuple_Check(targs) && PyTuple_GET_SIZE(targs) >= 6;
+                for (int k = 0; whole && k < 6; k++)
                     args[k] = item_u64(targs, k);
                 Py_DECREF(targs);
-                PyObject *proc = PyObject_GetAttr(t, s_process);
-                if (proc == NULL)
-                    return -1;
-                fd = proc == Py_None ? -1 : (int)attr_long(proc, s_mem_fd, &err);
-                Py_DECREF(proc);
-                if (err)
-                    return -1;
-                if (fd < 0)
+                if (!whole)
                     return 0;
             }
-            cpu = attr_long(t, s_cpu, &err);
-            if (err || set_long(t, s_countdown, countdown - 1) < 0)
-                return -1;
-            rec = make_syscall_record(spec, 0, (int32_t)st->tid, (int32_t)nr, args,
-                                      info.exit.rval, fd, scratch);
-            if (rec == NULL || put_record(out, cpu, st->ts, rec) < 0)
-                return -1;
+            int done = record_stop(t, spec, 0, st, (int32_t)nr, args, info.exit.rval,
+                                   countdown, out, scratch);
+            if (done != 1)
+                return done;
         }
         if (set_long(t, s_nr, -1) < 0)
             return -1;
