@@ -504,10 +504,12 @@ unserved(struct stop *q, int from, int to)
 
 /* The record of a stop of task t (spec as make_syscall_record takes it): the descriptor of
  * its process's memory fetched when the record reads memory, its countdown taken down by
- * one, the record put on out.  1 done, 0 for Python (no descriptor yet), -1 an error. */
+ * one or, at 0, refresh(t) called (the engine reads where the task runs), the record put on
+ * out.  1 done, 0 for Python (no descriptor yet), -1 an error. */
 static int
 record_stop(PyObject *t, PyObject *spec, int enter, const struct stop *st, int32_t nr,
-            const uint64_t *args, int64_t ret, long countdown, PyObject *out, char *scratch)
+            const uint64_t *args, int64_t ret, PyObject *refresh, PyObject *out,
+            char *scratch)
 {
     int err = 0, fd = -1;
     if (item_u64(spec, enter ? 2 : 1) != REC_PLAIN) {
@@ -521,8 +523,20 @@ record_stop(PyObject *t, PyObject *spec, int enter, const struct stop *st, int32
         if (fd < 0)
             return 0;
     }
+    long countdown = attr_long(t, s_countdown, &err);
+    if (err)
+        return -1;
+    if (countdown > 0) {
+        if (set_long(t, s_countdown, countdown - 1) < 0)
+            return -1;
+    } else {
+        PyObject *r = PyObject_CallOneArg(refresh, t);
+        if (r == NULL)
+            return -1;
+        Py_DECREF(r);
+    }
     long cpu = attr_long(t, s_cpu, &err);
-    if (err || set_long(t, s_countdown, countdown - 1) < 0)
+    if (err)
         return -1;
     PyObject *rec = make_syscall_record(spec, enter, (int32_t)st->tid, nr, args, ret, fd,
                                         scratch);
@@ -557,8 +571,7 @@ serve_stop(struct stop *st, PyObject *tasks, PyObject *plan, PyObject *out, char
     if (syscall(SYS_ptrace, GET_SYSCALL_INFO, st->tid, sizeof info, &info) <= 0)
         return 0;
     int err = 0;
-    PyObject *spec;
-    long countdown;
+    PyObject *spec, *refresh = PyTuple_GET_ITEM(plan, 8);
     if (info.op == OP_ENTRY || info.op == OP_SECCOMP) {
         uint64_t nr = info.entry.nr;
         if (info.arch != native || nr >= (uint64_t)maxnr)
@@ -566,11 +579,6 @@ serve_stop(struct stop *st, PyObject *tasks, PyObject *plan, PyObject *out, char
         spec = PyTuple_GET_ITEM(enter_specs, nr);
         if (spec == Py_False)
             return 0;
-        countdown = attr_long(t, s_countdown, &err);
-        if (err)
-            return -1;
-        if (spec != Py_None && countdown == 0)
-            return 0;                           /* Python reads where it runs first */
         PyObject *args = Py_BuildValue("(KKKKKK)", info.entry.args[0], info.entry.args[1],
                                        info.entry.args[2], info.entry.args[3],
                                        info.entry.args[4], info.entry.args[5]);
@@ -581,7 +589,7 @@ serve_stop(struct stop *st, PyObject *tasks, PyObject *plan, PyObject *out, char
         if (r < 0)
             return -1;
         if (spec != Py_None) {
-            int done = record_stop(t, spec, 1, st, (int32_t)nr, info.entry.args, 0, countdown,
+            int done = record_stop(t, spec, 1, st, (int32_t)nr, info.entry.args, 0, refresh,
                                    out, scratch);
             if (done != 1)
                 return done;
@@ -604,11 +612,6 @@ serve_stop(struct stop *st, PyObject *tasks, PyObject *plan, PyObject *out, char
         if (spec == Py_False)
             return 0;
         if (spec != Py_None) {
-            countdown = attr_long(t, s_countdown, &err);
-            if (err)
-                return -1;
-            if (countdown == 0)
-                return 0;
             uint64_t args[6] = {0};             /* those of the entry, for a buffer */
             if (item_u64(spec, 1) != REC_PLAIN) {
                 PyObject *targs = PyObject_GetAttr(t, s_args);
@@ -622,7 +625,7 @@ serve_stop(struct stop *st, PyObject *tasks, PyObject *plan, PyObject *out, char
                     return 0;
             }
             int done = record_stop(t, spec, 0, st, (int32_t)nr, args, info.exit.rval,
-                                   countdown, out, scratch);
+                                   refresh, out, scratch);
             if (done != 1)
                 return done;
         }

@@ -42,13 +42,14 @@ a spec per syscall number), and the loop then hands the waiting to ``_ptrace.sto
 waits, reads each syscall stop (``PTRACE_GET_SYSCALL_INFO``), makes the record, keeps
 ``nr``/``args``/``countdown`` of the task as this loop does, resumes the task with the same
 request, and comes back with the records (written by the handler's ``write_records``) when it
-holds 256 of them or served 256 stops (so that signal handlers run), or with the first stop
-it does not serve: any stop but a syscall stop of
-a known task, a syscall whose event has no spec (or whose handler is not the compiling one),
-a task due for its cpu refresh, ``prctl``'s exit, a call of another arch, an exit whose entry
-was not seen.  Those take this loop as before, so the rules above stay written here once.
+holds 256 of them or has served 256 stops (so that signal handlers run), or with the first
+stop it does not serve: any stop but a syscall stop of a known task, a syscall whose event
+has no spec (or whose handler is not the compiling one), ``prctl``'s exit, a call of another
+arch, an exit whose entry was not seen.  A task due for its cpu refresh is refreshed by a
+call of :meth:`_refresh`, as here.  Those take this
+loop as before, so the rules above stay written here once.
 The specs (``(event id, nargs, kind, arg, count arg, size)`` at the entry, ``(event id,
-kind, arg, min ret, size)`` at the exit; kind 0 plain, 1 a string, 2 a buffer) are made by
+kind, arg, min ret, size)`` at the exit; kinds ``handlers.REC_*``) are made by
 :mod:`usertrace.sources.syscalls.source`.
 """
 
@@ -185,6 +186,8 @@ class Engine:
         self._interrupt = FirstInterrupt()             # the first SIGINT is the command's
         self._held: list[tuple[int, int]] = []       # stops collected, not resumed (an error)
         self.compiled_records = 0                      # records made by the compiled stops
+        self._stops = None                             # _ptrace.stops, where it serves
+        self._compiling: list[StopHandler] = []        # the handler that gives its specs
         self._pending: deque = deque()                 # stops collected, not served yet
         self._early: dict[int, tuple[int, int]] = {}   # first stops of children, parent unseen
         self._attached = False
@@ -250,7 +253,7 @@ class Engine:
         sizes = [spec[-1] for spec in list(enter.values()) + list(exit_.values())]
         return (column(self._enter_calls, enter), column(self._exit_calls, exit_), bytes(after),
                 self._idle_req, self.arch.audit_arch, self._nr_prctl, STOPS_BATCH,
-                max(sizes, default=0))
+                max(sizes, default=0), self._refresh)
 
     # -- starting ---------------------------------------------------------------------------
     def launch(self, argv: list[str], env=None, cwd: str | None = None,

@@ -22,6 +22,9 @@ from __future__ import annotations
 from .task import Task
 
 ENTER, EXIT = 0, 1
+# The kinds of record of StopHandler.compiled_syscalls' specs (_ptrace.c's REC_*): no data,
+# a string, a buffer.
+REC_PLAIN, REC_STRING, REC_BUFFER = 0, 1, 2
 
 
 class StopHandler:

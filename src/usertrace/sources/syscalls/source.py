@@ -32,6 +32,7 @@ from ...events.format import EventFormat
 from ...events.records import RecordCodec
 from ...output.stats import SyscallStats
 from ...ptrace import ENTER, StopHandler
+from ...ptrace.handlers import REC_BUFFER, REC_PLAIN, REC_STRING
 from ..base import Source
 from . import user_data as ud
 from .events import (EXIT_STRUCT, SYSTEM, build_events, encode_enter, encode_exit, enter_struct,
@@ -297,21 +298,21 @@ class SyscallSource(Source):
                 continue
             d = slot.data
             if slot.reader is None:
-                enter[nr] = (slot.id, slot.nargs, 0, 0, 0, 0)
+                enter[nr] = (slot.id, slot.nargs, REC_PLAIN, 0, 0, 0)
             elif d.arrays or d.counts or d.fixed or len(d.args) != 1:
                 continue
             elif d.size_arg is None:
-                enter[nr] = (slot.id, slot.nargs, 1, d.args[0], 0, slot.size)
+                enter[nr] = (slot.id, slot.nargs, REC_STRING, d.args[0], 0, slot.size)
             elif d.unit == 1:
-                enter[nr] = (slot.id, slot.nargs, 2, d.args[0], d.size_arg, slot.size)
+                enter[nr] = (slot.id, slot.nargs, REC_BUFFER, d.args[0], d.size_arg, slot.size)
         for nr, slot in enumerate(self.exit):
             if slot is None or slot.needs_values:
                 continue
             d = slot.data
             if slot.reader is None:
-                exit_[nr] = (slot.id, 0, 0, 0, 0)
+                exit_[nr] = (slot.id, REC_PLAIN, 0, 0, 0)
             elif d.size == "ret":
-                exit_[nr] = (slot.id, 2, d.arg, d.min_ret, slot.size)
+                exit_[nr] = (slot.id, REC_BUFFER, d.arg, d.min_ret, slot.size)
         some = next((s for s in self.enter + self.exit if s is not None), None)
         write = self.session.records_writer(some.state) if some is not None else None
         if write is None or not (enter or exit_):
