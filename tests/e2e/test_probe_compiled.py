@@ -13,7 +13,7 @@ import subprocess
 import pytest
 from _paths import record_both_ways
 
-from usertrace.ptrace.libc import compiled_hit
+from usertrace.ptrace.libc import compiled
 
 ROUNDS = 50
 
@@ -62,7 +62,7 @@ def prog():
 
 
 def test_compiled_hits_record_and_run_as_the_python_path(prog, tmp_path):
-    if compiled_hit() is None:
+    if compiled("hit") is None:
         pytest.skip("the _ptrace extension is not built (no C compiler at install), or "
                     "USERTRACE_PURE_PYTHON is set")
     untraced = subprocess.run([str(prog), str(ROUNDS)], capture_output=True, text=True)

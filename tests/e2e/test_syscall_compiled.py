@@ -12,7 +12,7 @@ from collections import Counter
 import pytest
 from _paths import record_both_ways
 
-from usertrace.ptrace.libc import compiled_stops
+from usertrace.ptrace.libc import compiled
 
 ROUNDS = 20
 SIZE = 16               # -s: strings and buffers recorded
@@ -62,7 +62,7 @@ def prog():
 
 
 def test_compiled_stops_record_as_the_python_path(prog, tmp_path):
-    if compiled_stops() is None:
+    if compiled("stops") is None:
         pytest.skip("the _ptrace extension is not built (no C compiler at install), or "
                     "USERTRACE_PURE_PYTHON is set")
     fast, fast_tasks = record(prog, tmp_path, "compiled", pure=False)

@@ -186,41 +186,6 @@ class RingBuffer:
             raise RingBufferError(f"write() needs an int time stamp and a bytes-like payload: "
                                   f"{exc}") from None
 
-    def write_many(self, items: list, start: int = 0, step: int = 3) -> int:
-        """Append ``items[k + 1]`` (the time, ns) and ``items[k + 2]`` (the payload) for k
-        from ``start`` in steps of ``step`` while ``items[k]`` equals ``items[start]`` (the
-        engine's compiled stops give ``cpu, ts, record`` triples): the events of
-        :meth:`write`, one call for a run of them.  Returns where the run ended."""
-        end = len(items)
-        key = items[start]
-        k = start
-        small = self._small
-        pack = self._pack_u32
-        data_size = self._data_size
-        fast = self._fast
-        while k < end and items[k] == key:
-            ts_ns = items[k + 1]
-            payload = items[k + 2]
-            n = len(payload)
-            w = self._write
-            delta = ts_ns - self._last_ts
-            if fast and w and n <= MAX_SMALL_DATA and 0 <= delta <= TS_MASK \
-                    and type(payload) is bytes:
-                size = small[n]
-                if w + size <= data_size:
-                    pos = self._data_offset + w
-                    page = self._page
-                    pack(page, pos, delta << 5 | ((size >> 2) - 1))
-                    page[pos + 4:pos + 4 + n] = payload
-                    self._write = w + size
-                    self._last_ts = ts_ns
-                    self._cur_entries += 1
-                    k += step
-                    continue
-            self.write(ts_ns, payload)
-            k += step
-        return k
-
     def write_packed(self, ts_ns: int, st: struct.Struct, values: tuple) -> int:
         """Append the event ``st.pack(*values)`` without building its bytes.
 

@@ -126,15 +126,46 @@ enum { BASE_REG = 0, BASE_IMM = 1, BASE_PC = 2, BASE_STACK = 3 };
 #define REG_BP (offsetof(struct user_regs_struct, rbp) / 8)
 #define HEADER 16                 /* u16 id, u8 flags, u8 preempt count, s32 pid, u64 ip */
 
-/* n (<= 8) bytes at addr through the process's /proc/PID/mem, little-endian; 0 on a fault */
+/* Up to n bytes at addr through the process's /proc/PID/mem (fd), as
+ * usertrace.sources.syscalls.source._read_bytes reads them: fewer where the memory ends. */
+static Py_ssize_t
+read_bytes(int fd, uint64_t addr, char *buf, Py_ssize_t n)
+{
+    Py_ssize_t got = 0;
+    if (addr == 0 || n <= 0)
+        return 0;
+    while (got < n) {
+        uint64_t at = addr + (uint64_t)got;
+        if (at > (uint64_t)INT64_MAX)
+            break;
+        ssize_t r = pread(fd, buf + got, n - got, (off_t)at);
+        if (r <= 0)
+            break;
+        got += r;
+    }
+    return got;
+}
+
+/* n (<= 8) bytes at addr, little-endian, as Process.peek reads them: -1 unless all of them */
 static int
 read_word(int fd, uint64_t addr, Py_ssize_t n, uint64_t *out)
 {
     uint64_t v = 0;
-    if (fd < 0 || addr > (uint64_t)INT64_MAX || pread(fd, &v, n, (off_t)addr) != n)
+    if (read_bytes(fd, addr, (char *)&v, n) != n)
         return -1;
     *out = v;
     return 0;
+}
+
+/* The common fields of a trace event's record: u16 type, u8 flags, u8 preempt count, s32
+ * pid. */
+static void
+common_fields(unsigned char *p, uint16_t id, uint8_t flags, uint8_t preempt_count, int32_t pid)
+{
+    memcpy(p, &id, 2);
+    p[2] = flags;
+    p[3] = preempt_count;
+    memcpy(p + 4, &pid, 4);
 }
 
 static uint64_t
@@ -197,11 +228,8 @@ make_record(PyObject *spec, const uint64_t *r, uint64_t pc, int32_t pid, int fd)
     if (rec == NULL)
         return NULL;
     unsigned char *p = (unsigned char *)PyBytes_AS_STRING(rec);
-    uint16_t id = (uint16_t)item_u64(spec, 0);
-    memcpy(p, &id, 2);
-    p[2] = (unsigned char)item_u64(spec, 1);
-    p[3] = (unsigned char)item_u64(spec, 2);
-    memcpy(p + 4, &pid, 4);
+    common_fields(p, (uint16_t)item_u64(spec, 0), (uint8_t)item_u64(spec, 1),
+                  (uint8_t)item_u64(spec, 2), pid);
     memcpy(p + 8, &pc, 8);
     p += HEADER;
     for (Py_ssize_t i = 0; i < n; i++) {
@@ -226,6 +254,9 @@ py_hit(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     long fd = PyLong_AsLong(args[2]);
     if (fd == -1 && PyErr_Occurred())
+        return NULL;
+    long resume = PyLong_AsLong(args[4]);
+    if (resume == -1 && PyErr_Occurred())
         return NULL;
     Py_buffer view;
     if (PyObject_GetBuffer(args[1], &view, PyBUF_WRITABLE) < 0)
@@ -308,7 +339,6 @@ py_hit(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         result = Py_NewRef(Py_None);
         goto out;
     }
-    long resume = PyLong_AsLong(args[4]);
     if (resume > 0 && syscall(SYS_ptrace, resume, tid, 0, 0) != 0)
         last_errno = errno;
     result = PyTuple_Pack(2, PyTuple_GET_ITEM(site, 2), records);
@@ -377,25 +407,6 @@ set_long(PyObject *o, PyObject *name, long value)
     return r;
 }
 
-/* up to n bytes at addr, as usertrace.sources.syscalls.source._read_bytes reads them */
-static Py_ssize_t
-read_bytes(int fd, uint64_t addr, char *buf, Py_ssize_t n)
-{
-    Py_ssize_t got = 0;
-    if (addr == 0 || n <= 0)
-        return 0;
-    while (got < n) {
-        uint64_t at = addr + (uint64_t)got;
-        if (at > (uint64_t)INT64_MAX)
-            break;
-        ssize_t r = pread(fd, buf + got, n - got, (off_t)at);
-        if (r <= 0)
-            break;
-        got += r;
-    }
-    return got;
-}
-
 /* A string as the kernel records it (user_data.string_value of Process.read_string with
  * size + 1 bytes): unprintable bytes as '.', cut at size with "...", then a NUL; 0 bytes
  * when it cannot be read.  buf holds size + 5 bytes. */
@@ -452,10 +463,8 @@ make_syscall_record(PyObject *spec, int enter, int32_t pid, int32_t nr, const ui
     if (rec == NULL)
         return NULL;
     unsigned char *p = (unsigned char *)PyBytes_AS_STRING(rec);
-    uint16_t id16 = (uint16_t)id;
     memset(p, 0, 16);
-    memcpy(p, &id16, 2);
-    memcpy(p + 4, &pid, 4);
+    common_fields(p, (uint16_t)id, 0, 0, pid);
     memcpy(p + 8, &nr, 4);
     if (enter)
         memcpy(p + 16, args, 8 * nargs);
@@ -470,6 +479,16 @@ make_syscall_record(PyObject *spec, int enter, int32_t pid, int32_t nr, const ui
 }
 
 struct stop { long tid; int status; int64_t ts; };
+
+/* stops()'s plan, read once per call (see usertrace.ptrace.engine._stops_plan) */
+struct plan {
+    PyObject *enter, *exit;         /* per syscall number: a spec, None (no event), False */
+    const char *after;              /* per number: stop at its exit */
+    long idle, nr_prctl;
+    uint32_t native;                /* AUDIT_ARCH of the tracer's arch */
+    Py_ssize_t maxnr, limit, size;
+    PyObject *refresh;              /* the engine's _refresh(task) */
+};
 
 /* cpu, ts, record onto out (the record's reference is taken); -1 on a failure */
 static int
@@ -547,7 +566,8 @@ record_stop(PyObject *t, PyObject *spec, int enter, const struct stop *st, int32
 
 /* One stop: 1 served, 0 for Python, -1 a Python error. */
 static int
-serve_stop(struct stop *st, PyObject *tasks, PyObject *plan, PyObject *out, char *scratch)
+serve_stop(struct stop *st, PyObject *tasks, const struct plan *pl, PyObject *out,
+           char *scratch)
 {
     if ((st->status & 0xff) != 0x7f)
         return 0;
@@ -561,22 +581,17 @@ serve_stop(struct stop *st, PyObject *tasks, PyObject *plan, PyObject *out, char
     Py_DECREF(key);
     if (t == NULL)
         return PyErr_Occurred() ? -1 : 0;
-    PyObject *enter_specs = PyTuple_GET_ITEM(plan, 0), *exit_specs = PyTuple_GET_ITEM(plan, 1);
-    const char *after = PyBytes_AS_STRING(PyTuple_GET_ITEM(plan, 2));
-    long idle = (long)item_u64(plan, 3);
-    uint32_t native = (uint32_t)item_u64(plan, 4);
-    long nr_prctl = (long)item_u64(plan, 5);
-    Py_ssize_t maxnr = PyTuple_GET_SIZE(enter_specs);
+    long idle = pl->idle;
     struct syscall_info info;
     if (syscall(SYS_ptrace, GET_SYSCALL_INFO, st->tid, sizeof info, &info) <= 0)
         return 0;
     int err = 0;
-    PyObject *spec, *refresh = PyTuple_GET_ITEM(plan, 8);
+    PyObject *spec;
     if (info.op == OP_ENTRY || info.op == OP_SECCOMP) {
         uint64_t nr = info.entry.nr;
-        if (info.arch != native || nr >= (uint64_t)maxnr)
+        if (info.arch != pl->native || nr >= (uint64_t)pl->maxnr)
             return 0;
-        spec = PyTuple_GET_ITEM(enter_specs, nr);
+        spec = PyTuple_GET_ITEM(pl->enter, nr);
         if (spec == Py_False)
             return 0;
         PyObject *args = Py_BuildValue("(KKKKKK)", info.entry.args[0], info.entry.args[1],
@@ -589,13 +604,13 @@ serve_stop(struct stop *st, PyObject *tasks, PyObject *plan, PyObject *out, char
         if (r < 0)
             return -1;
         if (spec != Py_None) {
-            int done = record_stop(t, spec, 1, st, (int32_t)nr, info.entry.args, 0, refresh,
+            int done = record_stop(t, spec, 1, st, (int32_t)nr, info.entry.args, 0, pl->refresh,
                                    out, scratch);
             if (done != 1)
                 return done;
         }
         long req = idle, tnr = -1;
-        if (idle == PTRACE_SYSCALL || after[nr]) {
+        if (idle == PTRACE_SYSCALL || pl->after[nr]) {
             req = PTRACE_SYSCALL;
             tnr = (long)nr;
         }
@@ -606,9 +621,9 @@ serve_stop(struct stop *st, PyObject *tasks, PyObject *plan, PyObject *out, char
         long nr = attr_long(t, s_nr, &err);
         if (err)
             return -1;
-        if (nr < 0 || nr >= maxnr || nr == nr_prctl)
+        if (nr < 0 || nr >= pl->maxnr || nr == pl->nr_prctl)
             return 0;
-        spec = PyTuple_GET_ITEM(exit_specs, nr);
+        spec = PyTuple_GET_ITEM(pl->exit, nr);
         if (spec == Py_False)
             return 0;
         if (spec != Py_None) {
@@ -625,7 +640,7 @@ serve_stop(struct stop *st, PyObject *tasks, PyObject *plan, PyObject *out, char
                     return 0;
             }
             int done = record_stop(t, spec, 0, st, (int32_t)nr, args, info.exit.rval,
-                                   refresh, out, scratch);
+                                   pl->refresh, out, scratch);
             if (done != 1)
                 return done;
         }
@@ -648,9 +663,22 @@ py_stops(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     PyObject *tasks = args[0], *plan = args[1], *out = args[2], *held = args[3];
-    Py_ssize_t limit = (Py_ssize_t)item_u64(plan, 6);
-    Py_ssize_t size = (Py_ssize_t)item_u64(plan, 7);
-    char *scratch = PyMem_Malloc(size + 8);
+    if (PyTuple_GET_SIZE(plan) != 9) {
+        PyErr_SetString(PyExc_TypeError, "stops(): a plan has 9 items");
+        return NULL;
+    }
+    struct plan pl = {
+        .enter = PyTuple_GET_ITEM(plan, 0), .exit = PyTuple_GET_ITEM(plan, 1),
+        .after = PyBytes_AsString(PyTuple_GET_ITEM(plan, 2)),
+        .idle = (long)item_u64(plan, 3), .native = (uint32_t)item_u64(plan, 4),
+        .nr_prctl = (long)item_u64(plan, 5), .limit = (Py_ssize_t)item_u64(plan, 6),
+        .size = (Py_ssize_t)item_u64(plan, 7), .refresh = PyTuple_GET_ITEM(plan, 8),
+    };
+    if (pl.after == NULL || PyErr_Occurred())
+        return NULL;
+    pl.maxnr = PyTuple_GET_SIZE(pl.enter);
+    Py_ssize_t limit = pl.limit;
+    char *scratch = PyMem_Malloc(pl.size + 8);
     if (scratch == NULL)
         return PyErr_NoMemory();
     struct stop q[QUEUE];
@@ -683,7 +711,7 @@ py_stops(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                 q[n++] = (struct stop){tid, status, now_ns()};
         int k = 0, r = 1;
         for (; k < n; k++) {
-            r = serve_stop(&q[k], tasks, plan, out, scratch);
+            r = serve_stop(&q[k], tasks, &pl, out, scratch);
             if (r != 1)
                 break;
             served++;

@@ -55,7 +55,7 @@ from ..arch import Arch
 from .errors import TraceError
 from .handlers import StopHandler
 from .inject import Regs, TaskGone, run_syscall, single_step
-from .libc import compiled_hit, poke_word
+from .libc import compiled, poke_word
 from .task import Task
 
 NOT_MINE = -1
@@ -146,7 +146,7 @@ class Breakpoints(StopHandler):
         self._requeue = requeue               # a task's end seen here goes to the engine
         self._returns: dict[int, list[ReturnInstance]] = {}
         self.served = 0                       # hits served by the compiled call
-        self._compiled_hit = compiled_hit()
+        self._compiled_hit = compiled("hit")
         self._reg_index = {name: i for i, name in enumerate(arch.kernel_regs)}
         self._rbuf = bytearray(arch.regs_struct.size)
 

@@ -233,7 +233,7 @@ class Engine:
         self._signal_handlers = [h for h in hs if h.wants_signals]
         self._enter_calls = _calls(hs, "enter_syscalls", max_nr)
         self._exit_calls = _calls(hs, "exit_syscalls", max_nr)
-        self._stops = L.compiled_stops() if not self._exact_cpu else None
+        self._stops = L.compiled("stops") if not self._exact_cpu else None
         self._compiling = [h for h in hs if h.compiled_syscalls is not None]
 
     def _stops_plan(self) -> tuple | None:

@@ -60,22 +60,15 @@ def _fast():
 fast_ptrace, fast_errno, FAST_PTRACE = _fast()
 
 
-def compiled_stops():
-    """The compiled syscall stop loop (``_ptrace.stops``, see usertrace.ptrace.engine), or
-    None where ptrace goes through ctypes or the extension has none for this arch."""
+def compiled(name: str):
+    """A function of the ``_ptrace`` extension beyond ptrace itself: ``"hit"``, the
+    breakpoint hit served whole (usertrace.ptrace.breakpoints), ``"stops"``, the syscall
+    stop loop (usertrace.ptrace.engine); None where ptrace goes through ctypes or the
+    extension has none for this arch."""
     if FAST_PTRACE != "compiled":
         return None
     from . import _ptrace
-    return getattr(_ptrace, "stops", None)
-
-
-def compiled_hit():
-    """The compiled breakpoint hit (``_ptrace.hit``, see usertrace.ptrace.breakpoints), or
-    None where ptrace goes through ctypes or the extension has none for this arch."""
-    if FAST_PTRACE != "compiled":
-        return None
-    from . import _ptrace
-    return getattr(_ptrace, "hit", None)
+    return getattr(_ptrace, name, None)
 
 
 def poke_word(tid: int, addr: int, word: int) -> bool:

@@ -234,15 +234,6 @@ class Session:
             return lambda cpu, ts_ns, record: None
         return self.trace.write
 
-    def records_writer(self, state: EventState) -> Callable[[list], object] | None:
-        """:meth:`record_writer` for many records at once: ``write(items)``, ``items`` the
-        ``cpu, ts_ns, record`` triples of events of ``state``'s kind (no filter)."""
-        if self.record_writer(state) is None:
-            return None
-        if self.trace is None:
-            return lambda items: None
-        return self.trace.write_many
-
     def packed_tail_writers(self, st) -> tuple[list[Callable], Callable] | None:
         """:meth:`packed_writers` for records of a fixed part ``st`` and data of varying
         length after it: ``writers[cpu](ts_ns, values, tail)``."""

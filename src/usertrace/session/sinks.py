@@ -52,16 +52,6 @@ class TraceBuffer:
         if ring.full_pages:
             self._drain(cpu, ring)
 
-    def write_many(self, items: list) -> None:
-        """``cpu, ts_ns, record`` triples, as :meth:`write` takes them one by one."""
-        k, end = 0, len(items)
-        while k < end:
-            cpu = items[k]
-            ring = self.rings[cpu]
-            k = ring.write_many(items, k)
-            if ring.full_pages:
-                self._drain(cpu, ring)
-
     def packed_writers(self, st) -> list[Callable[[int, tuple], int]]:
         """Per cpu, the ring's writer of ``st`` records (:meth:`RingBuffer.packed_writer`):
         ``write(ts_ns, values)``, the record ``st.pack(*values)`` written in place.  When it

@@ -314,10 +314,14 @@ class SyscallSource(Source):
             elif d.size == "ret":
                 exit_[nr] = (slot.id, REC_BUFFER, d.arg, d.min_ret, slot.size)
         some = next((s for s in self.enter + self.exit if s is not None), None)
-        write = self.session.records_writer(some.state) if some is not None else None
+        write = self.session.record_writer(some.state) if some is not None else None
         if write is None or not (enter or exit_):
             return None
-        return enter, exit_, write
+
+        def write_records(made: list) -> None:
+            for k in range(0, len(made), 3):
+                write(made[k], made[k + 1], made[k + 2])
+        return enter, exit_, write_records
 
     def _packed_callback(self):
         """The engine's callback when records go straight to the trace buffer: the record
