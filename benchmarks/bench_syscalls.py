@@ -27,10 +27,13 @@ usertrace runs are timed from launch() to the end of run() inside this process (
 start-up); the others from spawn to exit.
 
     python benchmarks/bench_syscalls.py [--rounds 5] [--scale 1.0] [--pin] [--busy]
+                                        [--only REGEX]
 
 It also prints the load average before and after: the machine may be shared.
 
 --pin runs everything under taskset -c 0 (tracers and programs on one CPU), for reference.
+--only keeps the variants whose name matches REGEX (and "untraced", the base), e.g.
+--only 'record \\(CLI\\)|s 128|C tracer' for the figures of the README's table.
 --busy keeps every cpu busy with a spinner at nice 19 meanwhile (benchmarks/_busy.py): waking
 a task on an idle cpu of these machines can cost 100 µs, on a busy one a few, and strace pays
 one wake-up per stop; run both ways to see both states of the machine.
@@ -40,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import re
 import resource
 import shutil
 import statistics
@@ -207,6 +211,8 @@ def main() -> int:
     ap.add_argument("--pin", action="store_true", help="run everything on CPU 0")
     ap.add_argument("--busy", action="store_true",
                     help="keep every cpu busy with a spinner at nice 19 (benchmarks/_busy.py)")
+    ap.add_argument("--only", type=re.compile, metavar="REGEX",
+                    help="run only the variants whose name matches (and the untraced base)")
     args = ap.parse_args()
     with busy_cpus(args.busy):
         return run(args)
@@ -250,6 +256,9 @@ def run(args) -> int:
                     [strace, "-f", "-o", "/dev/null", *argv])
                 variants["strace --seccomp-bpf openat"] = lambda: timed_spawn(
                     [strace, "-f", "--seccomp-bpf", "-e", "trace=openat", "-o", "/dev/null", *argv])
+            if args.only is not None:
+                variants = {k: v for k, v in variants.items()
+                            if k == "untraced" or args.only.search(k)}
             times: dict[str, list[float]] = {k: [] for k in variants}
             cpu: dict[str, list[float]] = {k: [] for k in variants}
             for _ in range(args.rounds):
@@ -269,30 +278,31 @@ def run(args) -> int:
                 per = (t - base) / calls * 1e6
                 per_cpu = (med_cpu[k] - med_cpu["untraced"]) / calls * 1e6
                 print(f"  {k:30s} {t:9.3f} {t / base:10.2f} {per:11.2f} {per_cpu:15.2f}")
-            if strace:
-                def ratio(a, b):
-                    return (med[a] - base) / (med[b] - base)
-                def cpu_ratio(a, b):
-                    return (med_cpu[a] - med_cpu["untraced"]) / (med_cpu[b] - med_cpu["untraced"])
+            def ratio(a, b):
+                return (med[a] - base) / (med[b] - base)
+
+            def cpu_ratio(a, b):
+                return (med_cpu[a] - med_cpu["untraced"]) / (med_cpu[b] - med_cpu["untraced"])
+            pairs = [(a, b) for a, b in [
+                ("usertrace record (CLI)", "strace -f -s 128 -o FILE"),
+                ("usertrace record --no-strings", "strace -f"),
+                ("usertrace all", "strace -f"),
+                ("usertrace record enters (CLI)", "usertrace record (CLI)"),
+                ("usertrace record (CLI)", "C tracer, one cpu"),
+                ("usertrace openat (seccomp)", "strace --seccomp-bpf openat")]
+                if a in med and b in med]
+            if pairs:
                 print("  overhead per syscall, ratios of medians (wall clock; CPU time):")
-                for a, b in [("usertrace record (CLI)", "strace -f -s 128 -o FILE"),
-                             ("usertrace record --no-strings", "strace -f"),
-                             ("usertrace all", "strace -f"),
-                             ("usertrace record enters (CLI)", "usertrace record (CLI)"),
-                             ("usertrace record (CLI)", "C tracer, one cpu")]:
-                    print(f"    {a} / {b}: {ratio(a, b):.2f}; {cpu_ratio(a, b):.2f}")
+            for a, b in pairs:
+                print(f"    {a} / {b}: {ratio(a, b):.2f}; {cpu_ratio(a, b):.2f}")
+            a, b = "usertrace record (CLI)", "strace -f -s 128 -o FILE"
+            if a in times and b in times:
                 # the same ratio round by round: how much the load moved it
-                per_round = sorted(
-                    (times["usertrace record (CLI)"][r] - times["untraced"][r])
-                    / (times["strace -f -s 128 -o FILE"][r] - times["untraced"][r])
-                    for r in range(args.rounds))
-                print("    usertrace record (CLI) / strace -s 128, each round: "
+                per_round = sorted((times[a][r] - times["untraced"][r])
+                                   / (times[b][r] - times["untraced"][r])
+                                   for r in range(args.rounds))
+                print(f"    {a} / strace -s 128, each round: "
                       + " ".join(f"{x:.2f}" for x in per_round))
-                theirs = (med["strace -f"] - base) / calls
-                ours = med["usertrace openat (seccomp)"] - base
-                theirs = med["strace --seccomp-bpf openat"] - base
-                print(f"  overhead, usertrace openat / strace --seccomp-bpf: "
-                      f"{ours / theirs if theirs > 0 else float('nan'):.2f}")
     print("load average after: %.2f %.2f %.2f" % os.getloadavg())
     return 0
 

@@ -51,7 +51,8 @@ py="$venv/bin/python"
 "$py" -c 'import pytest, hypothesis, elftools, zstandard, iced_x86' \
   || { echo "setup: the test environment $venv lacks packages (offline?)" >&2; exit 1; }
 
-# The compiled parts (the emit path of user events, the engine's ptrace calls), in the
+# The compiled parts (the emit path of user events, the engine's ptrace calls, the ring's
+# batch writer), in the
 # checkout (the tests run src/ first): where there is no compiler it says so, and the tests
 # of the compiled parts skip.
 tmp="$(mktemp -d)"

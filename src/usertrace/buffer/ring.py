@@ -28,8 +28,11 @@ the first page written after them.
 
 from __future__ import annotations
 
+import array
 import operator
+import os
 import struct
+import sys
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable
@@ -43,6 +46,21 @@ __all__ = ["RingBuffer", "RingStats", "RingBufferError", "PageLayout", "PageRead
            "DecodedPage", "decode_page", "iter_events", "merge_events"]
 
 _ABS_MASK = TS_LIMIT - 1
+
+
+def _compiled_fill():
+    """``_ring.fill``, the common case of :meth:`RingBuffer.write_run` in C; None where the
+    extension is not built or ``USERTRACE_PURE_PYTHON`` is set (but to 0)."""
+    if os.environ.get("USERTRACE_PURE_PYTHON", "") not in ("", "0"):
+        return None
+    try:
+        from . import _ring
+    except ImportError:
+        return None
+    return _ring.fill
+
+
+_FILL = _compiled_fill()
 _BYTES_TYPES = frozenset((bytes, bytearray))
 _U64_LIMIT = 1 << 64
 
@@ -90,6 +108,12 @@ def _event_shapes(layout: PageLayout) -> tuple[tuple[int, int, int], ...]:
     return tuple(shapes)
 
 
+@lru_cache(maxsize=8)
+def _shapes_table(layout: PageLayout) -> bytes:
+    """:func:`_event_shapes` as ``_ring.fill`` reads it: three native u32 per length."""
+    return array.array("I", [x for shape in _event_shapes(layout) for x in shape]).tobytes()
+
+
 class RingBuffer:
     """Writer and consuming reader of ``nr_pages`` pages in the kernel's format.
 
@@ -107,7 +131,7 @@ class RingBuffer:
                  "_ever_written", "_head", "_read_off", "_read_entries", "_read_stamp",
                  "_written", "_overrun", "_dropped", "_read", "_pending_lost",
                  "_pending_dropped", "_data_offset", "_data_size", "_small", "_pack_u32",
-                 "_pack_u32x2", "_fast", "_writers")
+                 "_pack_u32x2", "_fast", "_writers", "_fill", "_shapes")
 
     def __init__(self, page_size: int = 4096, nr_pages: int = 16, overwrite: bool = True, *,
                  layout: PageLayout | None = None, absolute_timestamps: bool = False,
@@ -157,6 +181,10 @@ class RingBuffer:
         self._pack_u32x2 = layout.u32x2.pack_into
         self._fast = not (absolute_timestamps or layout.force_8byte_alignment)
         self._writers: dict = {}     # packed_writer(): record struct -> its writer
+        # write_run()'s common case in C: records in the page's byte order, native here
+        native = layout.abi.endian == ("<" if sys.byteorder == "little" else ">")
+        self._fill = _FILL if self._fast and native else None
+        self._shapes = _shapes_table(layout) if self._fill is not None else b""
 
     # -- writing --------------------------------------------------------------------------
     def write(self, ts_ns: int, payload) -> bool:
@@ -185,6 +213,32 @@ class RingBuffer:
         except TypeError as exc:
             raise RingBufferError(f"write() needs an int time stamp and a bytes-like payload: "
                                   f"{exc}") from None
+
+    def write_run(self, items: list, i: int, key) -> int:
+        """Write the records of ``items``, a flat list of ``(key, ts_ns, payload)`` triples,
+        from index ``i`` on while their key is ``key``, each as :meth:`write` would.
+        Returns the index of the first triple not written: one of another key, the end, or
+        the one after a record that moved the writer to a new page (or was dropped), so that
+        the caller can hand the full pages on (:attr:`full_pages`) before it goes on.
+
+        The common case (a record on the page being filled) is written in C by ``_ring.fill``
+        where it is built, a page at a time."""
+        fill = self._fill
+        n = len(items) - 2
+        while i < n and items[i] == key:
+            if fill is not None and self._write:
+                i, self._write, self._last_ts, done = fill(
+                    self._page, items, i, key, self._write, self._last_ts,
+                    self._data_offset, self._data_size, self._shapes)
+                self._cur_entries += done
+                if i >= n or items[i] != key:
+                    break
+            tail = self._tail
+            kept = self.write(items[i + 1], items[i + 2])
+            i += 3
+            if self._tail != tail or not kept:
+                break
+        return i
 
     def write_packed(self, ts_ns: int, st: struct.Struct, values: tuple) -> int:
         """Append the event ``st.pack(*values)`` without building its bytes.

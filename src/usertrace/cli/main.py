@@ -43,24 +43,45 @@ def version_text() -> str:
     return f"usertrace {__version__}\nuser events emit path: {emit_path.describe()}"
 
 
-def build_parser() -> argparse.ArgumentParser:
+class _Version(argparse.Action):
+    """``--version``: its text made only when asked (it looks at the compiled parts)."""
+
+    def __init__(self, option_strings, dest=argparse.SUPPRESS, default=argparse.SUPPRESS,
+                 help="show the version and which emit path user events take, and exit"):
+        super().__init__(option_strings, dest=dest, default=default, nargs=0, help=help)
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        sys.stdout.write(version_text() + "\n")      # as argparse's own version action
+        parser.exit()
+
+
+def build_parser(only: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every subcommand, or with ``only`` the options of that one alone (the
+    others keep their name and help: a command starts without importing the rest)."""
     parser = argparse.ArgumentParser(
         prog="usertrace", description="The Linux kernel's trace events for any process you may trace.",
         epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--version", action="version", version=version_text())
+    parser.add_argument("--version", action=_Version)
     sub = parser.add_subparsers(dest="subcommand", metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():
-        mod = importlib.import_module(f".{module}", __package__)
         sp = sub.add_parser(name, help=help_text, description=help_text,
                             formatter_class=argparse.RawDescriptionHelpFormatter)
-        mod.add_arguments(name, sp)
-        sp.set_defaults(_run=getattr(mod, "run"), _name=name)
+        if only is None or name == only:
+            mod = importlib.import_module(f".{module}", __package__)
+            mod.add_arguments(name, sp)
+            sp.set_defaults(_run=getattr(mod, "run"), _name=name)
     return parser
+
+
+def _subcommand(argv: list[str]) -> str | None:
+    """The subcommand ``argv`` names (its first word that is no option), if it is one."""
+    word = next((a for a in argv if not a.startswith("-")), None)
+    return word if word in COMMANDS else None
 
 
 def main(argv: list[str] | None = None, ctx: Context | None = None) -> int:
     ctx = ctx or Context()
-    parser = build_parser()
+    parser = build_parser(_subcommand(sys.argv[1:] if argv is None else argv))
     try:
         # argparse writes --help, --version and usage errors to sys.stdout and sys.stderr.
         with redirect_stdout(ctx.stdout), redirect_stderr(ctx.stderr):

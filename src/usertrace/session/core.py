@@ -29,6 +29,10 @@ from .sinks import LiveStream, TraceBuffer
 MAX_BUFFER_KB = 1 << 20          # -b: at most 1 GiB per cpu
 
 
+def _write_nothing(*args) -> None:
+    """The writer of a session that keeps no trace buffer."""
+
+
 class SessionError(UsertraceError):
     """A request the session cannot carry out: the message says what and why."""
 
@@ -228,11 +232,21 @@ class Session:
         """``write(cpu, ts_ns, record)``: a record of ``state`` (bytes made by the source)
         straight into the trace buffer, for an event without a filter; None when
         :meth:`emit` must be called (a filter, a live stream, another thread emitting)."""
-        if state.filter is not None or self.stream is not None or self._lock is not None:
+        if not self._straight(state):
             return None
-        if self.trace is None:
-            return lambda cpu, ts_ns, record: None
-        return self.trace.write
+        return self.trace.write if self.trace is not None else _write_nothing
+
+    def records_writer(self, state: EventState) -> Callable[[list], object] | None:
+        """:meth:`record_writer` for a batch: ``write(items)``, records of ``state`` as a
+        flat list of ``(cpu, ts_ns, record)`` triples (the engine's compiled loop makes
+        them so), written a page at a time (:meth:`TraceBuffer.write_records`)."""
+        if not self._straight(state):
+            return None
+        return self.trace.write_records if self.trace is not None else _write_nothing
+
+    def _straight(self, state: EventState) -> bool:
+        """May records of ``state`` go straight to the trace buffer, not through emit()?"""
+        return state.filter is None and self.stream is None and self._lock is None
 
     def packed_tail_writers(self, st) -> tuple[list[Callable], Callable] | None:
         """:meth:`packed_writers` for records of a fixed part ``st`` and data of varying

@@ -52,6 +52,19 @@ class TraceBuffer:
         if ring.full_pages:
             self._drain(cpu, ring)
 
+    def write_records(self, items: list) -> None:
+        """Records as a flat list of ``(cpu, ts_ns, record)`` triples, in that order (the
+        engine's compiled loop makes them so): runs of one cpu go to its ring at once
+        (:meth:`RingBuffer.write_run`)."""
+        rings = self.rings
+        i, n = 0, len(items) - 2
+        while i < n:
+            cpu = items[i]
+            ring = rings[cpu]
+            i = ring.write_run(items, i, cpu)
+            if ring.full_pages:
+                self._drain(cpu, ring)
+
     def packed_writers(self, st) -> list[Callable[[int, tuple], int]]:
         """Per cpu, the ring's writer of ``st`` records (:meth:`RingBuffer.packed_writer`):
         ``write(ts_ns, values)``, the record ``st.pack(*values)`` written in place.  When it

@@ -203,7 +203,8 @@ class _Slot:
             self.head = struct.Struct("<HBBii4xqI")
             self.reader = _exit_reader(data, self.head.size, size)
             self.data = data
-        self.codec = RecordCodec(fmt)
+        if self.needs_values:                # (the Python path decodes only for values)
+            self.codec = RecordCodec(fmt)
 
 
 class SyscallSource(Source):
@@ -314,13 +315,9 @@ class SyscallSource(Source):
             elif d.size == "ret":
                 exit_[nr] = (slot.id, REC_BUFFER, d.arg, d.min_ret, slot.size)
         some = next((s for s in self.enter + self.exit if s is not None), None)
-        write = self.session.record_writer(some.state) if some is not None else None
-        if write is None or not (enter or exit_):
+        write_records = self.session.records_writer(some.state) if some is not None else None
+        if write_records is None or not (enter or exit_):
             return None
-
-        def write_records(made: list) -> None:
-            for k in range(0, len(made), 3):
-                write(made[k], made[k + 1], made[k + 2])
         return enter, exit_, write_records
 
     def _packed_callback(self):
