@@ -38,9 +38,9 @@ class optional_build_ext(build_ext):
     @staticmethod
     def _skipped(exc):
         print(f"usertrace: the compiled parts are not built ({exc}); user events use the "
-              f"pure-Python emit path and the engine ctypes, the ring buffer Python (install a C compiler and Python's "
-              f"headers, e.g. "
-              f"apt-get install gcc python3-dev, then reinstall)", file=sys.stderr)
+              f"pure-Python emit path, the engine ctypes and the ring buffer Python (install "
+              f"a C compiler and Python's headers, e.g. apt-get install gcc python3-dev, then "
+              f"reinstall)", file=sys.stderr)
 
 
 setup(

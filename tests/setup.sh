@@ -52,9 +52,8 @@ py="$venv/bin/python"
   || { echo "setup: the test environment $venv lacks packages (offline?)" >&2; exit 1; }
 
 # The compiled parts (the emit path of user events, the engine's ptrace calls, the ring's
-# batch writer), in the
-# checkout (the tests run src/ first): where there is no compiler it says so, and the tests
-# of the compiled parts skip.
+# batch writer), in the checkout (the tests run src/ first): where there is no compiler it
+# says so, and the tests of the compiled parts skip.
 tmp="$(mktemp -d)"
 PYTHONWARNINGS=ignore "$py" setup.py -q build_ext --inplace --build-temp "$tmp" --build-lib "$tmp" || true
 rm -rf "$tmp"

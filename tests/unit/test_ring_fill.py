@@ -8,7 +8,7 @@ from hypothesis import given, settings, strategies as st
 
 from usertrace.buffer import ring as ring_module
 from usertrace.buffer.layout import PageLayout
-from usertrace.buffer.ring import RingBuffer
+from usertrace.buffer.ring import RingBuffer, decode_page
 from usertrace.events.records import Abi
 
 COMPILED = ring_module._FILL is not None
@@ -148,7 +148,8 @@ class _Pages:
     def __init__(self):
         self.pages = {0: [], 1: []}
 
-    def write_page(self, cpu, page):
+    def write_pages(self, cpu, page, buffer="", counts=None):
+        assert counts is not None and counts[0] == len(decode_page(page).events)
         self.pages[cpu].append(page)
 
     def add_event_format(self, system, text):

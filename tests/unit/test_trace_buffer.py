@@ -20,10 +20,10 @@ class GatedWriter(TraceDatWriter):
         self.gate = threading.Event()
         self.pages = 0
 
-    def write_page(self, cpu, page, buffer=""):
+    def write_pages(self, cpu, page, buffer="", counts=None):
         self.gate.wait()
         self.pages += 1
-        super().write_page(cpu, page, buffer)
+        super().write_pages(cpu, page, buffer, counts)
 
 
 def test_a_stalled_file_fills_the_ring_and_every_drop_is_counted(tmp_path):
@@ -54,6 +54,46 @@ def test_a_file_that_keeps_up_loses_nothing(tmp_path):
         trace.write(i % 2, 1_000 + i, bytes(24))
     trace.finish([], {})
     assert trace.lost == 0 and trace.entries == 20_000
+    # the counts of the file's CPUSTAT are the rings' own (no page walked to count them)
+    with TraceDatReader(str(path)) as r:
+        assert r.cpustats == [f"CPU: {cpu}\nentries: 0\noverrun: 0\nread events: 10000\n"
+                              for cpu in (0, 1)]
+        got = [sum(len(decode_page(p).events) for p in r.buffers[0].iter_pages(cpu))
+               for cpu in (0, 1)]
+    assert got == [10_000, 10_000]
+
+
+class BrokenWriter(TraceDatWriter):
+    """A writer with a fault of its own (not an OSError): its third page raises."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.pages = 0
+
+    def write_pages(self, cpu, page, buffer="", counts=None):
+        self.pages += 1
+        if self.pages == 3:
+            raise KeyError("a fault of the writer")
+        super().write_pages(cpu, page, buffer, counts)
+
+
+def test_a_fault_of_the_writer_is_an_error_not_a_hang(tmp_path):
+    """The writer thread survives any fault: the tracer, which waits for room in its queue at
+    the end, never hangs; the pages lost are counted and the error says why."""
+    trace = TraceBuffer(BrokenWriter(str(tmp_path / "t.dat"), cpus=1), 1, nr_pages=4)
+    done = threading.Event()
+
+    def run():
+        for i in range(20_000):
+            trace.write(0, 1_000 + i, bytes(64))
+        trace.finish([], {})
+        done.set()
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(30)
+    assert done.is_set(), "the trace buffer hung after a fault of its writer"
+    assert "a fault of the writer" in trace.error
+    assert trace.lost > 0 and trace.entries + trace.lost == 20_000
 
 
 @pytest.mark.parametrize("kb", [0, -1, 1 << 21, "8"])

@@ -510,13 +510,20 @@ class RingBuffer:
 
     # -- reading --------------------------------------------------------------------------
     def read_page(self) -> bytes | None:
+        """:meth:`read_counted`'s page alone."""
+        got = self.read_counted()
+        return got[0] if got is not None else None
+
+    def read_counted(self) -> tuple[bytes, int, int] | None:
         """Consume the oldest unread page: ``page_size`` bytes as trace_pipe_raw gives them.
 
         A whole page keeps its time stamp and its commit ends before the padding; a page read
         in part (the writer's page, or the rest of one) is a copy of the unread events with
         the time stamp of the event before them.  The first page read after events were
         overwritten carries the missed-events flag and, when there is room after its data,
-        their count.  None when there is nothing to read.
+        their count.  Returns ``(page, events, lost)``: the events on the page and the count
+        of lost events it carries (0 when it has no room for one), as a walk of the page
+        would count them; None when there is nothing to read.
         """
         n = self.nr_pages
         while True:
@@ -529,7 +536,8 @@ class RingBuffer:
                     return None
                 ts = self._read_stamp if start else self._page_ts(h)
                 self._read_off = end
-                self._read += entries - self._read_entries
+                unread = entries - self._read_entries
+                self._read += unread
                 self._read_entries = entries
                 self._read_stamp = self._last_ts
                 break
@@ -554,7 +562,7 @@ class RingBuffer:
         if not start:
             missed += self._lost_before[h]
             self._lost_before[h] = 0
-        return self._emit(self._pages[h], start, end, ts, missed)
+        return self._emit(self._pages[h], start, end, ts, missed, unread)
 
     def iter_pages(self):
         """Consume every unread page, oldest first."""
@@ -567,7 +575,8 @@ class RingBuffer:
     def _page_ts(self, i: int) -> int:
         return self.layout.u64.unpack_from(self._pages[i], 0)[0]
 
-    def _emit(self, src: bytearray, start: int, end: int, ts: int, missed: int) -> bytes:
+    def _emit(self, src: bytearray, start: int, end: int, ts: int, missed: int,
+              events: int) -> tuple[bytes, int, int]:
         layout = self.layout
         d = self._data_offset
         out = bytearray(layout.page_size)
@@ -578,7 +587,7 @@ class RingBuffer:
             layout.ulong.pack_into(out, d + commit, missed)
             stored = True
         layout.page_header.pack_into(out, 0, ts, layout.commit_word(commit, missed > 0, stored))
-        return bytes(out)
+        return bytes(out), events, missed if stored else 0
 
     # -- counters -------------------------------------------------------------------------
     @property

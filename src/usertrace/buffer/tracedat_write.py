@@ -264,12 +264,18 @@ class TraceDatWriter:
         return list(self._buffers)
 
     # -- pages ---------------------------------------------------------------------------
-    def write_page(self, cpu: int, page, buffer: str = "") -> None:
+    def write_page(self, cpu: int, page, buffer: str = "",
+                   counts: tuple[int, int] | None = None) -> None:
         """Append one ring-buffer page (``page_size`` bytes) to a cpu's data."""
-        self.write_pages(cpu, page, buffer)
+        self.write_pages(cpu, page, buffer, counts)
 
-    def write_pages(self, cpu: int, data, buffer: str = "") -> None:
-        """Append whole pages (a multiple of ``page_size`` bytes) to a cpu's data."""
+    def write_pages(self, cpu: int, data, buffer: str = "",
+                    counts: tuple[int, int] | None = None) -> None:
+        """Append whole pages (a multiple of ``page_size`` bytes) to a cpu's data.
+
+        ``counts``: ``(events, lost)`` of the pages as their maker knows them (a ring's
+        :meth:`~usertrace.buffer.ring.RingBuffer.read_counted`), for the CPUSTAT options;
+        without them the pages are walked to count them."""
         self._check_open()
         buf = self._buffers.get(buffer)
         if buf is None:
@@ -299,7 +305,11 @@ class TraceDatWriter:
             raise TraceDatError(f"cannot keep pages in a temporary file in {self.tmpdir}: {exc.strerror}") from None
         buf.sizes[cpu] += n
         if buf.counted and cpu not in buf.given:
-            self._count(buf, cpu, data)
+            if counts is None:
+                self._count(buf, cpu, data)
+            else:
+                buf.events[cpu] += counts[0]
+                buf.lost[cpu] += counts[1]
 
     def set_counts(self, cpu: int, events: int, lost: int, buffer: str = "") -> None:
         """The counts of a cpu's pages given by their maker (the kernel's per-cpu ``stats``

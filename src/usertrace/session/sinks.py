@@ -88,11 +88,12 @@ class TraceBuffer:
         put = self._queue.put_nowait
         while ring.full_pages:
             if self.error:
-                self._failed_lost += _entries_of(ring.read_page())
+                self._failed_lost += ring.read_counted()[1]
                 continue
             if self._queue.full():
                 return                        # the file is behind: the ring keeps the pages
-            put((cpu, ring.read_page()))
+            page, events, lost = ring.read_counted()
+            put((cpu, page, (events, lost)))
 
     # -- pages made elsewhere --------------------------------------------------------------
     def put_pages(self, cpu: int, data: bytes) -> None:
@@ -101,11 +102,11 @@ class TraceBuffer:
         pages wait in the kernel's buffer meanwhile, which counts what it must drop."""
         while not self.error:
             try:
-                self._queue.put((cpu, data), timeout=0.2)
+                self._queue.put((cpu, data, None), timeout=0.2)
                 return
             except queue.Full:
                 continue
-        self._failed_lost += _entries_of(data, self.page_size)
+        self._failed_lost += _entries_of(data, None, self.page_size)
 
     def count_foreign(self, entries: int, lost: int) -> None:
         """Events of the pages given to :meth:`put_pages` (``entries``), and events their
@@ -120,14 +121,16 @@ class TraceBuffer:
             item = get()
             if item is None:
                 return
-            cpu, page = item
+            cpu, page, counts = item           # counts: (events, lost) of our own pages
             if self.error:                    # the file failed: the page is lost, counted
-                self._thread_lost += _entries_of(page, self.page_size)
+                self._thread_lost += _entries_of(page, counts, self.page_size)
                 continue
             try:
-                self.writer.write_page(cpu, page)
-            except (OSError, TraceDatError) as exc:
-                self._thread_lost += _entries_of(page, self.page_size)
+                self.writer.write_pages(cpu, page, counts=counts)
+            except Exception as exc:          # noqa: BLE001 (OSError, TraceDatError; any
+                # other fault too: this thread must go on taking pages, or the tracer that
+                # waits for room in the queue would hang)
+                self._thread_lost += _entries_of(page, counts, self.page_size)
                 self._fail(exc)
 
     def _fail(self, exc: Exception) -> None:
@@ -141,11 +144,11 @@ class TraceBuffer:
         """Every page to the file, then the formats and task names; close the file.
         Raises TraceDatError or OSError when the file cannot be completed."""
         for cpu, ring in enumerate(self.rings):
-            for page in ring.iter_pages():
+            while (got := ring.read_counted()) is not None:
                 if self.error:
-                    self._failed_lost += _entries_of(page)
+                    self._failed_lost += got[1]
                 else:
-                    self._queue.put((cpu, page))
+                    self._queue.put((cpu, got[0], got[1:]))
         self._queue.put(None)
         self._thread.join()
         w = self.writer
@@ -185,10 +188,13 @@ class TraceBuffer:
                 + self._thread_lost + self._foreign_lost)
 
 
-def _entries_of(data: bytes | None, page_size: int = 4096) -> int:
+def _entries_of(data: bytes | None, counts: tuple[int, int] | None = None,
+                page_size: int = 4096) -> int:
     """The events of one page, or of the pages of ``data`` (pages made elsewhere come in
-    runs of pages)."""
+    runs of pages): ``counts[0]`` when their maker counted them."""
     from ..buffer.ring import decode_page
+    if counts is not None:
+        return counts[0]
     if not data:
         return 0
     return sum(len(decode_page(data[i:i + page_size]).events)
