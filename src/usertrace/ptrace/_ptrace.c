@@ -407,6 +407,118 @@ set_long(PyObject *o, PyObject *name, long value)
     return r;
 }
 
+/*
+ * The tasks a call of stops() has served, with the fields of their Task objects the loop
+ * keeps (nr, args, countdown) and those it reads (cpu, the descriptor of the process's
+ * memory): read from the Task at a task's first stop in the call, kept here meanwhile, and
+ * written back (flush) before any Python code may look at them: before refresh() and
+ * before stops() returns, whatever it returns with.  A stop then costs no attribute access.
+ */
+#define CACHED 32
+struct ctask {
+    long tid;
+    PyObject *t;                    /* a strong reference */
+    long nr, countdown, cpu;
+    int mem_fd;                     /* -2: not read yet */
+    uint64_t args[6];
+    int args_known, dirty;          /* dirty: nr, args and countdown to write back */
+};
+struct cache {
+    int n;
+    struct ctask task[CACHED];
+};
+
+/* Write the fields back to the Task; 0, or -1 with an exception. */
+static int
+flush_task(struct ctask *c)
+{
+    if (!c->dirty)
+        return 0;
+    c->dirty = 0;
+    if (set_long(c->t, s_nr, c->nr) < 0 || set_long(c->t, s_countdown, c->countdown) < 0)
+        return -1;
+    if (!c->args_known)
+        return 0;
+    PyObject *args = PyTuple_New(6);
+    if (args == NULL)
+        return -1;
+    for (int k = 0; k < 6; k++) {
+        PyObject *v = PyLong_FromUnsignedLongLong(c->args[k]);
+        if (v == NULL) {
+            Py_DECREF(args);
+            return -1;
+        }
+        PyTuple_SET_ITEM(args, k, v);
+    }
+    int r = PyObject_SetAttr(c->t, s_args, args);
+    Py_DECREF(args);
+    return r;
+}
+
+/* Every task back to its Task, the cache emptied; 0, or -1 with the first exception (the
+ * others are still written). */
+static int
+flush_cache(struct cache *cache)
+{
+    int r = 0;
+    for (int k = 0; k < cache->n; k++) {
+        struct ctask *c = &cache->task[k];
+        if (flush_task(c) < 0) {
+            if (r == 0) {
+                PyObject *type, *value, *tb;
+                PyErr_Fetch(&type, &value, &tb);
+                for (int j = k + 1; j < cache->n; j++)
+                    if (flush_task(&cache->task[j]) < 0)
+                        PyErr_Clear();
+                PyErr_Restore(type, value, tb);
+                r = -1;
+            }
+        }
+        Py_DECREF(c->t);
+    }
+    cache->n = 0;
+    return r;
+}
+
+/* Read cpu and countdown from the Task (after a refresh, or at the first stop) */
+static int
+load_task(struct ctask *c)
+{
+    int err = 0;
+    c->countdown = attr_long(c->t, s_countdown, &err);
+    c->cpu = err ? 0 : attr_long(c->t, s_cpu, &err);
+    return err ? -1 : 0;
+}
+
+/* The cached task of tid, read from tasks at its first stop; NULL with no exception when
+ * tid is no task of the engine's (for Python), NULL with one on a failure. */
+static struct ctask *
+cached_task(struct cache *cache, PyObject *tasks, long tid)
+{
+    for (int k = 0; k < cache->n; k++)
+        if (cache->task[k].tid == tid)
+            return &cache->task[k];
+    if (cache->n == CACHED && flush_cache(cache) < 0)
+        return NULL;
+    PyObject *key = PyLong_FromLong(tid);
+    if (key == NULL)
+        return NULL;
+    PyObject *t = PyDict_GetItemWithError(tasks, key);          /* borrowed */
+    Py_DECREF(key);
+    if (t == NULL)
+        return NULL;
+    struct ctask *c = &cache->task[cache->n];
+    *c = (struct ctask){.tid = tid, .t = Py_NewRef(t), .mem_fd = -2};
+    int err = 0;
+    c->nr = attr_long(t, s_nr, &err);
+    if (err || load_task(c) < 0) {
+        Py_DECREF(t);
+        return NULL;
+    }
+    cache->n++;
+    return c;
+}
+
 /* A string as the kernel records it (user_data.string_value of Process.read_string with
  * size + 1 bytes): unprintable bytes as '.', cut at size with "...", then a NUL; 0 bytes
  * when it cannot be read.  buf holds size + 5 bytes. */
@@ -521,71 +633,67 @@ unserved(struct stop *q, int from, int to)
     return list;
 }
 
-/* The record of a stop of task t (spec as make_syscall_record takes it): the descriptor of
+/* The record of a stop of task c (spec as make_syscall_record takes it): the descriptor of
  * its process's memory fetched when the record reads memory, its countdown taken down by
  * one or, at 0, refresh(t) called (the engine reads where the task runs), the record put on
  * out.  1 done, 0 for Python (no descriptor yet), -1 an error. */
 static int
-record_stop(PyObject *t, PyObject *spec, int enter, const struct stop *st, int32_t nr,
+record_stop(struct ctask *c, PyObject *spec, int enter, const struct stop *st, int32_t nr,
             const uint64_t *args, int64_t ret, PyObject *refresh, PyObject *out,
             char *scratch)
 {
-    int err = 0, fd = -1;
-    if (item_u64(spec, enter ? 2 : 1) != REC_PLAIN) {
-        PyObject *proc = PyObject_GetAttr(t, s_process);
+    int err = 0;
+    if (item_u64(spec, enter ? 2 : 1) != REC_PLAIN && c->mem_fd == -2) {
+        PyObject *proc = PyObject_GetAttr(c->t, s_process);
         if (proc == NULL)
             return -1;
-        fd = proc == Py_None ? -1 : (int)attr_long(proc, s_mem_fd, &err);
+        long fd = proc == Py_None ? -1 : attr_long(proc, s_mem_fd, &err);
         Py_DECREF(proc);
         if (err)
             return -1;
-        if (fd < 0)
-            return 0;
+        c->mem_fd = (int)fd;
     }
-    long countdown = attr_long(t, s_countdown, &err);
-    if (err)
-        return -1;
-    if (countdown > 0) {
-        if (set_long(t, s_countdown, countdown - 1) < 0)
-            return -1;
+    if (item_u64(spec, enter ? 2 : 1) != REC_PLAIN && c->mem_fd < 0) {
+        c->mem_fd = -2;                 /* Python opens it: read it again next time */
+        return 0;
+    }
+    if (c->countdown > 0) {
+        c->countdown--;
+        c->dirty = 1;
     } else {
-        PyObject *r = PyObject_CallOneArg(refresh, t);
+        if (flush_task(c) < 0)
+            return -1;
+        PyObject *r = PyObject_CallOneArg(refresh, c->t);
         if (r == NULL)
             return -1;
         Py_DECREF(r);
+        if (load_task(c) < 0)
+            return -1;
     }
-    long cpu = attr_long(t, s_cpu, &err);
-    if (err)
-        return -1;
-    PyObject *rec = make_syscall_record(spec, enter, (int32_t)st->tid, nr, args, ret, fd,
-                                        scratch);
-    if (rec == NULL || put_record(out, cpu, st->ts, rec) < 0)
+    PyObject *rec = make_syscall_record(spec, enter, (int32_t)st->tid, nr, args, ret,
+                                        c->mem_fd, scratch);
+    if (rec == NULL || put_record(out, c->cpu, st->ts, rec) < 0)
         return -1;
     return 1;
 }
 
 /* One stop: 1 served, 0 for Python, -1 a Python error. */
 static int
-serve_stop(struct stop *st, PyObject *tasks, const struct plan *pl, PyObject *out,
-           char *scratch)
+serve_stop(struct stop *st, PyObject *tasks, struct cache *cache, const struct plan *pl,
+           PyObject *out, char *scratch)
 {
     if ((st->status & 0xff) != 0x7f)
         return 0;
     int hi = st->status >> 8;
     if (hi != SYSCALL_STOP && hi != SECCOMP_STOP)
         return 0;
-    PyObject *key = PyLong_FromLong(st->tid);
-    if (key == NULL)
-        return -1;
-    PyObject *t = PyDict_GetItemWithError(tasks, key);          /* borrowed */
-    Py_DECREF(key);
-    if (t == NULL)
+    struct ctask *c = cached_task(cache, tasks, st->tid);
+    if (c == NULL)
         return PyErr_Occurred() ? -1 : 0;
     long idle = pl->idle;
     struct syscall_info info;
     if (syscall(SYS_ptrace, GET_SYSCALL_INFO, st->tid, sizeof info, &info) <= 0)
         return 0;
-    int err = 0;
     PyObject *spec;
     if (info.op == OP_ENTRY || info.op == OP_SECCOMP) {
         uint64_t nr = info.entry.nr;
@@ -594,18 +702,12 @@ serve_stop(struct stop *st, PyObject *tasks, const struct plan *pl, PyObject *ou
         spec = PyTuple_GET_ITEM(pl->enter, nr);
         if (spec == Py_False)
             return 0;
-        PyObject *args = Py_BuildValue("(KKKKKK)", info.entry.args[0], info.entry.args[1],
-                                       info.entry.args[2], info.entry.args[3],
-                                       info.entry.args[4], info.entry.args[5]);
-        if (args == NULL)
-            return -1;
-        int r = PyObject_SetAttr(t, s_args, args);
-        Py_DECREF(args);
-        if (r < 0)
-            return -1;
+        memcpy(c->args, info.entry.args, sizeof c->args);
+        c->args_known = 1;
+        c->dirty = 1;
         if (spec != Py_None) {
-            int done = record_stop(t, spec, 1, st, (int32_t)nr, info.entry.args, 0, pl->refresh,
-                                   out, scratch);
+            int done = record_stop(c, spec, 1, st, (int32_t)nr, info.entry.args, 0,
+                                   pl->refresh, out, scratch);
             if (done != 1)
                 return done;
         }
@@ -614,38 +716,36 @@ serve_stop(struct stop *st, PyObject *tasks, const struct plan *pl, PyObject *ou
             req = PTRACE_SYSCALL;
             tnr = (long)nr;
         }
-        if (set_long(t, s_nr, tnr) < 0)
-            return -1;
+        c->nr = tnr;
         syscall(SYS_ptrace, req, st->tid, 0, 0);
     } else if (info.op == OP_EXIT) {
-        long nr = attr_long(t, s_nr, &err);
-        if (err)
-            return -1;
+        long nr = c->nr;
         if (nr < 0 || nr >= pl->maxnr || nr == pl->nr_prctl)
             return 0;
         spec = PyTuple_GET_ITEM(pl->exit, nr);
         if (spec == Py_False)
             return 0;
         if (spec != Py_None) {
-            uint64_t args[6] = {0};             /* those of the entry, for a buffer */
-            if (item_u64(spec, 1) != REC_PLAIN) {
-                PyObject *targs = PyObject_GetAttr(t, s_args);
+            if (item_u64(spec, 1) != REC_PLAIN && !c->args_known) {
+                /* those of the entry, for a buffer: the Task's when it entered before */
+                PyObject *targs = PyObject_GetAttr(c->t, s_args);
                 if (targs == NULL)
                     return -1;
                 int whole = PyTuple_Check(targs) && PyTuple_GET_SIZE(targs) >= 6;
                 for (int k = 0; whole && k < 6; k++)
-                    args[k] = item_u64(targs, k);
+                    c->args[k] = item_u64(targs, k);
                 Py_DECREF(targs);
                 if (!whole)
                     return 0;
+                c->args_known = 1;
             }
-            int done = record_stop(t, spec, 0, st, (int32_t)nr, args, info.exit.rval,
+            int done = record_stop(c, spec, 0, st, (int32_t)nr, c->args, info.exit.rval,
                                    pl->refresh, out, scratch);
             if (done != 1)
                 return done;
         }
-        if (set_long(t, s_nr, -1) < 0)
-            return -1;
+        c->nr = -1;
+        c->dirty = 1;
         syscall(SYS_ptrace, idle, st->tid, 0, 0);
     } else {
         return 0;
@@ -682,6 +782,7 @@ py_stops(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     if (scratch == NULL)
         return PyErr_NoMemory();
     struct stop q[QUEUE];
+    struct cache cache = {0};
     PyObject *result = NULL;
     Py_ssize_t served = 0;
     for (;;) {
@@ -711,7 +812,7 @@ py_stops(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
                 q[n++] = (struct stop){tid, status, now_ns()};
         int k = 0, r = 1;
         for (; k < n; k++) {
-            r = serve_stop(&q[k], tasks, &pl, out, scratch);
+            r = serve_stop(&q[k], tasks, &cache, &pl, out, scratch);
             if (r != 1)
                 break;
             served++;
@@ -733,6 +834,17 @@ py_stops(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             PyErr_Restore(type, value, tb);
             break;
         }
+    }
+    /* the tasks' fields back to their Task objects, whatever the loop ends with */
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    int flushed = flush_cache(&cache);
+    if (type != NULL) {
+        if (flushed < 0)
+            PyErr_Clear();
+        PyErr_Restore(type, value, tb);
+    } else if (flushed < 0) {
+        Py_CLEAR(result);
     }
     PyMem_Free(scratch);
     return result;
