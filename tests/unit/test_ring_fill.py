@@ -137,6 +137,8 @@ def test_fill_refuses_bad_arguments():
     page = bytearray(4096)
     assert fill(page, [0, 5, "text"], 0, 0, 8, 0, 16, 4080, shapes) == (0, 8, 0, 0)
     assert fill(page, [0, -5, b"x"], 0, 0, 8, 0, 16, 4080, shapes) == (0, 8, 0, 0)
+    assert fill(page, [1 << 80, 5, b"x"], 0, 0, 8, 0, 16, 4080, shapes) == (0, 8, 0, 0)
+    assert fill(page, [0, 1 << 80, b"x"], 0, 0, 8, 0, 16, 4080, shapes) == (0, 8, 0, 0)
     assert page == bytes(4096)
 
 

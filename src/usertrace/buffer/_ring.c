@@ -75,8 +75,14 @@ py_fill(PyObject *self, PyObject *const *a, Py_ssize_t na)
         PyObject *k = PyList_GET_ITEM(items, i);
         PyObject *t = PyList_GET_ITEM(items, i + 1);
         PyObject *p = PyList_GET_ITEM(items, i + 2);
-        if (!PyLong_CheckExact(k) || PyLong_AsLong(k) != key || !PyLong_CheckExact(t)
-                || !PyBytes_CheckExact(p))
+        if (!PyLong_CheckExact(k) || !PyLong_CheckExact(t) || !PyBytes_CheckExact(p))
+            break;
+        long kv = PyLong_AsLong(k);
+        if (kv == -1 && PyErr_Occurred()) {
+            PyErr_Clear();              /* not a key of ours: Python's loop decides */
+            break;
+        }
+        if (kv != key)
             break;
         unsigned long long ts = PyLong_AsUnsignedLongLong(t);
         if (ts == (unsigned long long)-1 && PyErr_Occurred()) {
