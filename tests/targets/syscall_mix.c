@@ -1,9 +1,9 @@
 /* Target of the compiled-stops tests (tests/e2e/test_syscall_compiled.py): calls whose
  * records carry nothing, a string (cut, unprintable, NULL, unreadable) or a buffer (sized by
  * an argument at the entry, by the result at the exit; empty, unreadable, failed), from the
- * main thread, three threads and a fork child.
+ * main thread, THREADS threads (3 unless given, at most 64) and a fork child.
  *
- * usage: syscall_mix ROUNDS */
+ * usage: syscall_mix ROUNDS [THREADS] */
 #include <fcntl.h>
 #include <pthread.h>
 #include <stdlib.h>
@@ -46,12 +46,15 @@ static void *worker(void *arg)
 int main(int argc, char **argv)
 {
 	rounds = argc > 1 ? atol(argv[1]) : 5;
-	pthread_t t[3];
-	for (int i = 0; i < 3; i++)
+	int threads = argc > 2 ? atoi(argv[2]) : 3;
+	if (threads < 0 || threads > 64)
+		threads = 64;
+	pthread_t t[64];
+	for (int i = 0; i < threads; i++)
 		pthread_create(&t[i], NULL, worker, NULL);
 	for (long i = 0; i < rounds; i++)
 		round_of_calls();
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < threads; i++)
 		pthread_join(t[i], NULL);
 	pid_t child = fork();
 	if (child == 0) {

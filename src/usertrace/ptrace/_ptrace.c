@@ -25,9 +25,11 @@
  *       back untouched with one record (bytes) per spec.  None, with nothing in the task
  *       changed, when the address is not in ``sites`` or a request failed: the caller then
  *       serves the hit itself (its Python path does the same, step by step).
- *   stops(tasks, plan, out, held) -> list or None
+ *   stops(tasks, plan, out, held[, given]) -> list or None
  *       Serve syscall stops until one needs Python (see usertrace.ptrace.engine, "compiled
- *       stops", for the plan and what it does): waits for stops (the GIL released), and for
+ *       stops", for the plan and what it does): first the stops ``given`` (at most 64,
+ *       ``(tid, status, ts)`` collected before the call), then waits for stops (the GIL
+ *       released), and for
  *       each syscall stop of a task of ``tasks`` whose event has a compiled record (or
  *       none), makes the record, appends ``cpu, ts, record`` to ``out`` and resumes the
  *       task as the engine's loop would.  Returns the stops it did not serve, as
@@ -756,13 +758,32 @@ serve_stop(struct stop *st, PyObject *tasks, struct cache *cache, const struct p
 static PyObject *
 py_stops(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
-    if (nargs != 4 || !PyDict_Check(args[0]) || !PyTuple_Check(args[1]) ||
-        !PyList_Check(args[2]) || !PyList_Check(args[3])) {
-        PyErr_SetString(PyExc_TypeError,
-                        "stops(tasks: dict, plan: tuple, out: list, held: list)");
+    if ((nargs != 4 && nargs != 5) || !PyDict_Check(args[0]) || !PyTuple_Check(args[1]) ||
+        !PyList_Check(args[2]) || !PyList_Check(args[3]) ||
+        (nargs == 5 && !PyList_Check(args[4]))) {
+        PyErr_SetString(PyExc_TypeError, "stops(tasks: dict, plan: tuple, out: list, "
+                        "held: list[, given: list])");
         return NULL;
     }
     PyObject *tasks = args[0], *plan = args[1], *out = args[2], *held = args[3];
+    /* stops collected before the call (tid, status, ts), served first, in their order */
+    struct stop given[QUEUE];
+    int ngiven = 0;
+    if (nargs == 5) {
+        PyObject *list = args[4];
+        if (PyList_GET_SIZE(list) > QUEUE) {
+            PyErr_SetString(PyExc_ValueError, "stops(): at most 64 stops given at once");
+            return NULL;
+        }
+        for (Py_ssize_t k = 0; k < PyList_GET_SIZE(list); k++) {
+            long tid;
+            int status;
+            long long ts;
+            if (!PyArg_ParseTuple(PyList_GET_ITEM(list, k), "liL", &tid, &status, &ts))
+                return NULL;
+            given[ngiven++] = (struct stop){tid, status, ts};
+        }
+    }
     if (PyTuple_GET_SIZE(plan) != 9) {
         PyErr_SetString(PyExc_TypeError, "stops(): a plan has 9 items");
         return NULL;
@@ -779,8 +800,15 @@ py_stops(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     pl.maxnr = PyTuple_GET_SIZE(pl.enter);
     Py_ssize_t limit = pl.limit;
     char *scratch = PyMem_Malloc(pl.size + 8);
-    if (scratch == NULL)
+    if (scratch == NULL) {
+        for (int k = 0; k < ngiven; k++) {          /* not resumed: to held, with the error */
+            PyObject *h = Py_BuildValue("(ii)", (int)given[k].tid, given[k].status);
+            if (h != NULL)
+                PyList_Append(held, h);
+            Py_XDECREF(h);
+        }
         return PyErr_NoMemory();
+    }
     struct stop q[QUEUE];
     struct cache cache = {0};
     PyObject *result = NULL;
@@ -788,12 +816,18 @@ py_stops(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     for (;;) {
         /* back to Python now and then even when the stops make no records: its signal
          * handlers (Ctrl-C) run there */
-        if (PyList_GET_SIZE(out) >= 3 * limit || served >= limit) {
+        if (ngiven == 0 && (PyList_GET_SIZE(out) >= 3 * limit || served >= limit)) {
             result = Py_NewRef(Py_None);
             break;
         }
         int n = 0, status = 0;
         pid_t tid;
+        if (ngiven > 0) {
+            memcpy(q, given, ngiven * sizeof *q);
+            n = ngiven;
+            ngiven = 0;
+            goto serve;
+        }
         Py_BEGIN_ALLOW_THREADS
         tid = waitpid(-1, &status, __WALL);
         Py_END_ALLOW_THREADS
@@ -810,6 +844,7 @@ py_stops(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         if (PyDict_GET_SIZE(tasks) > 1)          /* every stop already there gets its turn */
             while (n < QUEUE && (tid = waitpid(-1, &status, __WALL | WNOHANG)) > 0)
                 q[n++] = (struct stop){tid, status, now_ns()};
+    serve:;
         int k = 0, r = 1;
         for (; k < n; k++) {
             r = serve_stop(&q[k], tasks, &cache, &pl, out, scratch);
@@ -860,7 +895,8 @@ static PyMethodDef methods[] = {
     {"hit", (PyCFunction)(void (*)(void))py_hit, METH_FASTCALL,
      "hit(tid, regs, mem_fd, sites, resume) -> (calls, records) or None: a breakpoint hit served whole"},
     {"stops", (PyCFunction)(void (*)(void))py_stops, METH_FASTCALL,
-     "stops(tasks, plan, out, held) -> stops not served, or None: syscall stops served in a loop"},
+     "stops(tasks, plan, out, held[, given]) -> stops not served, or None: syscall stops "
+     "served in a loop"},
 #endif
     {NULL, NULL, 0, NULL},
 };

@@ -47,7 +47,10 @@ stop it does not serve: any stop but a syscall stop of a known task, a syscall w
 has no spec (or whose handler is not the compiling one), ``prctl``'s exit, a call of another
 arch, an exit whose entry was not seen.  A task due for its cpu refresh is refreshed by a
 call of :meth:`_refresh`, as here.  Those take this
-loop as before, so the rules above stay written here once.
+loop as before, so the rules above stay written here once; the stops collected with one
+(several tasks stopped at once) go back to ``_ptrace.stops`` after it, first in its queue.
+Meanwhile the fields of the tasks it serves are kept in C and written back to their
+:class:`Task` before any Python code runs (a refresh, its return).
 The specs (``(event id, nargs, kind, arg, count arg, size)`` at the entry, ``(event id,
 kind, arg, min ret, size)`` at the exit; kinds ``handlers.REC_*``) are made by
 :mod:`usertrace.sources.syscalls.source`.
@@ -477,11 +480,14 @@ class Engine:
             while tasks or hidden or self._early:
                 if self._stop_sig:
                     return
-                if pending:
+                if pending and plan is None:
                     tid, status, ts = pending.popleft()
                 elif plan is not None:
+                    # the stops already collected go to the loop first (it hands back those
+                    # it does not serve, in their order)
+                    given = [pending.popleft() for _ in range(min(len(pending), 64))]
                     try:
-                        got = stops(tasks, plan, made, self._held)
+                        got = stops(tasks, plan, made, self._held, given)
                     except ChildProcessError:
                         tasks.clear()
                         hidden.clear()
@@ -494,7 +500,7 @@ class Engine:
                     if not got:
                         continue
                     tid, status, ts = got[0]
-                    pending.extend(got[1:])
+                    pending.extendleft(reversed(got[1:]))     # before any not given
                 else:
                     try:
                         tid, status = waitpid(-1, WALL)
