@@ -51,6 +51,10 @@ SELECT = [
     (["--cpu", "0-1"],                                         lambda e: True),
     (["--start", "7.5", "--end", "8.100001"],                  lambda e: 7_499_999_500 <= e["ts_ns"] <= 8_100_001_499),
     (["--start", "7.500000001"],                               lambda e: e["ts_ns"] >= 7_500_000_001),
+    # -e as strace writes it, as record reads it: a call's two events, classes, lists
+    (["-e", "openat"],                                         lambda e: e["event"] in ("sys_enter_openat", "sys_exit_openat")),
+    (["-e", "trace=%file"],                                    lambda e: e["event"] in ("sys_enter_openat", "sys_exit_openat")),
+    (["-e", "openat,close", "-e", "sched"],                    lambda e: e["event"] in ("sys_enter_openat", "sys_exit_openat") or e["system"] == "sched"),
 ]
 
 
@@ -87,6 +91,8 @@ BAD = [
     (["--end", "soon"],                               2,      "--end 'soon': not a time in seconds"),
     (["-f", "ret < 0"],                               2,      "a filter applies to the -e before it"),
     (["-e", "nosuch"],                                1,      "no event of the file matches 'nosuch'"),
+    (["-e", "close"],                                 1,      "no event of the file matches 'close'"),
+    (["-e", "%bogus"],                                1,      "invalid class '%bogus'"),
     (["-e", "sys_exit_openat", "-f", "ret <"],        2,      "^"),
     (["-e", "sys_enter_openat", "-f", 'filename.ustring ~ "x"'], 1, ".ustring reads the traced process's memory"),
 ]

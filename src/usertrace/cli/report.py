@@ -33,7 +33,8 @@ def add_arguments(name: str, p: argparse.ArgumentParser) -> None:
                    help='one JSON object per event: {"ts_ns", "cpu", "pid", "comm", "system", '
                         '"event", "fields"}')
     p.add_argument("-e", "--event", dest="events", metavar="EVENT", action=_EventAction,
-                   help="only these events: SYSTEM, SYSTEM:EVENT, EVENT, with globs; repeatable")
+                   help="only these events: SYSTEM, SYSTEM:EVENT, EVENT, with globs, or as "
+                        "strace writes them (openat, %%file, trace=!close); repeatable")
     p.add_argument("-f", "--filter", dest="events", metavar="FILTER", action=_EventAction,
                    help="only the events of the -e before it that pass this filter (the "
                         "kernel's filter language)")

@@ -34,8 +34,7 @@ from ..output.stats import SyscallStats
 from ..ptrace import Engine, ExitStatus
 from ..sources.base import Source
 from ..sources.probes.source import ProbeSource
-from ..sources.syscalls.classes import (StraceSelectionError, expand_strace_selection,
-                                        is_strace_selection)
+from ..sources.syscalls.classes import strace_selection_events
 from ..sources.syscalls.source import STRING_SIZE, SyscallSource
 from ..sources.tasks.events import NEW_TASK, PROCESS_EXIT, SIGNAL_DELIVER
 from ..sources.tasks.source import TaskEventsSource
@@ -166,16 +165,12 @@ class Recorder:
         the events of its calls enabled, the filter applied to those that have its fields.
         False for what names user events (a system, or an event registered now)."""
         text = spec.pattern
-        if not is_strace_selection(text) or text in self.user_events.systems \
-                or any(f.name == text for f in registered):
+        if text in self.user_events.systems or any(f.name == text for f in registered):
+            return False
+        names = strace_selection_events(text)
+        if names is None:
             return False
         registry = self.session.registry
-        try:
-            names = expand_strace_selection(text)
-        except StraceSelectionError:
-            if _plain_word(text):     # neither an event nor a system call: say "no event"
-                return False
-            raise
         formats = [registry.get(*name.split(":", 1)) for name in names]
         formats = [f for f in formats if f is not None]
         if formats:
@@ -307,11 +302,6 @@ def default_specs() -> list[EventSpec]:
     their signals and ends (what ``strace -f`` shows)."""
     return [EventSpec("syscalls")] + [EventSpec(":".join(e))
                                       for e in (NEW_TASK, SIGNAL_DELIVER, PROCESS_EXIT)]
-
-
-def _plain_word(text: str) -> bool:
-    """One name, without strace's list, class, negation or regex syntax."""
-    return not any(c in text for c in ",%!?/=")
 
 
 def _wait_for_signal() -> ExitStatus:

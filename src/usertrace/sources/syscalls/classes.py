@@ -281,6 +281,21 @@ def expand_strace_selection(text: str, arch: str = "x86_64") -> list[str]:
     return out
 
 
+def strace_selection_events(text: str, arch: str = "x86_64") -> list[str] | None:
+    """The events of an ``-e`` written in strace's terms (:func:`expand_strace_selection`),
+    for ``record`` and ``report`` alike; None when ``text`` is not in those terms, or is one
+    plain word that names no system call (the caller says that no event matches).  A bad
+    list or class raises its :class:`StraceSelectionError`."""
+    if not is_strace_selection(text):
+        return None
+    try:
+        return expand_strace_selection(text, arch)
+    except StraceSelectionError:
+        if not any(c in text for c in ",%!?/="):      # one word, not strace's syntax
+            return None
+        raise
+
+
 def is_strace_selection(text: str) -> bool:
     """Whether an ``-e`` argument is written in strace's terms rather than as event names
     (``syscalls:sys_enter_openat``, ``sys_*_read``, ``user_events:app``): no ``:``, no
