@@ -30,13 +30,13 @@ from __future__ import annotations
 
 import array
 import operator
-import os
 import struct
 import sys
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable
 
+from ..compiled import forced_pure
 from .layout import (DEFAULT_LAYOUT, EVENT_HEADER_SIZE, EVENT_MIN_SIZE, LEN_TIME_EXTEND,
                      MAX_SMALL_DATA, TS_LIMIT, TS_MASK, TYPE_PADDING, TYPE_TIME_EXTEND,
                      TYPE_TIME_STAMP, PageLayout, RingBufferError, fix_abs_ts)
@@ -51,7 +51,7 @@ _ABS_MASK = TS_LIMIT - 1
 def _compiled_fill():
     """``_ring.fill``, the common case of :meth:`RingBuffer.write_run` in C; None where the
     extension is not built or ``USERTRACE_PURE_PYTHON`` is set (but to 0)."""
-    if os.environ.get("USERTRACE_PURE_PYTHON", "") not in ("", "0"):
+    if forced_pure():
         return None
     try:
         from . import _ring

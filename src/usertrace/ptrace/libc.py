@@ -15,6 +15,8 @@ import ctypes
 import ctypes.util
 import os
 
+from ..compiled import forced_pure
+
 _libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
 
 # long ptrace(enum __ptrace_request request, pid_t pid, void *addr, void *data)
@@ -46,7 +48,7 @@ def ctypes_ptrace():
 
 def _fast():
     """(ptrace of the hot paths, its errno, which one it is)."""
-    if os.environ.get("USERTRACE_PURE_PYTHON", "") in ("", "0"):
+    if not forced_pure():
         try:
             from . import _ptrace
             return _ptrace.ptrace, _ptrace.last_errno, "compiled"

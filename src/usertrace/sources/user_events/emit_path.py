@@ -12,9 +12,9 @@ from __future__ import annotations
 import importlib
 import os
 
+from ...compiled import PURE_ENV, forced_pure
 from . import abi
 
-PURE_ENV = "USERTRACE_PURE_PYTHON"
 
 # The rows of an event's layout table, as _emit.c numbers them (emitters._Layout.rows).
 ROW_INT, ROW_BYTES, ROW_DYN_STR, ROW_DYN_ARRAY = range(4)
@@ -31,8 +31,8 @@ LAYOUT = {
 
 def _load():
     """(the _emit module or None, why not)."""
-    forced = os.environ.get(PURE_ENV, "")
-    if forced not in ("", "0"):
+    forced = forced_pure()
+    if forced:
         return None, f"{PURE_ENV}={forced}"
     try:
         _emit = importlib.import_module(f"{__package__}._emit")
