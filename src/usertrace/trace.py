@@ -317,14 +317,6 @@ class Trace:
         return total
 
     # -- selection ----------------------------------------------------------------------------
-    @staticmethod
-    def _strace_selection(reg, pattern: str) -> list:
-        """The file's events of an ``-e`` written as strace writes it (``openat``: both its
-        events; ``%file``, ``trace=!close``), as ``record`` reads it; [] when it is not."""
-        from .sources.syscalls.classes import strace_selection_events
-        found = (reg.get(*name.split(":", 1)) for name in strace_selection_events(pattern) or ())
-        return [f for f in found if f is not None]
-
     def select(self, events: Iterable[tuple[str, str | None]] | None = None,
                pids: Iterable[int] | None = None, cpus: Iterable[int] | None = None,
                start_ns: int | None = None, end_ns: int | None = None,
@@ -337,13 +329,15 @@ class Trace:
         if events is not None:
             from .events.registry import Registry
             from .filter import compile_group_filter
+            from .sources.syscalls.classes import strace_selection_formats
             reg = Registry()
             for fmt in self.formats.values():
                 if reg.get(fmt.system, fmt.name) is None:
                     reg.add(fmt)
             ids, filters = set(), {}
             for pattern, text in events:
-                matched = reg.match(pattern) or self._strace_selection(reg, pattern)
+                # (or as strace writes it: ``openat``, both its events; ``%file``)
+                matched = reg.match(pattern) or strace_selection_formats(reg, pattern)
                 if not matched:
                     raise TraceReadError(f"{self.path}: no event of the file matches {pattern!r}")
                 ids.update(fmt.id for fmt in matched)

@@ -13,8 +13,19 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
+from usertrace.ptrace.libc import compiled
+
 SRC = str(Path(__file__).resolve().parents[2] / "src")
 NO_ASLR = "import ctypes\nctypes.CDLL(None).personality(0x0040000)    # ADDR_NO_RANDOMIZE\n"
+
+
+def needs_compiled(name: str) -> None:
+    """Skip unless the ``_ptrace`` extension has ``name`` (``"hit"``, ``"stops"``) here."""
+    if compiled(name) is None:
+        pytest.skip("the _ptrace extension is not built (no C compiler at install), or "
+                    "USERTRACE_PURE_PYTHON is set")
 
 
 def record_both_ways(script: str, args: list, out: Path, pure: bool):

@@ -11,9 +11,8 @@ import json
 import subprocess
 
 import pytest
-from _paths import record_both_ways
+from _paths import needs_compiled, record_both_ways
 
-from usertrace.ptrace.libc import compiled
 
 ROUNDS = 50
 
@@ -62,9 +61,7 @@ def prog():
 
 
 def test_compiled_hits_record_and_run_as_the_python_path(prog, tmp_path):
-    if compiled("hit") is None:
-        pytest.skip("the _ptrace extension is not built (no C compiler at install), or "
-                    "USERTRACE_PURE_PYTHON is set")
+    needs_compiled("hit")
     untraced = subprocess.run([str(prog), str(ROUNDS)], capture_output=True, text=True)
     fast, fast_sum, fast_events = record(prog, tmp_path, "compiled", pure=False)
     slow, slow_sum, slow_events = record(prog, tmp_path, "python", pure=True)

@@ -10,9 +10,8 @@ import json
 from collections import Counter
 
 import pytest
-from _paths import record_both_ways
+from _paths import needs_compiled, record_both_ways
 
-from usertrace.ptrace.libc import compiled
 
 ROUNDS = 20
 SIZE = 16               # -s: strings and buffers recorded
@@ -62,9 +61,7 @@ def prog():
 
 
 def test_compiled_stops_record_as_the_python_path(prog, tmp_path):
-    if compiled("stops") is None:
-        pytest.skip("the _ptrace extension is not built (no C compiler at install), or "
-                    "USERTRACE_PURE_PYTHON is set")
+    needs_compiled("stops")
     fast, fast_tasks = record(prog, tmp_path, "compiled", pure=False)
     slow, slow_tasks = record(prog, tmp_path, "python", pure=True)
     assert fast["code"] == slow["code"] == 0
@@ -93,9 +90,7 @@ def test_compiled_stops_record_as_the_python_path(prog, tmp_path):
 def test_compiled_stops_of_many_threads_at_once(prog, tmp_path):
     """40 threads calling at once: one call of the C loop serves stops of more tasks than it
     keeps the fields of (32), and writes some back to make room."""
-    if compiled("stops") is None:
-        pytest.skip("the _ptrace extension is not built (no C compiler at install), or "
-                    "USERTRACE_PURE_PYTHON is set")
+    needs_compiled("stops")
     fast, fast_tasks = record(prog, tmp_path, "compiled", False, rounds=3, threads=40)
     slow, slow_tasks = record(prog, tmp_path, "python", True, rounds=3, threads=40)
     assert fast["code"] == slow["code"] == 0

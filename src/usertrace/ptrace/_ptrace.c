@@ -462,24 +462,21 @@ flush_task(struct ctask *c)
 static int
 flush_cache(struct cache *cache)
 {
-    int r = 0;
+    PyObject *type = NULL, *value = NULL, *tb = NULL;
     for (int k = 0; k < cache->n; k++) {
-        struct ctask *c = &cache->task[k];
-        if (flush_task(c) < 0) {
-            if (r == 0) {
-                PyObject *type, *value, *tb;
+        if (flush_task(&cache->task[k]) < 0) {
+            if (type == NULL)
                 PyErr_Fetch(&type, &value, &tb);
-                for (int j = k + 1; j < cache->n; j++)
-                    if (flush_task(&cache->task[j]) < 0)
-                        PyErr_Clear();
-                PyErr_Restore(type, value, tb);
-                r = -1;
-            }
+            else
+                PyErr_Clear();
         }
-        Py_DECREF(c->t);
+        Py_DECREF(cache->task[k].t);
     }
     cache->n = 0;
-    return r;
+    if (type == NULL)
+        return 0;
+    PyErr_Restore(type, value, tb);
+    return -1;
 }
 
 /* Read cpu and countdown from the Task (after a refresh, or at the first stop) */
@@ -617,6 +614,22 @@ put_record(PyObject *out, long cpu, int64_t ts, PyObject *rec)
     return r;
 }
 
+/* Stops collected and not resumed, appended to held as (tid, status): the engine lets them
+ * go with the error that stopped the loop. */
+static void
+hold(PyObject *held, const struct stop *q, int from, int to)
+{
+    PyObject *type, *value, *tb;
+    PyErr_Fetch(&type, &value, &tb);
+    for (int k = from; k < to; k++) {
+        PyObject *h = Py_BuildValue("(ii)", (int)q[k].tid, q[k].status);
+        if (h != NULL)
+            PyList_Append(held, h);
+        Py_XDECREF(h);
+    }
+    PyErr_Restore(type, value, tb);
+}
+
 static PyObject *
 unserved(struct stop *q, int from, int to)
 {
@@ -644,20 +657,22 @@ record_stop(struct ctask *c, PyObject *spec, int enter, const struct stop *st, i
             const uint64_t *args, int64_t ret, PyObject *refresh, PyObject *out,
             char *scratch)
 {
-    int err = 0;
-    if (item_u64(spec, enter ? 2 : 1) != REC_PLAIN && c->mem_fd == -2) {
-        PyObject *proc = PyObject_GetAttr(c->t, s_process);
-        if (proc == NULL)
-            return -1;
-        long fd = proc == Py_None ? -1 : attr_long(proc, s_mem_fd, &err);
-        Py_DECREF(proc);
-        if (err)
-            return -1;
-        c->mem_fd = (int)fd;
-    }
-    if (item_u64(spec, enter ? 2 : 1) != REC_PLAIN && c->mem_fd < 0) {
-        c->mem_fd = -2;                 /* Python opens it: read it again next time */
-        return 0;
+    if (item_u64(spec, enter ? 2 : 1) != REC_PLAIN) {
+        if (c->mem_fd == -2) {
+            int err = 0;
+            PyObject *proc = PyObject_GetAttr(c->t, s_process);
+            if (proc == NULL)
+                return -1;
+            long fd = proc == Py_None ? -1 : attr_long(proc, s_mem_fd, &err);
+            Py_DECREF(proc);
+            if (err)
+                return -1;
+            c->mem_fd = (int)fd;
+        }
+        if (c->mem_fd < 0) {
+            c->mem_fd = -2;             /* Python opens it: read it again next time */
+            return 0;
+        }
     }
     if (c->countdown > 0) {
         c->countdown--;
@@ -766,9 +781,10 @@ py_stops(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         return NULL;
     }
     PyObject *tasks = args[0], *plan = args[1], *out = args[2], *held = args[3];
-    /* stops collected before the call (tid, status, ts), served first, in their order */
-    struct stop given[QUEUE];
-    int ngiven = 0;
+    /* the stops to serve: first those collected before the call (tid, status, ts), in
+     * their order */
+    struct stop q[QUEUE];
+    int n = 0;
     if (nargs == 5) {
         PyObject *list = args[4];
         if (PyList_GET_SIZE(list) > QUEUE) {
@@ -781,7 +797,7 @@ py_stops(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             long long ts;
             if (!PyArg_ParseTuple(PyList_GET_ITEM(list, k), "liL", &tid, &status, &ts))
                 return NULL;
-            given[ngiven++] = (struct stop){tid, status, ts};
+            q[n++] = (struct stop){tid, status, ts};
         }
     }
     if (PyTuple_GET_SIZE(plan) != 9) {
@@ -801,50 +817,40 @@ py_stops(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
     Py_ssize_t limit = pl.limit;
     char *scratch = PyMem_Malloc(pl.size + 8);
     if (scratch == NULL) {
-        for (int k = 0; k < ngiven; k++) {          /* not resumed: to held, with the error */
-            PyObject *h = Py_BuildValue("(ii)", (int)given[k].tid, given[k].status);
-            if (h != NULL)
-                PyList_Append(held, h);
-            Py_XDECREF(h);
-        }
-        return PyErr_NoMemory();
+        PyErr_NoMemory();
+        hold(held, q, 0, n);
+        return NULL;
     }
-    struct stop q[QUEUE];
     struct cache cache = {0};
     PyObject *result = NULL;
     Py_ssize_t served = 0;
-    for (;;) {
-        /* back to Python now and then even when the stops make no records: its signal
-         * handlers (Ctrl-C) run there */
-        if (ngiven == 0 && (PyList_GET_SIZE(out) >= 3 * limit || served >= limit)) {
-            result = Py_NewRef(Py_None);
-            break;
-        }
-        int n = 0, status = 0;
-        pid_t tid;
-        if (ngiven > 0) {
-            memcpy(q, given, ngiven * sizeof *q);
-            n = ngiven;
-            ngiven = 0;
-            goto serve;
-        }
-        Py_BEGIN_ALLOW_THREADS
-        tid = waitpid(-1, &status, __WALL);
-        Py_END_ALLOW_THREADS
-        if (tid < 0) {
-            if (errno == EINTR)
+    for (;; n = 0) {
+        if (n == 0) {
+            /* back to Python now and then even when the stops make no records: its signal
+             * handlers (Ctrl-C) run there */
+            if (PyList_GET_SIZE(out) >= 3 * limit || served >= limit) {
                 result = Py_NewRef(Py_None);
-            else if (errno == ECHILD)
-                PyErr_SetNone(PyExc_ChildProcessError);
-            else
-                PyErr_SetFromErrno(PyExc_OSError);
-            break;
+                break;
+            }
+            int status = 0;
+            pid_t tid;
+            Py_BEGIN_ALLOW_THREADS
+            tid = waitpid(-1, &status, __WALL);
+            Py_END_ALLOW_THREADS
+            if (tid < 0) {
+                if (errno == EINTR)
+                    result = Py_NewRef(Py_None);
+                else if (errno == ECHILD)
+                    PyErr_SetNone(PyExc_ChildProcessError);
+                else
+                    PyErr_SetFromErrno(PyExc_OSError);
+                break;
+            }
+            q[n++] = (struct stop){tid, status, now_ns()};
+            if (PyDict_GET_SIZE(tasks) > 1)      /* every stop already there gets its turn */
+                while (n < QUEUE && (tid = waitpid(-1, &status, __WALL | WNOHANG)) > 0)
+                    q[n++] = (struct stop){tid, status, now_ns()};
         }
-        q[n++] = (struct stop){tid, status, now_ns()};
-        if (PyDict_GET_SIZE(tasks) > 1)          /* every stop already there gets its turn */
-            while (n < QUEUE && (tid = waitpid(-1, &status, __WALL | WNOHANG)) > 0)
-                q[n++] = (struct stop){tid, status, now_ns()};
-    serve:;
         int k = 0, r = 1;
         for (; k < n; k++) {
             r = serve_stop(&q[k], tasks, &cache, &pl, out, scratch);
@@ -857,16 +863,7 @@ py_stops(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             break;
         }
         if (r < 0) {
-            /* a Python error: the stops not served (not resumed) go to held with it */
-            PyObject *type, *value, *tb;
-            PyErr_Fetch(&type, &value, &tb);
-            for (; k < n; k++) {
-                PyObject *h = Py_BuildValue("(ii)", (int)q[k].tid, q[k].status);
-                if (h != NULL)
-                    PyList_Append(held, h);
-                Py_XDECREF(h);
-            }
-            PyErr_Restore(type, value, tb);
+            hold(held, q, k, n);        /* a Python error: the stops not served, not resumed */
             break;
         }
     }

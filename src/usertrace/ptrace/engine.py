@@ -83,6 +83,7 @@ from .task import Task
 
 PR_SET_NAME = 15
 STOPS_BATCH = 256          # records (or stops) the compiled stop loop serves before it comes back
+STOPS_GIVEN = 64           # stops collected before, given to it at once (its queue, _ptrace.c)
 STOP_SIGNALS = frozenset({signal.SIGSTOP, signal.SIGTSTP, signal.SIGTTIN, signal.SIGTTOU})
 
 _SYSCALL_STOP = signal.SIGTRAP | 0x80                                  # status >> 8
@@ -485,7 +486,7 @@ class Engine:
                 elif plan is not None:
                     # the stops already collected go to the loop first (it hands back those
                     # it does not serve, in their order)
-                    given = [pending.popleft() for _ in range(min(len(pending), 64))]
+                    given = [pending.popleft() for _ in range(min(len(pending), STOPS_GIVEN))]
                     try:
                         got = stops(tasks, plan, made, self._held, given)
                     except ChildProcessError:

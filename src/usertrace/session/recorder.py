@@ -34,7 +34,7 @@ from ..output.stats import SyscallStats
 from ..ptrace import Engine, ExitStatus
 from ..sources.base import Source
 from ..sources.probes.source import ProbeSource
-from ..sources.syscalls.classes import strace_selection_events
+from ..sources.syscalls.classes import strace_selection_formats
 from ..sources.syscalls.source import STRING_SIZE, SyscallSource
 from ..sources.tasks.events import NEW_TASK, PROCESS_EXIT, SIGNAL_DELIVER
 from ..sources.tasks.source import TaskEventsSource
@@ -167,12 +167,9 @@ class Recorder:
         text = spec.pattern
         if text in self.user_events.systems or any(f.name == text for f in registered):
             return False
-        names = strace_selection_events(text)
-        if names is None:
+        formats = strace_selection_formats(self.session.registry, text)
+        if formats is None:
             return False
-        registry = self.session.registry
-        formats = [registry.get(*name.split(":", 1)) for name in names]
-        formats = [f for f in formats if f is not None]
         if formats:
             self.session.enable(spec, self.consumers, formats=formats)
         return True

@@ -281,19 +281,22 @@ def expand_strace_selection(text: str, arch: str = "x86_64") -> list[str]:
     return out
 
 
-def strace_selection_events(text: str, arch: str = "x86_64") -> list[str] | None:
-    """The events of an ``-e`` written in strace's terms (:func:`expand_strace_selection`),
-    for ``record`` and ``report`` alike; None when ``text`` is not in those terms, or is one
-    plain word that names no system call (the caller says that no event matches).  A bad
-    list or class raises its :class:`StraceSelectionError`."""
+def strace_selection_formats(registry, text: str, arch: str = "x86_64") -> list | None:
+    """The formats of ``registry`` (a recording's, or a file's) that an ``-e`` written in
+    strace's terms selects (:func:`expand_strace_selection`), for ``record`` and ``report``
+    alike; None when ``text`` is not in those terms, or is one plain word that names no
+    system call (the caller says that no event matches).  A bad list or class raises its
+    :class:`StraceSelectionError`."""
     if not is_strace_selection(text):
         return None
     try:
-        return expand_strace_selection(text, arch)
+        names = expand_strace_selection(text, arch)
     except StraceSelectionError:
         if not any(c in text for c in ",%!?/="):      # one word, not strace's syntax
             return None
         raise
+    found = (registry.get(*name.split(":", 1)) for name in names)
+    return [f for f in found if f is not None]
 
 
 def is_strace_selection(text: str) -> bool:
