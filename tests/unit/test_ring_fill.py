@@ -150,9 +150,11 @@ class _Pages:
     def __init__(self):
         self.pages = {0: [], 1: []}
 
-    def write_pages(self, cpu, page, buffer="", counts=None):
-        assert counts is not None and counts[0] == len(decode_page(page).events)
-        self.pages[cpu].append(page)
+    def write_pages(self, cpu, data, buffer="", counts=None):
+        """A run of whole pages, with the count of their events."""
+        pages = [data[i:i + 4096] for i in range(0, len(data), 4096)]
+        assert counts is not None and counts[0] == sum(len(decode_page(p).events) for p in pages)
+        self.pages[cpu] += pages
 
     def add_event_format(self, system, text):
         pass

@@ -2,7 +2,9 @@
 
 The trace buffer is the kernel's: a ring buffer per cpu in the kernel's page format, in
 stop-when-full mode.  Full pages leave the rings for a writer thread that puts them into the
-trace.dat, so that the tracer never waits for the disk.  ``-b`` sets the size of each ring:
+trace.dat, so that the tracer never waits for the disk; they leave a batch at a time (up to
+:data:`BATCH_PAGES`, one write each), because every wake-up of that thread is a hand-over of
+Python's lock the tracer then waits for.  ``-b`` sets the size of each ring:
 when the file does not keep up (a slow or stalled disk) and a ring is full, new events are
 dropped, as the kernel drops them, and counted exactly (:attr:`TraceBuffer.lost`).  When the
 file cannot be written at all (a full disk), the writer stops, every later event counts as
@@ -21,7 +23,8 @@ from ..buffer.tracedat import TraceDatError, TraceDatWriter
 from ..events.format import EventFormat
 from ..output.text import TextFormatter, line_prefix
 
-QUEUED_PAGES = 8          # pages per ring waiting for the writer thread, beyond the ring
+QUEUED_PAGES = 8          # batches of pages per ring waiting for the writer thread
+BATCH_PAGES = 16          # full pages a ring gathers before they go, an eighth of a small ring
 ROOM_MARGIN = 1 << 20     # bytes kept free for a trace.dat's own data on a full disk
 
 
@@ -41,6 +44,7 @@ class TraceBuffer:
         self._foreign_entries = 0             # events of pages made elsewhere (the kernel)
         self._foreign_lost = 0
         self._queue: queue.Queue = queue.Queue(QUEUED_PAGES * nbuffers)
+        self._batch = max(1, min(BATCH_PAGES, nr_pages // 8))
         self._thread = threading.Thread(target=self._write_pages, name="usertrace-trace.dat",
                                         daemon=True)
         self._thread.start()
@@ -84,16 +88,17 @@ class TraceBuffer:
             self._drain(cpu, ring)
 
     def _drain(self, cpu: int, ring: RingBuffer) -> None:
-        """Full pages to the writer thread, as many as it has room for (never waits)."""
-        put = self._queue.put_nowait
-        while ring.full_pages:
+        """Full pages to the writer thread in whole batches, as many as it has room for
+        (never waits); fewer than a batch stay in the ring until more are full."""
+        batch = self._batch
+        while ring.full_pages >= batch:
             if self.error:
-                self._failed_lost += ring.read_counted()[1]
+                for _ in range(batch):
+                    self._failed_lost += ring.read_counted()[1]
                 continue
             if self._queue.full():
                 return                        # the file is behind: the ring keeps the pages
-            page, events, lost = ring.read_counted()
-            put((cpu, page, (events, lost)))
+            self._queue.put_nowait((cpu, *_joined(ring, batch)))
 
     # -- pages made elsewhere --------------------------------------------------------------
     def put_pages(self, cpu: int, data: bytes) -> None:
@@ -144,11 +149,11 @@ class TraceBuffer:
         """Every page to the file, then the formats and task names; close the file.
         Raises TraceDatError or OSError when the file cannot be completed."""
         for cpu, ring in enumerate(self.rings):
-            while (got := ring.read_counted()) is not None:
+            while (got := _joined(ring, self._batch)) is not None:
                 if self.error:
-                    self._failed_lost += got[1]
+                    self._failed_lost += got[1][0]
                 else:
-                    self._queue.put((cpu, got[0], got[1:]))
+                    self._queue.put((cpu, *got))
         self._queue.put(None)
         self._thread.join()
         w = self.writer
@@ -186,6 +191,18 @@ class TraceBuffer:
         """Events dropped because a ring was full, or because the file failed."""
         return (sum(r.dropped_events for r in self.rings) + self._failed_lost
                 + self._thread_lost + self._foreign_lost)
+
+
+def _joined(ring: RingBuffer, most: int) -> tuple[bytes, tuple[int, int]] | None:
+    """Up to ``most`` of the ring's oldest pages as one run of pages, with their counts
+    (events, lost); None when the ring has no page to give."""
+    pages = []
+    events = lost = 0
+    while len(pages) < most and (got := ring.read_counted()) is not None:
+        pages.append(got[0])
+        events += got[1]
+        lost += got[2]
+    return (b"".join(pages), (events, lost)) if pages else None
 
 
 def _entries_of(data: bytes | None, counts: tuple[int, int] | None = None,
