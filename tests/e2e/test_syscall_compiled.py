@@ -7,6 +7,7 @@ unprintable, NULL and unreadable; buffers larger than it, empty, unreadable; res
 fail) from the main thread, three threads and a fork child."""
 
 import json
+import os
 from collections import Counter
 
 import pytest
@@ -100,3 +101,25 @@ def test_compiled_stops_of_many_threads_at_once(prog, tmp_path):
     assert len(fast_tasks) == len(slow_tasks) == 42
     assert sorted(map(tuple, fast_tasks.values())) == sorted(map(tuple, slow_tasks.values()))
 
+
+
+def test_a_refresh_in_the_compiled_loop_reads_comm_and_cpu(tmp_path):
+    """A task that renames itself by writing its comm file (no prctl the engine watches) is
+    known by its new name after its next cpu refresh, which the C loop makes itself: the
+    name (spaces, parentheses) and the cpu as the Python path reads them."""
+    needs_compiled("stops")
+    from conftest import build_target
+    prog = build_target("renamed")
+    got = {}
+    for pure in (False, True):
+        out = tmp_path / f"renamed-{pure}.dat"
+        result, _, events = record_both_ways(
+            RUN, [out, tmp_path / f"session-{pure}", SIZE, prog, 500], out, pure)
+        assert result["code"] == 0
+        assert (result["compiled"] > 900) != pure          # the refreshes were the C loop's
+        calls = [e for e in events if e["event"] == "sys_exit_getppid"]
+        assert len(calls) == 500
+        cpus = set(range(os.cpu_count()))
+        assert all(e["cpu"] in cpus for e in calls)
+        got[pure] = {e["comm"] for e in calls}
+    assert got[False] == got[True] == {"my (odd) name)"}

@@ -74,3 +74,24 @@ def test_disabled_or_inactive_does_nothing(monkeypatch):
     c = Colocation()                              # outside start()/stop(): launch, attach
     c.seen(sorted(c.orig_affinity)[0], os.getpid())
     assert c.pinned is None and os.sched_getaffinity(0) == c.orig_affinity
+
+
+def test_due_says_when_seen_must_hear_of_a_task_on_the_pinned_cpu(coloc, monkeypatch):
+    """due_ns(): at once while not pinned or with no window yet, else the window's end, and
+    a call of seen() before it changes nothing (the compiled stops skip it till then)."""
+    clock = [10 ** 12]
+    monkeypatch.setattr(placement.time, "monotonic_ns", lambda: clock[0])
+    monkeypatch.setattr(placement, "_schedstat", lambda path: (0, 0))
+    monkeypatch.setattr(placement, "_others_running", lambda: True)
+    cpu = sorted(coloc.orig_affinity)[0]
+    assert coloc.due_ns() == 0                    # not pinned
+    coloc.seen(cpu, 1)                            # pins: no window yet
+    assert coloc.due_ns() == 0
+    coloc.seen(cpu, 1)                            # the window starts now
+    assert coloc.due_ns() == clock[0] + placement.MIN_WINDOW_NS
+    clock[0] += placement.MIN_WINDOW_NS // 2
+    coloc.seen(cpu, 1)                            # too early: the same end
+    assert coloc.due_ns() == clock[0] - placement.MIN_WINDOW_NS // 2 + placement.MIN_WINDOW_NS
+    clock[0] += placement.MIN_WINDOW_NS
+    coloc.seen(cpu, 1)                            # a window measured: the next one
+    assert coloc.due_ns() == clock[0] + placement.MIN_WINDOW_NS

@@ -41,6 +41,9 @@
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <stddef.h>
 #include <sys/ptrace.h>
 #include <stdint.h>
@@ -373,7 +376,7 @@ struct syscall_info {
 /* record kinds of a plan's specs */
 enum { REC_PLAIN = 0, REC_STRING = 1, REC_BUFFER = 2 };
 
-static PyObject *s_countdown, *s_nr, *s_args, *s_cpu, *s_process, *s_mem_fd;
+static PyObject *s_countdown, *s_nr, *s_args, *s_cpu, *s_comm, *s_process, *s_mem_fd;
 
 static int64_t
 now_ns(void)
@@ -413,7 +416,7 @@ set_long(PyObject *o, PyObject *name, long value)
  * The tasks a call of stops() has served, with the fields of their Task objects the loop
  * keeps (nr, args, countdown) and those it reads (cpu, the descriptor of the process's
  * memory): read from the Task at a task's first stop in the call, kept here meanwhile, and
- * written back (flush) before any Python code may look at them: before refresh() and
+ * written back (flush) before any Python code may look at them: before the engine is told and
  * before stops() returns, whatever it returns with.  A stop then costs no attribute access.
  */
 #define CACHED 32
@@ -479,7 +482,7 @@ flush_cache(struct cache *cache)
     return -1;
 }
 
-/* Read cpu and countdown from the Task (after a refresh, or at the first stop) */
+/* Read cpu and countdown from the Task (at its first stop in a call of stops()) */
 static int
 load_task(struct ctask *c)
 {
@@ -598,8 +601,57 @@ struct plan {
     long idle, nr_prctl;
     uint32_t native;                /* AUDIT_ARCH of the tracer's arch */
     Py_ssize_t maxnr, limit, size;
-    PyObject *refresh;              /* the engine's _refresh(task) */
+    PyObject *seen;                 /* the engine's _seen(cpu, tid) -> terms */
+    /* the terms on which the engine wants to hear where a task runs (_refresh_terms) */
+    long follow, pinned, every;
+    int64_t due;
 };
+
+/* The terms (follow, pinned, due_ns, every) into the plan; -1 with an exception. */
+static int
+read_terms(struct plan *pl, PyObject *terms)
+{
+    if (!PyTuple_Check(terms) || PyTuple_GET_SIZE(terms) != 4) {
+        PyErr_SetString(PyExc_TypeError, "stops(): the refresh terms are 4 ints");
+        return -1;
+    }
+    pl->follow = (long)item_u64(terms, 0);
+    pl->pinned = (long)item_u64(terms, 1);
+    pl->due = (int64_t)item_u64(terms, 2);
+    pl->every = (long)item_u64(terms, 3);
+    return PyErr_Occurred() ? -1 : 0;
+}
+
+/* comm and cpu of a task from /proc/TID/stat (usertrace.procstat says how the line reads):
+ * the length of comm, put in comm (cut at size), or -1 when the line cannot be read.  cpu
+ * is field 39, 0 when the line is cut short. */
+static int
+task_stat(long tid, char *comm, int size, long *cpu)
+{
+    char path[48], line[1024];
+    snprintf(path, sizeof path, "/proc/%ld/stat", tid);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return -1;
+    ssize_t n = read(fd, line, sizeof line - 1);
+    close(fd);
+    if (n <= 0)
+        return -1;
+    line[n] = 0;
+    char *lp = memchr(line, '(', n), *rp = memrchr(line, ')', n);
+    if (lp == NULL || rp == NULL || rp < lp)
+        return -1;
+    int len = (int)(rp - lp - 1) < size ? (int)(rp - lp - 1) : size;
+    memcpy(comm, lp + 1, len);
+    const char *f = rp + 2 <= line + n ? rp + 2 : NULL;     /* field 3 */
+    for (int k = 3; k < 39 && f != NULL; k++) {
+        f = strchr(f, ' ');
+        if (f != NULL)
+            f++;
+    }
+    *cpu = f != NULL ? strtol(f, NULL, 10) : 0;
+    return len;
+}
 
 /* cpu, ts, record onto out (the record's reference is taken); -1 on a failure */
 static int
@@ -648,13 +700,61 @@ unserved(struct stop *q, int from, int to)
     return list;
 }
 
+/* Where task c runs and its name, read again (its countdown ran out): the Task's cpu and
+ * comm set when they changed, and the engine told (pl->seen) when its terms ask for it: the
+ * task is off the cpu the tracer is pinned to, or the tracer's time to look at its own
+ * share of the cpu has come.  0, or -1 with an exception. */
+static int
+refresh_task(struct ctask *c, struct plan *pl, int64_t ts)
+{
+    char comm[256];
+    long cpu;
+    c->countdown = pl->every;
+    c->dirty = 1;
+    int len = task_stat(c->tid, comm, sizeof comm, &cpu);
+    if (len < 0)
+        return 0;                       /* gone: its end is on its way */
+    PyObject *old = PyObject_GetAttr(c->t, s_comm);
+    if (old == NULL)
+        return -1;
+    Py_ssize_t olen = -1;
+    const char *o = PyUnicode_Check(old) ? PyUnicode_AsUTF8AndSize(old, &olen) : NULL;
+    if (o == NULL)
+        PyErr_Clear();
+    int same = o != NULL && olen == len && memcmp(o, comm, len) == 0;
+    Py_DECREF(old);
+    if (!same) {
+        PyObject *name = PyUnicode_DecodeUTF8(comm, len, "replace");
+        int r = name == NULL ? -1 : PyObject_SetAttr(c->t, s_comm, name);
+        Py_XDECREF(name);
+        if (r < 0)
+            return -1;
+    }
+    if (cpu != c->cpu) {
+        if (set_long(c->t, s_cpu, cpu) < 0)
+            return -1;
+        c->cpu = cpu;
+    }
+    if (!pl->follow || (cpu == pl->pinned && ts < pl->due))
+        return 0;
+    if (flush_task(c) < 0)
+        return -1;
+    PyObject *terms = PyObject_CallFunction(pl->seen, "ll", cpu, c->tid);
+    if (terms == NULL)
+        return -1;
+    int r = read_terms(pl, terms);
+    Py_DECREF(terms);
+    c->countdown = pl->every;
+    return r;
+}
+
 /* The record of a stop of task c (spec as make_syscall_record takes it): the descriptor of
  * its process's memory fetched when the record reads memory, its countdown taken down by
- * one or, at 0, refresh(t) called (the engine reads where the task runs), the record put on
- * out.  1 done, 0 for Python (no descriptor yet), -1 an error. */
+ * one or, at 0, where it runs read again (refresh_task), the record put on out.  1 done, 0
+ * for Python (no descriptor yet), -1 an error. */
 static int
 record_stop(struct ctask *c, PyObject *spec, int enter, const struct stop *st, int32_t nr,
-            const uint64_t *args, int64_t ret, PyObject *refresh, PyObject *out,
+            const uint64_t *args, int64_t ret, struct plan *pl, PyObject *out,
             char *scratch)
 {
     if (item_u64(spec, enter ? 2 : 1) != REC_PLAIN) {
@@ -677,15 +777,8 @@ record_stop(struct ctask *c, PyObject *spec, int enter, const struct stop *st, i
     if (c->countdown > 0) {
         c->countdown--;
         c->dirty = 1;
-    } else {
-        if (flush_task(c) < 0)
-            return -1;
-        PyObject *r = PyObject_CallOneArg(refresh, c->t);
-        if (r == NULL)
-            return -1;
-        Py_DECREF(r);
-        if (load_task(c) < 0)
-            return -1;
+    } else if (refresh_task(c, pl, st->ts) < 0) {
+        return -1;
     }
     PyObject *rec = make_syscall_record(spec, enter, (int32_t)st->tid, nr, args, ret,
                                         c->mem_fd, scratch);
@@ -696,7 +789,7 @@ record_stop(struct ctask *c, PyObject *spec, int enter, const struct stop *st, i
 
 /* One stop: 1 served, 0 for Python, -1 a Python error. */
 static int
-serve_stop(struct stop *st, PyObject *tasks, struct cache *cache, const struct plan *pl,
+serve_stop(struct stop *st, PyObject *tasks, struct cache *cache, struct plan *pl,
            PyObject *out, char *scratch)
 {
     if ((st->status & 0xff) != 0x7f)
@@ -724,7 +817,7 @@ serve_stop(struct stop *st, PyObject *tasks, struct cache *cache, const struct p
         c->dirty = 1;
         if (spec != Py_None) {
             int done = record_stop(c, spec, 1, st, (int32_t)nr, info.entry.args, 0,
-                                   pl->refresh, out, scratch);
+                                   pl, out, scratch);
             if (done != 1)
                 return done;
         }
@@ -757,7 +850,7 @@ serve_stop(struct stop *st, PyObject *tasks, struct cache *cache, const struct p
                 c->args_known = 1;
             }
             int done = record_stop(c, spec, 0, st, (int32_t)nr, c->args, info.exit.rval,
-                                   pl->refresh, out, scratch);
+                                   pl, out, scratch);
             if (done != 1)
                 return done;
         }
@@ -800,8 +893,8 @@ py_stops(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
             q[n++] = (struct stop){tid, status, ts};
         }
     }
-    if (PyTuple_GET_SIZE(plan) != 9) {
-        PyErr_SetString(PyExc_TypeError, "stops(): a plan has 9 items");
+    if (PyTuple_GET_SIZE(plan) != 10) {
+        PyErr_SetString(PyExc_TypeError, "stops(): a plan has 10 items");
         return NULL;
     }
     struct plan pl = {
@@ -809,9 +902,9 @@ py_stops(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
         .after = PyBytes_AsString(PyTuple_GET_ITEM(plan, 2)),
         .idle = (long)item_u64(plan, 3), .native = (uint32_t)item_u64(plan, 4),
         .nr_prctl = (long)item_u64(plan, 5), .limit = (Py_ssize_t)item_u64(plan, 6),
-        .size = (Py_ssize_t)item_u64(plan, 7), .refresh = PyTuple_GET_ITEM(plan, 8),
+        .size = (Py_ssize_t)item_u64(plan, 7), .seen = PyTuple_GET_ITEM(plan, 8),
     };
-    if (pl.after == NULL || PyErr_Occurred())
+    if (pl.after == NULL || PyErr_Occurred() || read_terms(&pl, PyTuple_GET_ITEM(plan, 9)) < 0)
         return NULL;
     pl.maxnr = PyTuple_GET_SIZE(pl.enter);
     Py_ssize_t limit = pl.limit;
@@ -912,6 +1005,7 @@ PyInit__ptrace(void)
         !(s_nr = PyUnicode_InternFromString("nr")) ||
         !(s_args = PyUnicode_InternFromString("args")) ||
         !(s_cpu = PyUnicode_InternFromString("cpu")) ||
+        !(s_comm = PyUnicode_InternFromString("comm")) ||
         !(s_process = PyUnicode_InternFromString("process")) ||
         !(s_mem_fd = PyUnicode_InternFromString("_mem_fd")))
         return NULL;

@@ -45,8 +45,11 @@ request, and comes back with the records (written by the handler's ``write_recor
 holds 256 of them or has served 256 stops (so that signal handlers run), or with the first
 stop it does not serve: any stop but a syscall stop of a known task, a syscall whose event
 has no spec (or whose handler is not the compiling one), ``prctl``'s exit, a call of another
-arch, an exit whose entry was not seen.  A task due for its cpu refresh is refreshed by a
-call of :meth:`_refresh`, as here.  Those take this
+arch, an exit whose entry was not seen.  A task due for its cpu refresh has its stat line
+read in C as :meth:`_refresh` reads it; the co-location is told (:meth:`_seen`) only when
+the terms it last gave say so (:meth:`_refresh_terms`: the task is off the tracer's cpu, or
+the tracer's time to look at its own wait has come), so that a refresh costs no Python.
+Those take this
 loop as before, so the rules above stay written here once; the stops collected with one
 (several tasks stopped at once) go back to ``_ptrace.stops`` after it, first in its queue.
 Meanwhile the fields of the tasks it serves are kept in C and written back to their
@@ -241,8 +244,9 @@ class Engine:
         self._compiling = [h for h in hs if h.compiled_syscalls is not None]
 
     def _stops_plan(self) -> tuple | None:
-        """The plan of ``_ptrace.stops`` (see "compiled stops"), or None when nothing can
-        be served that way."""
+        """The plan of ``_ptrace.stops`` (see "compiled stops") but its last item, the
+        refresh terms as they stand at each call; None when nothing can be served that
+        way."""
         if self._stops is None or len(self._compiling) != 1:
             return None
         h = self._compiling[0]
@@ -257,7 +261,7 @@ class Engine:
         sizes = [spec[-1] for spec in list(enter.values()) + list(exit_.values())]
         return (column(self._enter_calls, enter), column(self._exit_calls, exit_), bytes(after),
                 self._idle_req, self.arch.audit_arch, self._nr_prctl, STOPS_BATCH,
-                max(sizes, default=0), self._refresh)
+                max(sizes, default=0), self._seen)
 
     # -- starting ---------------------------------------------------------------------------
     def launch(self, argv: list[str], env=None, cwd: str | None = None,
@@ -488,7 +492,8 @@ class Engine:
                     # it does not serve, in their order)
                     given = [pending.popleft() for _ in range(min(len(pending), STOPS_GIVEN))]
                     try:
-                        got = stops(tasks, plan, made, self._held, given)
+                        got = stops(tasks, plan + (self._refresh_terms(),), made,
+                                    self._held, given)
                     except ChildProcessError:
                         tasks.clear()
                         hidden.clear()
@@ -823,12 +828,31 @@ class Engine:
             except OSError:
                 got = None
         else:
-            t.countdown = self._cpu_refresh if not self._coloc.idle else REFRESH_WHEN_IDLE
+            t.countdown = self._refresh_every()
             got = read_stat(t.tid)
         if got is None:
             return
         t.comm, t.cpu = got
         self._coloc.seen(t.cpu, t.tid)
+
+    def _refresh_every(self) -> int:
+        """Reported events of a task between two reads of its cpu."""
+        return REFRESH_WHEN_IDLE if self._coloc.idle else self._cpu_refresh
+
+    def _refresh_terms(self) -> tuple[int, int, int, int]:
+        """What the compiled stops need to refresh a task without Python: ``(follow, pinned,
+        due_ns, every)``; it calls :meth:`_seen` when ``follow`` and the task is off cpu
+        ``pinned`` (-1: none) or the monotonic clock has reached ``due_ns``."""
+        c = self._coloc
+        follow = c.enabled and c.active
+        return (int(follow), -1 if c.pinned is None else c.pinned, c.due_ns(),
+                self._refresh_every())
+
+    def _seen(self, cpu: int, tid: int) -> tuple[int, int, int, int]:
+        """The compiled stops read that task ``tid`` runs on ``cpu`` (its Task already
+        says so): co-location follows it; the new terms (:meth:`_refresh_terms`)."""
+        self._coloc.seen(cpu, tid)
+        return self._refresh_terms()
 
     def _orig_nr(self, tid: int) -> int:
         nr = _fast_ptrace(L.PTRACE_PEEKUSER, tid, self._nr_offset, 0)

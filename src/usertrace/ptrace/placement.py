@@ -115,6 +115,14 @@ class Colocation:
         if cpu != self.pinned:
             self._pin(cpu)
 
+    def due_ns(self) -> int:
+        """The monotonic time from which :meth:`seen` wants to hear of a task even on the
+        cpu it is pinned to: the end of the window over which it measures the tracer's wait
+        for its cpu; 0 (at once) while it is not pinned or has no window yet."""
+        if self.pinned is None or not self._wall0:
+            return 0
+        return self._wall0 + MIN_WINDOW_NS
+
     def _pin(self, cpu: int) -> None:
         if cpu not in self.orig_affinity:
             return
