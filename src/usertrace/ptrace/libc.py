@@ -12,12 +12,13 @@ anything but ``0`` forces ctypes, as it forces the pure-Python emit path of user
 from __future__ import annotations
 
 import ctypes
-import ctypes.util
 import os
 
 from ..compiled import forced_pure
 
-_libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+# The C library the interpreter runs on (dlopen(NULL)): no search for it, which would run
+# ldconfig at every start-up.
+_libc = ctypes.CDLL(None, use_errno=True)
 
 # long ptrace(enum __ptrace_request request, pid_t pid, void *addr, void *data)
 ptrace = _libc.ptrace
@@ -41,7 +42,7 @@ get_errno = ctypes.get_errno
 def ctypes_ptrace():
     """ptrace through ctypes as the hot paths call it: no argtypes (ints and buffers are
     converted directly, twice as fast as with argtypes), a long result."""
-    raw = ctypes.CDLL(_libc._name, use_errno=True).ptrace
+    raw = ctypes.CDLL(None, use_errno=True).ptrace
     raw.restype = ctypes.c_long
     return raw
 
