@@ -31,6 +31,7 @@
 #include <sys/timerfd.h>
 #include <sys/wait.h>
 #include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -89,8 +90,21 @@ int main(void)
 	int su = socket(AF_UNIX, SOCK_STREAM, 0);
 	connect(su, (struct sockaddr *)&un, sizeof un);
 	connect(su, (struct sockaddr *)&un, offsetof(struct sockaddr_un, sun_path) + 5);
+	int t = socket(AF_INET6, SOCK_STREAM, 0), on = 1;
+	setsockopt(t, SOL_TCP, TCP_NODELAY, &on, sizeof on);
+	setsockopt(t, IPPROTO_IPV6, IPV6_V6ONLY, &on, sizeof on);
+	setsockopt(t, SOL_TCP, TCP_CONGESTION, "reno", 4);
+	setsockopt(t, SOL_TCP, 99, &on, sizeof on);
+	setsockopt(t, SOL_SOCKET, 99, &on, sizeof on);
+	struct linger lg = { 1, 5 };
+	setsockopt(t, SOL_SOCKET, SO_LINGER, &lg, sizeof lg);
+	setsockopt(t, SOL_SOCKET, SO_SNDBUF, &on, 2);
+	struct timeval tv = { 3, 0 };
+	setsockopt(t, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 	socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
 	sendto(sv[1], "abc", 3, MSG_NOSIGNAL | MSG_DONTWAIT, NULL, 0);
+	struct timespec nap = { 0, 2000 };
+	nanosleep(&nap, NULL);
 	recvfrom(sv[0], buf, sizeof buf, 0, NULL, NULL);
 	shutdown(sv[0], SHUT_WR);
 

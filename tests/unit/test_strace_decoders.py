@@ -257,7 +257,11 @@ CASES = [
     ("getrandom", [P, 4, 1], {"ubuf": b"\x35\x7d\xdb\xa4"}, 4,
      'getrandom("\\x35\\x7d\\xdb\\xa4", 4, GRND_NONBLOCK) = 4'),
     ("clock_gettime", [7, P], {}, 0, "clock_gettime(CLOCK_BOOTTIME, 0x7ffd1000) = 0"),
-    ("nanosleep", [P, 0], {}, 0, "nanosleep(0x7ffd1000, NULL) = 0"),
+    ("nanosleep", [P, 0], {}, 0, "nanosleep(0x7ffd1000, NULL) = 0"),        # no enter data
+    ("nanosleep", [P, 0], {"rqtp": (2).to_bytes(8, "little") + (500).to_bytes(8, "little")}, 0,
+     "nanosleep({tv_sec=2, tv_nsec=500}, NULL) = 0"),
+    ("clock_nanosleep", [0, 0, P, P], {"rqtp": (1).to_bytes(8, "little") + bytes(8)}, 0,
+     "clock_nanosleep(CLOCK_REALTIME, 0, {tv_sec=1, tv_nsec=0}, 0x7ffd1000) = 0"),
     ("sched_yield", [], {}, 0, "sched_yield() = 0"),
     # network
     ("socket", [1, 0x80001, 0], {}, 3, "socket(AF_UNIX, SOCK_STREAM|SOCK_CLOEXEC, 0) = 3"),
@@ -270,9 +274,36 @@ CASES = [
      "socketpair(AF_UNIX, SOCK_STREAM, 0, [5, 6]) = 0"),
     ("connect", [3, P, 110], {}, -2,
      "connect(3, 0x7ffd1000, 110) = -1 ENOENT (No such file or directory)"),  # strace: {sa_family=...}
-    ("setsockopt", [3, 1, 2, P, 4], {}, 0, "setsockopt(3, SOL_SOCKET, SO_REUSEADDR, 0x7ffd1000, 4) = 0"),
+    ("setsockopt", [3, 1, 2, P, 4], {}, 0,
+     "setsockopt(3, SOL_SOCKET, SO_REUSEADDR, 0x7ffd1000, 4) = 0"),        # no enter data
+    ("setsockopt", [3, 1, 2, P, 4], {"optval": b"\1\0\0\0"}, 0,
+     "setsockopt(3, SOL_SOCKET, SO_REUSEADDR, [1], 4) = 0"),
+    ("setsockopt", [3, 1, 7, P, 8], {"optval": b"\0\0\2\0\0\0\0\0"}, 0,
+     "setsockopt(3, SOL_SOCKET, SO_SNDBUF, [131072], 8) = 0"),           # int-like: 4 bytes
+    ("setsockopt", [3, 1, 7, P, 2], {"optval": b"\0\2"}, -22,
+     "setsockopt(3, SOL_SOCKET, SO_SNDBUF, 0x7ffd1000, 2) = -1 EINVAL (Invalid argument)"),
+    ("setsockopt", [3, 1, 13, P, 8], {"optval": b"\1\0\0\0\5\0\0\0"}, 0,
+     "setsockopt(3, SOL_SOCKET, SO_LINGER, {l_onoff=1, l_linger=5}, 8) = 0"),
+    ("setsockopt", [3, 1, 26, P, 16], {"optval": bytes(16)}, 0,
+     "setsockopt(3, SOL_SOCKET, SO_ATTACH_FILTER, 0x7ffd1000, 16) = 0"),   # strace: {len=...}
+    ("setsockopt", [3, 6, 1, P, 4], {"optval": b"\1\0\0\0"}, 0,
+     "setsockopt(3, SOL_TCP, TCP_NODELAY, [1], 4) = 0"),
+    ("setsockopt", [3, 6, 13, P, 5], {"optval": b"cubic"}, 0,
+     'setsockopt(3, SOL_TCP, TCP_CONGESTION, "cubic", 5) = 0'),
+    ("setsockopt", [3, 0, 35, P, 8], {"optval": bytes(8)}, 0,
+     "setsockopt(3, SOL_IP, IP_ADD_MEMBERSHIP, 0x7ffd1000, 8) = 0"),     # strace: {imr_...}
+    ("setsockopt", [3, 41, 26, P, 4], {"optval": b"\1\0\0\0"}, 0,
+     "setsockopt(3, SOL_IPV6, IPV6_V6ONLY, [1], 4) = 0"),
+    ("setsockopt", [3, 6, 99, P, 4], {"optval": b"\1\0\0\0"}, -92,
+     "setsockopt(3, SOL_TCP, 0x63 /* TCP_??? */, [1], 4) = -1 ENOPROTOOPT (Protocol not available)"),
+    ("setsockopt", [3, 270, 1, P, 4], {"optval": b"\3\0\0\0"}, 0,
+     "setsockopt(3, SOL_NETLINK, 1, [3], 4) = 0"),           # strace: NETLINK_ADD_MEMBERSHIP
+    ("setsockopt", [3, 1, 2, 0, 0], {}, -14,
+     "setsockopt(3, SOL_SOCKET, SO_REUSEADDR, NULL, 0) = -1 EFAULT (Bad address)"),
     ("sendto", [4, P, 3, 0x4040, 0, 0], {}, 3,
      "sendto(4, 0x7ffd1000, 3, MSG_DONTWAIT|MSG_NOSIGNAL, NULL, 0) = 3"),   # no enter data
+    ("sendto", [4, P, 3, 0x4040, 0, 0], {"buff": b"abc"}, 3,
+     'sendto(4, "abc", 3, MSG_DONTWAIT|MSG_NOSIGNAL, NULL, 0) = 3'),
     ("recvfrom", [3, P, 256, 0, 0, 0], {"ubuf": b"abc"}, 3,
      'recvfrom(3, "abc", 256, 0, NULL, NULL) = 3'),
     ("shutdown", [3, 1], {}, 0, "shutdown(3, SHUT_WR) = 0"),

@@ -28,6 +28,7 @@ from ...sources.syscalls.classes import FD_RETURNING
 from ...sources.syscalls.events import MAX_ERRNO as ERRNO_MAX
 from ...sources.syscalls.user_data import (STAT_MODE, STAT_RDEV, STAT_SIZE, STAT_SIZE_FIELD,
                                            RLIMIT64_SIZE, SIGACTION_SIZE, SIGSET_SIZE,
+                                           TIMESPEC_SIZE,
                                            POLLFD_SIZE, UTSNAME_FIELD, UTSNAME_SIZE,
                                            STATX_ATTRIBUTES, STATX_MASK, STATX_MODE,
                                            STATX_SIZE, STATX_SIZE_FIELD, as_bytes,
@@ -337,6 +338,14 @@ def RLIMIT64(ctx, call, i, raw):    # noqa: N802
     as strace prints it."""
     cur, top = int.from_bytes(raw[:8], "little"), int.from_bytes(raw[8:16], "little")
     return f"{{rlim_cur={_rlim64(cur)}, rlim_max={_rlim64(top)}}}"
+
+
+@recorded_struct(TIMESPEC_SIZE)
+def TIMESPEC(ctx, call, i, raw):    # noqa: N802
+    """A ``struct timespec`` given to the call (``nanosleep``): ``{tv_sec=1, tv_nsec=0}``."""
+    sec = int.from_bytes(raw[:8], "little", signed=True)
+    nsec = int.from_bytes(raw[8:16], "little", signed=True)
+    return f"{{tv_sec={sec}, tv_nsec={nsec}}}"
 
 
 @recorded_struct(UTSNAME_SIZE)
@@ -809,14 +818,75 @@ def _setsockopt(getting: bool):
         x = ctx.x
         level = _s32(call.arg(1))
         name = _s32(call.arg(2))
-        sol_socket = x.value("socket_levels", "SOL_SOCKET")
-        name_text = x.enum("socket_options", name, decimal=True) if level == sol_socket \
-            else str(name)
+        group = _OPTION_GROUPS.get(x.lookup("socket_levels", level))
+        name_text = x.enum(group, name) if group else str(name)
         enter = [FD(ctx, call, 0), x.enum("socket_levels", level, decimal=True), name_text]
         if getting:
             return enter, [_exit_text(ctx, call, 3, PTR), _exit_text(ctx, call, 4, PTR)]
-        return enter + [PTR(ctx, call, 3), INT(ctx, call, 4)], []
+        return enter + [_option_value(ctx, call, level, name), INT(ctx, call, 4)], []
     return decode
+
+
+# The levels whose options are shown by name, and the names' group
+_OPTION_GROUPS = {"SOL_SOCKET": "socket_options", "SOL_TCP": "tcp_options",
+                  "SOL_IP": "ip_options", "SOL_IPV6": "ipv6_options"}
+# The SOL_SOCKET options whose value strace prints as an int (net.c, print_setsockopt).
+_INT_SOCKET_OPTIONS = frozenset(
+    "SO_DEBUG SO_REUSEADDR SO_DONTROUTE SO_BROADCAST SO_SNDBUF SO_RCVBUF SO_KEEPALIVE "
+    "SO_OOBINLINE SO_NO_CHECK SO_PRIORITY SO_BSDCOMPAT SO_REUSEPORT SO_PASSCRED SO_RCVLOWAT "
+    "SO_SNDLOWAT SO_DETACH_FILTER SO_TIMESTAMP_OLD SO_ACCEPTCONN SO_SNDBUFFORCE "
+    "SO_RCVBUFFORCE SO_PASSSEC SO_TIMESTAMPNS_OLD SO_MARK SO_TIMESTAMPING_OLD SO_RXQ_OVFL "
+    "SO_WIFI_STATUS SO_PEEK_OFF SO_NOFCS SO_LOCK_FILTER SO_SELECT_ERR_QUEUE SO_BUSY_POLL "
+    "SO_INCOMING_CPU SO_CNX_ADVICE SO_INCOMING_NAPI_ID SO_ZEROCOPY SO_TIMESTAMP_NEW "
+    "SO_TIMESTAMPNS_NEW SO_TIMESTAMPING_NEW SO_DETACH_REUSEPORT_BPF SO_PREFER_BUSY_POLL "
+    "SO_BUSY_POLL_BUDGET SO_RESERVE_MEM SO_RCVMARK SO_PASSPIDFD SO_RCVPRIORITY "
+    "SO_PASSRIGHTS SO_INQ".split())
+# ... those it shows as structures this view does not decode: their pointer
+_STRUCT_SOCKET_OPTIONS = frozenset({"SO_ATTACH_FILTER", "SO_ATTACH_REUSEPORT_CBPF",
+                                    "SO_TXREHASH"})
+# the levels where strace decodes some options as structures (multicast groups, rings,
+# filters): an int-sized value is still an int there, another one its pointer
+_STRUCT_LEVELS = ("SOL_IP", "SOL_IPV6", "SOL_PACKET", "SOL_RAW", "SOL_TIPC")
+
+
+def _option_value(ctx, call, level: int, name: int) -> str:
+    """setsockopt's value, as strace prints it: an int option as ``[1]``, ``SO_LINGER`` as
+    ``{l_onoff=1, l_linger=5}``, another value of an int's size as an int and a longer one
+    as a string of ``optlen`` bytes; its pointer where strace decodes a structure this view
+    does not, or where nothing was recorded."""
+    addr, length = call.arg(3), _s32(call.arg(4))
+    raw = as_bytes(call.data(3)) if call.data(3) is not None else None
+    if addr == 0:
+        return "NULL"
+    if raw is None:
+        return hex_text(addr)
+    x = ctx.x
+    level_name = x.lookup("socket_levels", level)
+    as_int = length == 4
+    if level_name == "SOL_SOCKET":
+        option = x.lookup("socket_options", name)
+        if option == "SO_LINGER":
+            if length < 8 or len(raw) < 8:
+                return hex_text(addr)
+            onoff, linger = (int.from_bytes(raw[k:k + 4], "little", signed=True) for k in (0, 4))
+            return f"{{l_onoff={onoff}, l_linger={linger}}}"
+        if option in _STRUCT_SOCKET_OPTIONS:
+            return hex_text(addr)
+        if option in _INT_SOCKET_OPTIONS:
+            if length < 4:
+                return hex_text(addr)
+            as_int = True
+    elif level_name == "SOL_NETLINK":
+        if length < 4:
+            return hex_text(addr)
+        as_int = True
+    elif level_name in _STRUCT_LEVELS and not as_int:
+        return hex_text(addr)
+    if as_int:
+        if len(raw) < 4:
+            return hex_text(addr)
+        return f"[{int.from_bytes(raw[:4], 'little', signed=True)}]"
+    return quote(raw, max(length, 0), ctx.opt.max_len, ctx.opt.hex_mode)
 
 
 def _statx(ctx, call):
@@ -997,8 +1067,8 @@ DECODERS: dict[str, Callable[[Context, Call], tuple[list[str], list[str]]]] = {
     "dup3": Signature(FD, FD, flags("open_flags")),
     "sched_yield": Signature(),
     "pause": Signature(),
-    "nanosleep": Signature(PTR, out(PTR)),
-    "clock_nanosleep": Signature(enum("clocks"), flags("timer_flags"), PTR, out(PTR)),
+    "nanosleep": Signature(TIMESPEC, out(PTR)),
+    "clock_nanosleep": Signature(enum("clocks"), flags("timer_flags"), TIMESPEC, out(PTR)),
     "clock_gettime": Signature(enum("clocks"), out(PTR)),
     "clock_getres": Signature(enum("clocks"), out(PTR)),
     "gettimeofday": Signature(out(PTR), out(PTR)),

@@ -33,8 +33,9 @@ The print fmt shows the pointer and then the data: ``filename: 0x%08lx \\"%s\\"`
 1)``; ``sys_enter_openat`` has a print fmt of its own that names the open flags.
 
 **Beyond the kernel** (usertrace's own, :data:`OWN_ENTER_DATA`): the socket address given to
-``connect`` and ``bind``, recorded as the buffer of ``write`` is, ``min(addrlen, buffer
-size)`` bytes; the signal set of ``rt_sigprocmask``, the ``struct sigaction`` of
+``connect`` and ``bind``, the buffer of ``sendto`` and the option value of ``setsockopt``,
+recorded as the buffer of ``write`` is, ``min(length, buffer size)`` bytes; the
+``struct timespec`` of ``nanosleep`` and ``clock_nanosleep`` (16 bytes); the signal set of ``rt_sigprocmask``, the ``struct sigaction`` of
 ``rt_sigaction`` and the ``struct rlimit64`` of ``prlimit64``, whole (8, 32 and 16 bytes);
 the ``struct clone_args`` of ``clone3``, ``min(size, buffer size)`` bytes; ``poll``'s
 array, up to *buffer size* elements (:func:`sized`).
@@ -171,6 +172,7 @@ STAT_MODE, STAT_RDEV, STAT_SIZE_FIELD = 24, 40, 48
 SIGSET_SIZE = 8
 SIGACTION_SIZE = 32
 RLIMIT64_SIZE = 16              # struct rlimit64: rlim_cur, rlim_max (u64 each)
+TIMESPEC_SIZE = 16              # struct __kernel_timespec: tv_sec, tv_nsec (s64 each)
 UTSNAME_SIZE = 390              # struct new_utsname: six char[65]
 UTSNAME_FIELD = 65
 POLLFD_SIZE = 8                 # struct pollfd: fd (s32), events (s16), revents (s16)
@@ -219,9 +221,13 @@ ARGV_MAX_BYTES = 1024
 
 
 # usertrace's own: what some calls are given in memory, recorded as buffers: socket
-# addresses (their length is the next argument), a signal set, a struct sigaction.
+# addresses (their length is the next argument), data sent and option values, a signal
+# set, a struct sigaction, a time to sleep.
 OWN_ENTER_DATA: dict[str, UserData] = {
     "connect": UserData((1,), 2), "bind": UserData((1,), 2),
+    "sendto": UserData((1,), 2), "setsockopt": UserData((3,), 4),
+    "nanosleep": UserData((0,), fixed=TIMESPEC_SIZE),
+    "clock_nanosleep": UserData((2,), fixed=TIMESPEC_SIZE),
     "rt_sigprocmask": UserData((1,), fixed=SIGSET_SIZE),
     "rt_sigaction": UserData((1,), fixed=SIGACTION_SIZE),
     "prlimit64": UserData((2,), fixed=RLIMIT64_SIZE),
