@@ -151,9 +151,17 @@ def _mapped(text: str, ids: dict[str, str]) -> str:
 _ENV_POINTER = re.compile(r"^0x[0-9a-f]+ (?=/\* \d+ vars? \*/$)")
 
 
+def _ephemeral_ports(text: str) -> str:
+    """The ports the kernel chose (32768 and up: a listener bound to port 0, a client's
+    end) numbered in their order of appearance, which is the same in both traces."""
+    seen: dict[str, str] = {}
+    return re.sub(r"htons\((\d+)\)", lambda m: m.group(0) if int(m.group(1)) < 32768
+                  else f"htons(PORT{seen.setdefault(m.group(1), str(len(seen)))})", text)
+
+
 def compare(strace_text: str, our_text: str):
     """(pairs compared, arguments skipped, differences, calls only one side has)."""
-    theirs, ours = Calls(strace_text), Calls(our_text)
+    theirs, ours = Calls(_ephemeral_ports(strace_text)), Calls(_ephemeral_ports(our_text))
     tids = pair_threads(theirs, ours, LEFT_OUT)
     ids = _ids(theirs, ours)
     compared = skipped = 0

@@ -16,6 +16,7 @@ from usertrace.output.strace.xlat import Xlat
 from usertrace.sources.syscalls import user_data
 
 P = 0x7FFD1000          # some pointer
+IN4 = b"\2\0\0\x50\x0a\0\0\x01" + bytes(8)      # AF_INET 10.0.0.1 port 80
 AT_FDCWD = 0xFFFFFF9C   # as a register holds -100
 M1 = 0xFFFFFFFFFFFFFFFF
 
@@ -300,6 +301,23 @@ CASES = [
      "setsockopt(3, SOL_NETLINK, 1, [3], 4) = 0"),           # strace: NETLINK_ADD_MEMBERSHIP
     ("setsockopt", [3, 1, 2, 0, 0], {}, -14,
      "setsockopt(3, SOL_SOCKET, SO_REUSEADDR, NULL, 0) = -1 EFAULT (Bad address)"),
+    ("accept4", [3, P, P + 8, 0x80000], {"upeer_addrlen": b"\x80\0\0\0",
+     "upeer_sockaddr": b"\x10\0\0\0" + IN4}, 5,
+     'accept4(3, {sa_family=AF_INET, sin_port=htons(80), sin_addr=inet_addr("10.0.0.1")}, '
+     '[128 => 16], SOCK_CLOEXEC) = 5'),
+    ("accept4", [3, P, P + 8, 0x800], {"upeer_addrlen": b"\x80\0\0\0"}, -11,
+     "accept4(3, 0x7ffd1000, [128], SOCK_NONBLOCK) = -1 EAGAIN (Resource temporarily unavailable)"),
+    ("accept", [3, 0, 0], {}, 4, "accept(3, NULL, NULL) = 4"),
+    ("accept", [3, P, P + 8], {}, 4, "accept(3, 0x7ffd1000, 0x7ffd1008) = 4"),  # not recorded
+    ("getsockname", [3, P, P + 8], {"usockaddr_len": b"\x10\0\0\0",
+     "usockaddr": b"\x10\0\0\0" + IN4}, 0,
+     'getsockname(3, {sa_family=AF_INET, sin_port=htons(80), sin_addr=inet_addr("10.0.0.1")}, [16]) = 0'),
+    ("getpeername", [3, P, P + 8], {"usockaddr_len": b"\x08\0\0\0",
+     "usockaddr": b"\x10\0\0\0" + IN4[:8]}, 0,
+     'getpeername(3, {sa_family=AF_INET, sa_data="\\0P\\n\\0\\0\\1"}, [8 => 16]) = 0'),
+    ("getsockname", [3, P, P + 8], {"usockaddr_len": b"\x6e\0\0\0",
+     "usockaddr": b"\x02\0\0\0\1\0"}, 0,
+     "getsockname(3, {sa_family=AF_UNIX}, [110 => 2]) = 0"),
     ("sendto", [4, P, 3, 0x4040, 0, 0], {}, 3,
      "sendto(4, 0x7ffd1000, 3, MSG_DONTWAIT|MSG_NOSIGNAL, NULL, 0) = 3"),   # no enter data
     ("sendto", [4, P, 3, 0x4040, 0, 0], {"buff": b"abc"}, 3,

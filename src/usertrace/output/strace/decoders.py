@@ -28,7 +28,7 @@ from ...sources.syscalls.classes import FD_RETURNING
 from ...sources.syscalls.events import MAX_ERRNO as ERRNO_MAX
 from ...sources.syscalls.user_data import (STAT_MODE, STAT_RDEV, STAT_SIZE, STAT_SIZE_FIELD,
                                            RLIMIT64_SIZE, SIGACTION_SIZE, SIGSET_SIZE,
-                                           TIMESPEC_SIZE,
+                                           TIMESPEC_SIZE, addr_length,
                                            POLLFD_SIZE, UTSNAME_FIELD, UTSNAME_SIZE,
                                            STATX_ATTRIBUTES, STATX_MASK, STATX_MODE,
                                            STATX_SIZE, STATX_SIZE_FIELD, as_bytes,
@@ -258,20 +258,57 @@ def SOCKADDR(ctx, call, i, raw):    # noqa: N802
     return sockaddr_text(ctx.x, raw[:call.arg(i + 1) & 0xFFFF_FFFF]) if len(raw) >= 2 else None
 
 
+def _socklen_in(call) -> int | None:
+    """The room a call was given for the socket address it writes (``*addrlen`` at the
+    entry), None when unknown: strace then prints both pointers."""
+    raw = as_bytes(call.data(2))
+    if not call.arg(1) or not call.arg(2) or len(raw) != 4:
+        return None
+    return int.from_bytes(raw, "little", signed=True)
+
+
+def SOCKADDR_OUT(ctx, call, i):     # noqa: N802
+    """A socket address the call wrote (``accept``, ``getsockname``), as strace decodes it:
+    ``min(given, written)`` bytes of it; its pointer after a failure or where nothing was
+    recorded."""
+    given, raw = _socklen_in(call), as_bytes(call.data(i))
+    written = addr_length(raw)
+    if given is None or call.failed or written is None:
+        return PTR(ctx, call, i)
+    text = sockaddr_text(ctx.x, raw[4:4 + max(0, min(given, written))])
+    return text if text is not None else hex_text(call.arg(i))
+
+
+def SOCKLEN_OUT(ctx, call, i):      # noqa: N802
+    """The length of that address: ``[16]``, or ``[128 => 16]`` when the call wrote another
+    length than the room it was given; ``[128]`` after a failure."""
+    given = _socklen_in(call)
+    if given is None:
+        return PTR(ctx, call, i)
+    written = None if call.failed else addr_length(call.data(i - 1))
+    if written is None:
+        return f"[{given}]"
+    written = written - (1 << 32) if written >> 31 else written
+    return f"[{written}]" if written == given else f"[{given} => {written}]"
+
+
 def sockaddr_text(x: Xlat, raw: bytes) -> str | None:
-    """strace's text of a ``struct sockaddr`` of AF_UNIX, AF_INET or AF_INET6; None for
-    another family or a short one."""
+    """strace's text of a ``struct sockaddr`` of ``len(raw)`` bytes, AF_UNIX, AF_INET or
+    AF_INET6: its family alone when that is all there is, its bytes as ``sa_data`` when
+    they are fewer than the family's structure needs; None for another family."""
     family = int.from_bytes(raw[:2], "little")
     name = x.lookup("address_families", family)
+    if name not in ("AF_UNIX", "AF_INET", "AF_INET6"):
+        return None
     head = f"{{sa_family={name}"
+    if len(raw) <= 2:
+        return head + "}"
     if name == "AF_UNIX":
         path = raw[2:]
-        if not path:
-            return head + "}"
         if path[:1] == b"\0":                  # the abstract namespace
             return head + ", sun_path=@" + quote_bytes(path[1:].rstrip(b"\0")) + "}"
         return head + ", sun_path=" + quote_cstring(path, None) + "}"
-    if name == "AF_INET" and len(raw) >= 8:
+    if name == "AF_INET" and len(raw) >= 16:
         port = int.from_bytes(raw[2:4], "big")
         addr = ".".join(str(b) for b in raw[4:8])
         return head + f', sin_port=htons({port}), sin_addr=inet_addr("{addr}")}}'
@@ -279,10 +316,12 @@ def sockaddr_text(x: Xlat, raw: bytes) -> str | None:
         port = int.from_bytes(raw[2:4], "big")
         flow = int.from_bytes(raw[4:8], "big")
         addr = ipaddress.IPv6Address(raw[8:24]).compressed
-        scope = int.from_bytes(raw[24:28], "little") if len(raw) >= 28 else 0
-        return (head + f", sin6_port=htons({port}), sin6_flowinfo=htonl({flow}), "
-                f'inet_pton(AF_INET6, "{addr}", &sin6_addr), sin6_scope_id={scope}}}')
-    return None
+        text = (head + f", sin6_port=htons({port}), sin6_flowinfo=htonl({flow}), "
+                f'inet_pton(AF_INET6, "{addr}", &sin6_addr)')
+        if len(raw) > 24:
+            text += f", sin6_scope_id={int.from_bytes(raw[24:28], 'little')}"
+        return text + "}"
+    return head + ", sa_data=" + quote_bytes(raw[2:]) + "}"      # shorter than its structure
 
 
 def sigset_text(x: Xlat, mask: int, nbits: int = 64) -> str:
@@ -1093,10 +1132,10 @@ DECODERS: dict[str, Callable[[Context, Call], tuple[list[str], list[str]]]] = {
     "connect": Signature(FD, SOCKADDR, INT),
     "bind": Signature(FD, SOCKADDR, INT),
     "listen": Signature(FD, INT),
-    "accept": Signature(FD, out(PTR), out(PTR)),
-    "accept4": Signature(FD, out(PTR), out(PTR), flags("socket_type_flags")),
-    "getsockname": Signature(FD, out(PTR), out(PTR)),
-    "getpeername": Signature(FD, out(PTR), out(PTR)),
+    "accept": Signature(FD, out(SOCKADDR_OUT), out(SOCKLEN_OUT)),
+    "accept4": Signature(FD, out(SOCKADDR_OUT), out(SOCKLEN_OUT), flags("socket_type_flags")),
+    "getsockname": Signature(FD, out(SOCKADDR_OUT), out(SOCKLEN_OUT)),
+    "getpeername": Signature(FD, out(SOCKADDR_OUT), out(SOCKLEN_OUT)),
     "sendto": Signature(FD, Buf(2), ULONG, flags("msg_flags"), PTR, INT),
     "recvfrom": Signature(FD, out(Buf("ret")), ULONG, flags("msg_flags"), PTR, PTR),
     "sendmsg": Signature(FD, PTR, flags("msg_flags")),

@@ -154,7 +154,9 @@ class ExitData:
     returned at least ``min_ret``; ``"arg"``: ``args[size_arg]`` units of ``unit`` bytes
     (:func:`sized`: ``poll``'s array again, for its ``revents``); ``"dirents"``: the ``ret``
     bytes of ``linux_dirent64`` records that ``getdents64`` wrote, of which only their
-    number is recorded."""
+    number is recorded; ``"addr"``: a socket address the call wrote, with the length it
+    wrote at ``args[size_arg]`` (a ``socklen_t``): recorded as that length (4 bytes) and
+    then ``min(length, buffer size)`` bytes of the address (:func:`addr_value`)."""
 
     arg: int
     size: str | int = "ret"
@@ -206,6 +208,9 @@ EXIT_DATA: dict[str, ExitData] = {
     "prlimit64": ExitData(3, RLIMIT64_SIZE),
     "uname": ExitData(0, UTSNAME_SIZE), "getdents64": ExitData(1, "dirents"),
     "poll": ExitData(0, "arg", 1, size_arg=1, unit=POLLFD_SIZE),
+    "accept": ExitData(1, "addr", size_arg=2), "accept4": ExitData(1, "addr", size_arg=2),
+    "getsockname": ExitData(1, "addr", size_arg=2),
+    "getpeername": ExitData(1, "addr", size_arg=2),
 }
 
 
@@ -227,6 +232,9 @@ OWN_ENTER_DATA: dict[str, UserData] = {
     "connect": UserData((1,), 2), "bind": UserData((1,), 2),
     "sendto": UserData((1,), 2), "setsockopt": UserData((3,), 4),
     "nanosleep": UserData((0,), fixed=TIMESPEC_SIZE),
+    # the room given for a socket address the call writes (socklen_t *addrlen)
+    "accept": UserData((2,), fixed=4), "accept4": UserData((2,), fixed=4),
+    "getsockname": UserData((2,), fixed=4), "getpeername": UserData((2,), fixed=4),
     "clock_nanosleep": UserData((2,), fixed=TIMESPEC_SIZE),
     "rt_sigprocmask": UserData((1,), fixed=SIGSET_SIZE),
     "rt_sigaction": UserData((1,), fixed=SIGACTION_SIZE),
@@ -463,7 +471,23 @@ def exit_read_size(data: ExitData, ret: int, buf_size: int = DEFAULT_BUF_SIZE,
         return sized(n, data.unit, buf_size)
     if data.size == "dirents":
         return ret if ret <= DIRENTS_MAX else 0
+    if data.size == "addr":
+        return 4 + buf_size
     return int(data.size)
+
+
+def addr_value(length: bytes | None, addr: bytes | None) -> bytes:
+    """An ``"addr"`` exit value: the length the call wrote (4 bytes, as read) and what was
+    read of the address; nothing when the length could not be read."""
+    if length is None or len(length) != 4:
+        return b""
+    return bytes(length) + bytes(addr or b"")
+
+
+def addr_length(data) -> int | None:
+    """The length an ``"addr"`` exit value holds, None when it holds none."""
+    raw = as_bytes(data)
+    return int.from_bytes(raw[:4], "little") if len(raw) >= 4 else None
 
 
 def exit_value(data: ExitData, read: bytes | None, ret: int,
@@ -476,7 +500,7 @@ def exit_value(data: ExitData, read: bytes | None, ret: int,
         return count_value(0)               # the end of the directory
     if read is None or not size:
         return b""
-    if data.size in ("ret", "arg"):
+    if data.size in ("ret", "arg", "addr"):
         return bytes(read[:size])
     if data.size != "dirents":
         return struct_value(read[:size], size)
