@@ -416,8 +416,9 @@ set_long(PyObject *o, PyObject *name, long value)
  * The tasks a call of stops() has served, with the fields of their Task objects the loop
  * keeps (nr, args, countdown) and those it reads (cpu, the descriptor of the process's
  * memory): read from the Task at a task's first stop in the call, kept here meanwhile, and
- * written back (flush) before any Python code may look at them: before the engine is told and
- * before stops() returns, whatever it returns with.  A stop then costs no attribute access.
+ * written back (flush) before any Python code may look at them: before the engine is told
+ * where a task runs, and before stops() returns, whatever it returns with.  A stop then
+ * costs no attribute access.
  */
 #define CACHED 32
 struct ctask {
