@@ -63,6 +63,7 @@ KERNEL_HEADERS = (
     "asm/ioctls.h", "asm/socket.h", "linux/in.h", "linux/fadvise.h", "linux/falloc.h",
     "linux/personality.h", "linux/membarrier.h", "linux/ptrace.h", "linux/net.h",
     "asm/siginfo.h", "linux/netlink.h", "asm/poll.h", "asm-generic/poll.h", "linux/in6.h",
+    "asm/termbits.h", "asm-generic/termbits.h", "asm-generic/termbits-common.h",
 )
 LIBC_HEADERS = ("bits/socket.h", "bits/socket_type.h", "sys/socket.h", "netinet/in.h",
                 "netinet/tcp.h", "netinet/udp.h", "unistd.h",
@@ -74,6 +75,21 @@ LIBC_HEADERS = ("bits/socket.h", "bits/socket_type.h", "sys/socket.h", "netinet/
 
 _COMMENT_RE = re.compile(r"/\*.*?\*/|//[^\n]*", re.S)
 _DIRECTIVE_RE = re.compile(r"^\s*#\s*(\w+)\s*(.*)$")
+# asm-generic/ioctl.h's _IOR/_IOW/_IOWR(type, nr, argument type): _IOC(direction, type, nr,
+# sizeof(argument type)), for the argument types of the requests named here
+_IOC_RE = re.compile(r"\b_IO(R|W|WR)\(([^,()]+),([^,()]+),([^,()]+)\)")
+_IOC_DIRECTIONS = {"R": 2, "W": 1, "WR": 3}         # _IOC_READ, _IOC_WRITE
+_IOC_SIZES = {"int": 4, "unsigned int": 4, "__u32": 4, "__s32": 4, "long": 8,
+              "unsigned long": 8}
+
+
+def _ioc_call(m: re.Match) -> str:
+    size = _IOC_SIZES.get(" ".join(m.group(4).split()))
+    if size is None:
+        return m.group(0)                 # left for _eval to refuse
+    return f"_IOC({_IOC_DIRECTIONS[m.group(1)]}, {m.group(2)}, {m.group(3)}, {size})"
+
+
 _DEFINE_RE = re.compile(r"([A-Za-z_]\w*)(\()?[ \t]*(.*)$")
 _ENUM_ITEM_RE = re.compile(r"^\s*([A-Za-z_]\w*)\s*(?:=\s*(.+?))?\s*$", re.S)
 
@@ -257,6 +273,7 @@ class Headers:
         expr = expr.strip()
         if not expr:
             return None
+        expr = _IOC_RE.sub(_ioc_call, expr)
         py = re.sub(r"'(\\?.)'", lambda m: str(ord(m.group(1)[-1])), expr)
         py = re.sub(r"\b(0[xX][0-9a-fA-F]+|\d+)[uUlL]*\b", _c_number, py)
         py = py.replace("/", "//")
@@ -310,6 +327,10 @@ class Headers:
         if (isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "_IO"
                 and len(n.args) == 2):
             return node(n.args[0]) << 8 | node(n.args[1])
+        if (isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id == "_IOC"
+                and len(n.args) == 4):
+            direction, kind, nr, size = (node(a) for a in n.args)
+            return direction << 30 | size << 16 | kind << 8 | nr
         raise _NoValue
 
 
@@ -604,6 +625,32 @@ GROUPS = (
        "IPV6_TCLASS IPV6_AUTOFLOWLABEL IPV6_ADDR_PREFERENCES IPV6_MINHOPCOUNT "
        "IPV6_ORIGDSTADDR IPV6_TRANSPARENT IPV6_UNICAST_IF IPV6_RECVFRAGSIZE IPV6_FREEBIND",
        "SOL_IPV6 options"),
+    _g("term_iflags", "flags",
+       "IGNBRK BRKINT IGNPAR PARMRK INPCK ISTRIP INLCR IGNCR ICRNL IUCLC IXON IXANY IXOFF "
+       "IMAXBEL IUTF8", "termios c_iflag"),
+    _g("term_oflags", "flags", "OPOST OLCUC ONLCR OCRNL ONOCR ONLRET OFILL OFDEL",
+       "termios c_oflag beyond its delays"),
+    _g("term_nldly", "enum", "NL0 NL1", "termios c_oflag & NLDLY"),
+    _g("term_crdly", "enum", "CR0 CR1 CR2 CR3", "termios c_oflag & CRDLY"),
+    _g("term_tabdly", "enum", "TAB0 TAB1 TAB2 TAB3", "termios c_oflag & TABDLY"),
+    _g("term_bsdly", "enum", "BS0 BS1", "termios c_oflag & BSDLY"),
+    _g("term_vtdly", "enum", "VT0 VT1", "termios c_oflag & VTDLY"),
+    _g("term_ffdly", "enum", "FF0 FF1", "termios c_oflag & FFDLY"),
+    _g("term_delay_masks", "enum", "NLDLY CRDLY TABDLY BSDLY VTDLY FFDLY",
+       "the masks of those delays, in the order strace prints them"),
+    _g("term_baud", "enum",
+       "B0 B50 B75 B110 B134 B150 B200 B300 B600 B1200 B1800 B2400 B4800 B9600 B19200 "
+       "B38400 B57600 B115200 B230400 B460800 B500000 B576000 B921600 B1000000 B1152000 "
+       "B1500000 B2000000 B2500000 B3000000 B3500000 B4000000 BOTHER",
+       "termios c_cflag & CBAUD"),
+    _g("term_csize", "enum", "CS5 CS6 CS7 CS8", "termios c_cflag & CSIZE"),
+    _g("term_cflag_masks", "enum", "CBAUD CIBAUD CSIZE IBSHIFT",
+       "the fields of c_cflag that are not flags"),
+    _g("term_cflags", "flags", "CSTOPB CREAD PARENB PARODD HUPCL CLOCAL CMSPAR CRTSCTS",
+       "termios c_cflag beyond its speed and size"),
+    _g("term_lflags", "flags",
+       "ISIG ICANON XCASE ECHO ECHOE ECHOK ECHONL NOFLSH IEXTEN ECHOCTL ECHOPRT ECHOKE "
+       "FLUSHO PENDIN TOSTOP EXTPROC", "termios c_lflag, in strace's order"),
     _g("ioctl_cmds", "enum",
        "TCGETS TCSETS TCSETSW TCSETSF TCGETA TCSETA TCSETAW TCSETAF TCSBRK TCXONC TCFLSH "
        "TIOCEXCL TIOCNXCL TIOCSCTTY TIOCGPGRP TIOCSPGRP TIOCOUTQ TIOCSTI TIOCGWINSZ "
@@ -612,7 +659,7 @@ GROUPS = (
        "TIOCGETD TCSBRKP TIOCSBRK TIOCCBRK TIOCGSID TIOCGRS485 TIOCSRS485 TCGETX TCSETX "
        "TCSETXF TCSETXW TIOCVHANGUP FIONCLEX FIOCLEX FIOASYNC TIOCSERCONFIG TIOCSERGWILD "
        "TIOCSERSWILD TIOCGLCKTRMIOS TIOCSLCKTRMIOS TIOCSERGSTRUCT TIOCSERGETLSR "
-       "TIOCSERGETMULTI TIOCSERSETMULTI TIOCMIWAIT TIOCGICOUNT FIOQSIZE",
+       "TIOCSERGETMULTI TIOCSERSETMULTI TIOCMIWAIT TIOCGICOUNT FIOQSIZE TIOCGPTN TIOCSPTLCK",
        "ioctl(2) requests of terminals and files"),
     _g("personality_types", "enum",
        "PER_LINUX PER_BSD PER_LINUX32 PER_RISCOS PER_OSF4 PER_HPUX PER_MASK",

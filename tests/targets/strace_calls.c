@@ -16,6 +16,7 @@
 #include <sys/file.h>
 #include <sys/inotify.h>
 #include <sys/ioctl.h>
+#include <termios.h>
 #include <sys/mman.h>
 #include <sys/personality.h>
 #include <sys/prctl.h>
@@ -72,6 +73,21 @@ int main(void)
 	struct pollfd pf[3] = { { p[0], POLLIN | POLLPRI, 0 }, { p[1], POLLOUT, 0 }, { -1, POLLIN, 0 } };
 	poll(pf, 3, 0);
 	ioctl(p[0], TCGETS, buf);
+	int pm = posix_openpt(O_RDWR | O_NOCTTY);                      /* a terminal: termios */
+	grantpt(pm);
+	unlockpt(pm);
+	int pt = open(ptsname(pm) ? ptsname(pm) : "/nonexistent", O_RDWR | O_NOCTTY);
+	struct termios tio;
+	struct winsize ws = { 24, 80, 0, 0 };
+	ioctl(pt, TCGETS, &tio);
+	ioctl(pt, TIOCSWINSZ, &ws);
+	ioctl(pt, TIOCGWINSZ, &ws);
+	int nb = 1;                      /* (no FIONREAD here: a pty's input arrives later) */
+	ioctl(pt, FIONBIO, &nb);
+	tio.c_lflag &= ~(ICANON | ECHO);
+	tio.c_cflag |= B9600 << 16;                                   /* CIBAUD: an input speed */
+	ioctl(pt, TCSETSW, &tio);
+	ioctl(pt, TCGETS, &tio);
 
 	socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	int s = socket(AF_INET, SOCK_DGRAM, 0);

@@ -31,6 +31,11 @@ def stat_bytes(mode, size=0, rdev=0):
     return bytes(b)
 
 
+def termios(iflag, oflag, cflag, lflag):
+    """The kernel's struct termios (36 bytes): the four flags, then c_line and c_cc."""
+    return b"".join(v.to_bytes(4, "little") for v in (iflag, oflag, cflag, lflag)) + bytes(20)
+
+
 def statx_bytes(mask, attributes, mode, size):
     """A struct statx (256 bytes)."""
     b = bytearray(256)
@@ -318,6 +323,27 @@ CASES = [
     ("getsockname", [3, P, P + 8], {"usockaddr_len": b"\x6e\0\0\0",
      "usockaddr": b"\x02\0\0\0\1\0"}, 0,
      "getsockname(3, {sa_family=AF_UNIX}, [110 => 2]) = 0"),
+    # terminals: the termios the tests' own pty gives (strace 6.1's text), and odd values
+    ("ioctl", [4, 0x5401, P], {"arg": termios(0x500, 0x5, 0xbf, 0x8a3b)}, 0,
+     "ioctl(4, TCGETS, {c_iflag=ICRNL|IXON, c_oflag=NL0|CR0|TAB0|BS0|VT0|FF0|OPOST|ONLCR, "
+     "c_cflag=B38400|CS8|CREAD, c_lflag=ISIG|ICANON|ECHO|ECHOE|ECHOK|IEXTEN|ECHOCTL|ECHOKE, "
+     "...}) = 0"),
+    ("ioctl", [3, 0x5402, P], {"arg": termios(0, 0, 0, 0)}, 0,
+     "ioctl(3, SNDCTL_TMR_START or TCSETS, {c_iflag=, c_oflag=NL0|CR0|TAB0|BS0|VT0|FF0|, "
+     "c_cflag=B0|CS5|, c_lflag=, ...}) = 0"),
+    ("ioctl", [3, 0x5403, P], {"arg": termios(1 << 31, 1 << 31, 0x400d002e, 1 << 30)}, 0,
+     "ioctl(3, SNDCTL_TMR_STOP or TCSETSW, {c_iflag=0x80000000, "
+     "c_oflag=NL0|CR0|TAB0|BS0|VT0|FF0|0x80000000, c_cflag=B19200|B9600<<IBSHIFT|CS7|CMSPAR, "
+     "c_lflag=0x40000000, ...}) = 0"),
+    ("ioctl", [4, 0x5401, P], {}, -25,
+     "ioctl(4, TCGETS, 0x7ffd1000) = -1 ENOTTY (Inappropriate ioctl for device)"),
+    ("ioctl", [4, 0x5413, P], {"arg": b"\x18\0\x50\0\0\0\0\0"}, 0,
+     "ioctl(4, TIOCGWINSZ, {ws_row=24, ws_col=80, ws_xpixel=0, ws_ypixel=0}) = 0"),
+    ("ioctl", [4, 0x541b, P], {"arg": b"\3\0\0\0"}, 0, "ioctl(4, FIONREAD, [3]) = 0"),
+    ("ioctl", [4, 0x5421, P], {"arg": b"\1\0\0\0"}, 0, "ioctl(4, FIONBIO, [1]) = 0"),
+    ("ioctl", [7, 0x80045430, P], {"arg": b"\5\0\0\0"}, 0, "ioctl(7, TIOCGPTN, [5]) = 0"),
+    ("ioctl", [4, 0x1234, P], {}, -22,
+     "ioctl(4, 0x1234, 0x7ffd1000) = -1 EINVAL (Invalid argument)"),
     ("sendto", [4, P, 3, 0x4040, 0, 0], {}, 3,
      "sendto(4, 0x7ffd1000, 3, MSG_DONTWAIT|MSG_NOSIGNAL, NULL, 0) = 3"),   # no enter data
     ("sendto", [4, P, 3, 0x4040, 0, 0], {"buff": b"abc"}, 3,

@@ -28,7 +28,8 @@ from ...sources.syscalls.classes import FD_RETURNING
 from ...sources.syscalls.events import MAX_ERRNO as ERRNO_MAX
 from ...sources.syscalls.user_data import (STAT_MODE, STAT_RDEV, STAT_SIZE, STAT_SIZE_FIELD,
                                            RLIMIT64_SIZE, SIGACTION_SIZE, SIGSET_SIZE,
-                                           TIMESPEC_SIZE, addr_length,
+                                           TIMESPEC_SIZE, TERMIOS_SIZE, WINSIZE_SIZE,
+                                           addr_length,
                                            POLLFD_SIZE, UTSNAME_FIELD, UTSNAME_SIZE,
                                            STATX_ATTRIBUTES, STATX_MASK, STATX_MODE,
                                            STATX_SIZE, STATX_SIZE_FIELD, as_bytes,
@@ -606,8 +607,56 @@ def _wait_status(ctx, call, i):
     return wait_status_text(ctx.x, int.from_bytes(raw[:4], "little"))
 
 
+def _plain_flags(x: Xlat, group: str, v: int) -> str:
+    """strace's printflags without a default: nothing for 0, unknown bits in bare hex."""
+    if not v:
+        return ""
+    text = x.flags(group, v)
+    return hex_text(v) if text.endswith("*/") else text
+
+
+@recorded_struct(TERMIOS_SIZE)
+def TERMIOS(ctx, call, i, raw):     # noqa: N802
+    """The kernel's ``struct termios`` as strace 6.1 prints it: ``{c_iflag=ICRNL|IXON,
+    c_oflag=NL0|CR0|TAB0|BS0|VT0|FF0|OPOST|ONLCR, c_cflag=B38400|CS8|CREAD,
+    c_lflag=ISIG|ICANON|..., ...}``: each delay and field by name, ``|`` after them even
+    when no flag follows."""
+    x = ctx.x
+    iflag, oflag, cflag, lflag = (int.from_bytes(raw[k:k + 4], "little") for k in range(0, 16, 4))
+    delays = ""
+    for mask_name, mask in x.groups["term_delay_masks"][1]:          # in strace's order
+        group = "term_" + mask_name.lower()
+        delays += x.enum(group, oflag & mask) + "|"
+        oflag &= ~mask
+    masks = x.values("term_cflag_masks")
+    cbaud, cibaud, csize = masks["CBAUD"], masks["CIBAUD"], masks["CSIZE"]
+    speed = x.enum("term_baud", cflag & cbaud) + "|"
+    if cflag & cibaud:
+        speed += x.enum("term_baud", (cflag & cibaud) >> masks["IBSHIFT"]) + "<<IBSHIFT|"
+    size = x.enum("term_csize", cflag & csize) + "|"
+    rest = cflag & ~(cbaud | cibaud | csize)
+    return (f"{{c_iflag={_plain_flags(x, 'term_iflags', iflag)}, "
+            f"c_oflag={delays}{_plain_flags(x, 'term_oflags', oflag)}, "
+            f"c_cflag={speed}{size}{_plain_flags(x, 'term_cflags', rest)}, "
+            f"c_lflag={_plain_flags(x, 'term_lflags', lflag)}, ...}}")
+
+
+@recorded_struct(WINSIZE_SIZE)
+def WINSIZE(ctx, call, i, raw):     # noqa: N802
+    """``{ws_row=24, ws_col=80, ws_xpixel=0, ws_ypixel=0}``."""
+    row, col, xpixel, ypixel = (int.from_bytes(raw[k:k + 2], "little") for k in range(0, 8, 2))
+    return f"{{ws_row={row}, ws_col={col}, ws_xpixel={xpixel}, ws_ypixel={ypixel}}}"
+
+
+@recorded_struct(4)
+def INT_AT(ctx, call, i, raw):      # noqa: N802
+    """An int the call is given or fills through a pointer: ``[3]``."""
+    return f"[{int.from_bytes(raw, 'little', signed=True)}]"
+
+
 # Printers that show memory the call wrote: only after a success.
-_DATA_PRINTERS = frozenset({PTR, PATH, STR, OUT_PATH, STAT, STATX, SIGSET, SIGACTION,
+_DATA_PRINTERS = frozenset({PTR, PATH, STR, OUT_PATH, STAT, STATX, SIGSET, SIGACTION, TERMIOS,
+                            WINSIZE, INT_AT,
                             RLIMIT64, UTSNAME, DIRENTS, _fds_pair, _wait_status})
 
 
@@ -984,10 +1033,28 @@ def _prctl(ctx, call):
     return args, []
 
 
+# The requests whose argument is decoded: the printer, and whether it shows what the
+# request is given (at the entry) or what it fills (at the exit, after a success).
+_IOCTL_ARGS = {
+    "TCGETS": (TERMIOS, EXIT), "TCSETS": (TERMIOS, ENTER), "TCSETSW": (TERMIOS, ENTER),
+    "TCSETSF": (TERMIOS, ENTER), "TIOCGWINSZ": (WINSIZE, EXIT), "TIOCSWINSZ": (WINSIZE, ENTER),
+    "FIONREAD": (INT_AT, EXIT), "TIOCOUTQ": (INT_AT, EXIT), "TIOCGPGRP": (INT_AT, EXIT),
+    "FIONBIO": (INT_AT, ENTER), "TIOCSPGRP": (INT_AT, ENTER), "TIOCGPTN": (INT_AT, EXIT),
+    "TIOCSPTLCK": (INT_AT, ENTER),
+}
+# strace names these requests with the sound ones whose numbers they share
+_IOCTL_SHARED = {"TCSETS": "SNDCTL_TMR_START or TCSETS", "TCSETSW": "SNDCTL_TMR_STOP or TCSETSW",
+                 "TCSETSF": "SNDCTL_TMR_CONTINUE or TCSETSF"}
+
+
 def _ioctl(ctx, call):
     cmd = call.arg(1) & 0xFFFF_FFFF
     name = ctx.x.lookup("ioctl_cmds", cmd)
-    return [FD(ctx, call, 0), name if name else hex_text(cmd)], [_exit_text(ctx, call, 2, HEX)]
+    head = [FD(ctx, call, 0), _IOCTL_SHARED.get(name, name) if name else hex_text(cmd)]
+    printer, when = _IOCTL_ARGS.get(name, (HEX, EXIT))
+    if when == ENTER:
+        return head + [printer(ctx, call, 2)], []
+    return head, [_exit_text(ctx, call, 2, printer)]
 
 
 def _arch_prctl(ctx, call):

@@ -14,6 +14,8 @@ Sources:
         asm-generic/siginfo.h
         asm-generic/signal-defs.h
         asm-generic/socket.h
+        asm-generic/termbits-common.h
+        asm-generic/termbits.h
         linux/close_range.h
         linux/eventpoll.h
         linux/fadvise.h
@@ -1334,6 +1336,157 @@ GROUPS = {
         ('IPV6_RECVFRAGSIZE', 0x4d),
         ('IPV6_FREEBIND', 0x4e),
     )),
+    # termios c_iflag
+    'term_iflags': ('flags', (
+        ('IGNBRK', 1),
+        ('BRKINT', 2),
+        ('IGNPAR', 4),
+        ('PARMRK', 8),
+        ('INPCK', 0x10),
+        ('ISTRIP', 0x20),
+        ('INLCR', 0x40),
+        ('IGNCR', 0x80),
+        ('ICRNL', 0x100),
+        ('IUCLC', 0x200),
+        ('IXON', 0x400),
+        ('IXANY', 0x800),
+        ('IXOFF', 0x1000),
+        ('IMAXBEL', 0x2000),
+        ('IUTF8', 0x4000),
+    )),
+    # termios c_oflag beyond its delays
+    'term_oflags': ('flags', (
+        ('OPOST', 1),
+        ('OLCUC', 2),
+        ('ONLCR', 4),
+        ('OCRNL', 8),
+        ('ONOCR', 0x10),
+        ('ONLRET', 0x20),
+        ('OFILL', 0x40),
+        ('OFDEL', 0x80),
+    )),
+    # termios c_oflag & NLDLY
+    'term_nldly': ('enum', (
+        ('NL0', 0),
+        ('NL1', 0x100),
+    )),
+    # termios c_oflag & CRDLY
+    'term_crdly': ('enum', (
+        ('CR0', 0),
+        ('CR1', 0x200),
+        ('CR2', 0x400),
+        ('CR3', 0x600),
+    )),
+    # termios c_oflag & TABDLY
+    'term_tabdly': ('enum', (
+        ('TAB0', 0),
+        ('TAB1', 0x800),
+        ('TAB2', 0x1000),
+        ('TAB3', 0x1800),
+    )),
+    # termios c_oflag & BSDLY
+    'term_bsdly': ('enum', (
+        ('BS0', 0),
+        ('BS1', 0x2000),
+    )),
+    # termios c_oflag & VTDLY
+    'term_vtdly': ('enum', (
+        ('VT0', 0),
+        ('VT1', 0x4000),
+    )),
+    # termios c_oflag & FFDLY
+    'term_ffdly': ('enum', (
+        ('FF0', 0),
+        ('FF1', 0x8000),
+    )),
+    # the masks of those delays, in the order strace prints them
+    'term_delay_masks': ('enum', (
+        ('NLDLY', 0x100),
+        ('CRDLY', 0x600),
+        ('TABDLY', 0x1800),
+        ('BSDLY', 0x2000),
+        ('VTDLY', 0x4000),
+        ('FFDLY', 0x8000),
+    )),
+    # termios c_cflag & CBAUD
+    'term_baud': ('enum', (
+        ('B0', 0),
+        ('B50', 1),
+        ('B75', 2),
+        ('B110', 3),
+        ('B134', 4),
+        ('B150', 5),
+        ('B200', 6),
+        ('B300', 7),
+        ('B600', 8),
+        ('B1200', 9),
+        ('B1800', 0xa),
+        ('B2400', 0xb),
+        ('B4800', 0xc),
+        ('B9600', 0xd),
+        ('B19200', 0xe),
+        ('B38400', 0xf),
+        ('B57600', 0x1001),
+        ('B115200', 0x1002),
+        ('B230400', 0x1003),
+        ('B460800', 0x1004),
+        ('B500000', 0x1005),
+        ('B576000', 0x1006),
+        ('B921600', 0x1007),
+        ('B1000000', 0x1008),
+        ('B1152000', 0x1009),
+        ('B1500000', 0x100a),
+        ('B2000000', 0x100b),
+        ('B2500000', 0x100c),
+        ('B3000000', 0x100d),
+        ('B3500000', 0x100e),
+        ('B4000000', 0x100f),
+        ('BOTHER', 0x1000),
+    )),
+    # termios c_cflag & CSIZE
+    'term_csize': ('enum', (
+        ('CS5', 0),
+        ('CS6', 0x10),
+        ('CS7', 0x20),
+        ('CS8', 0x30),
+    )),
+    # the fields of c_cflag that are not flags
+    'term_cflag_masks': ('enum', (
+        ('CBAUD', 0x100f),
+        ('CIBAUD', 0x100f0000),
+        ('CSIZE', 0x30),
+        ('IBSHIFT', 0x10),
+    )),
+    # termios c_cflag beyond its speed and size
+    'term_cflags': ('flags', (
+        ('CSTOPB', 0x40),
+        ('CREAD', 0x80),
+        ('PARENB', 0x100),
+        ('PARODD', 0x200),
+        ('HUPCL', 0x400),
+        ('CLOCAL', 0x800),
+        ('CMSPAR', 0x40000000),
+        ('CRTSCTS', 0x80000000),
+    )),
+    # termios c_lflag, in strace's order
+    'term_lflags': ('flags', (
+        ('ISIG', 1),
+        ('ICANON', 2),
+        ('XCASE', 4),
+        ('ECHO', 8),
+        ('ECHOE', 0x10),
+        ('ECHOK', 0x20),
+        ('ECHONL', 0x40),
+        ('NOFLSH', 0x80),
+        ('IEXTEN', 0x8000),
+        ('ECHOCTL', 0x200),
+        ('ECHOPRT', 0x400),
+        ('ECHOKE', 0x800),
+        ('FLUSHO', 0x1000),
+        ('PENDIN', 0x4000),
+        ('TOSTOP', 0x100),
+        ('EXTPROC', 0x10000),
+    )),
     # ioctl(2) requests of terminals and files
     'ioctl_cmds': ('enum', (
         ('TCGETS', 0x5401),
@@ -1398,6 +1551,8 @@ GROUPS = {
         ('TIOCMIWAIT', 0x545c),
         ('TIOCGICOUNT', 0x545d),
         ('FIOQSIZE', 0x5460),
+        ('TIOCGPTN', 0x80045430),
+        ('TIOCSPTLCK', 0x40045431),
     )),
     # personality(2) types (persona & PER_MASK)
     'personality_types': ('enum', (

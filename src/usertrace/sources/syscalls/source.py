@@ -121,6 +121,13 @@ def _enter_reader(data: ud.UserData, start: int, size: int):
         def read(process, args):
             raw = ud.struct_value(_read_bytes(process, args[i], n), n)
             return (len(raw) << 16 | start,), raw
+    elif data.per_request:                      # ... whose size another argument decides
+        i = idx[0]
+
+        def read(process, args):
+            n = ud.request_size(data, args)
+            raw = ud.struct_value(_read_bytes(process, args[i], n), n) if n else b""
+            return (len(raw) << 16 | start,), raw
     elif data.size_arg is not None:             # a buffer (or a sized string) with its count
         i, j, unit = idx[0], data.size_arg, data.unit
         sized = ud.sized
@@ -311,7 +318,7 @@ class SyscallSource(Source):
             d = slot.data
             if slot.reader is None:
                 enter[nr] = (slot.id, slot.nargs, REC_PLAIN, 0, 0, 0)
-            elif d.arrays or d.counts or d.fixed or len(d.args) != 1:
+            elif d.arrays or d.counts or d.fixed or d.per_request or len(d.args) != 1:
                 continue
             elif d.size_arg is None:
                 enter[nr] = (slot.id, slot.nargs, REC_STRING, d.args[0], 0, slot.size)

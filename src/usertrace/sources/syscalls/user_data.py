@@ -101,6 +101,9 @@ class UserData:
     fixed: int = 0                      # usertrace's: a structure of this many bytes
     counts: tuple[int, ...] = ()        # usertrace's: vectors whose length is recorded
     unit: int = 1                       # bytes per unit of the size argument (poll's 8)
+    # usertrace's: a structure whose size the argument size_arg decides, as (value, bytes)
+    # pairs (ioctl's request): read whole or not at all, nothing for another value
+    per_request: tuple[tuple[int, int], ...] = ()
 
     @property
     def recorded(self) -> tuple[int, ...]:
@@ -154,7 +157,8 @@ class ExitData:
     returned at least ``min_ret``; ``"arg"``: ``args[size_arg]`` units of ``unit`` bytes
     (:func:`sized`: ``poll``'s array again, for its ``revents``); ``"dirents"``: the ``ret``
     bytes of ``linux_dirent64`` records that ``getdents64`` wrote, of which only their
-    number is recorded; ``"addr"``: a socket address the call wrote, with the length it
+    number is recorded; ``"request"``: a structure whose size ``args[size_arg]`` decides
+    (``per_request``, ioctl's request), whole or nothing; ``"addr"``: a socket address the call wrote, with the length it
     wrote at ``args[size_arg]`` (a ``socklen_t``): recorded as that length (4 bytes) and
     then ``min(length, buffer size)`` bytes of the address (:func:`addr_value`)."""
 
@@ -163,6 +167,7 @@ class ExitData:
     min_ret: int = 0
     size_arg: int | None = None         # size "arg": args[size_arg] * unit bytes
     unit: int = 1
+    per_request: tuple[tuple[int, int], ...] = ()   # size "request": as UserData's
 
 
 # struct stat of x86_64 (<asm/stat.h>): 144 bytes; st_mode is the u32 at 24, st_rdev the u64
@@ -196,6 +201,22 @@ def sized(count: int, unit: int, buf_size: int) -> int:
     return min(count, buf_size, MAX_UNITS) * unit
 
 
+# usertrace's own: the argument of the ioctl requests the strace view decodes, by request:
+# what a request is given (read at the entry) and what it fills (read at the exit).
+TERMIOS_SIZE = 36               # the kernel's struct termios: 4 u32 flags, c_line, c_cc[19]
+WINSIZE_SIZE = 8                # struct winsize: 4 u16
+_IOCTL_IN = {"TCSETS": TERMIOS_SIZE, "TCSETSW": TERMIOS_SIZE, "TCSETSF": TERMIOS_SIZE,
+             "TIOCSWINSZ": WINSIZE_SIZE, "FIONBIO": 4, "TIOCSPGRP": 4, "TIOCSPTLCK": 4}
+_IOCTL_OUT = {"TCGETS": TERMIOS_SIZE, "TIOCGWINSZ": WINSIZE_SIZE, "FIONREAD": 4,
+              "TIOCGPGRP": 4, "TIOCOUTQ": 4, "TIOCGPTN": 4}
+
+
+def _ioctl_sizes(sizes: dict[str, int], arch: str = "x86_64") -> tuple[tuple[int, int], ...]:
+    from importlib import import_module
+    values = dict(import_module(f"{__package__}.consts_{arch}").GROUPS["ioctl_cmds"][1])
+    return tuple((values[name], n) for name, n in sizes.items())
+
+
 EXIT_DATA: dict[str, ExitData] = {
     "read": ExitData(1), "pread64": ExitData(1), "recvfrom": ExitData(1),
     "readlink": ExitData(1), "readlinkat": ExitData(2), "getcwd": ExitData(0),
@@ -211,6 +232,7 @@ EXIT_DATA: dict[str, ExitData] = {
     "accept": ExitData(1, "addr", size_arg=2), "accept4": ExitData(1, "addr", size_arg=2),
     "getsockname": ExitData(1, "addr", size_arg=2),
     "getpeername": ExitData(1, "addr", size_arg=2),
+    "ioctl": ExitData(2, "request", size_arg=1, per_request=_ioctl_sizes(_IOCTL_OUT)),
 }
 
 
@@ -235,6 +257,7 @@ OWN_ENTER_DATA: dict[str, UserData] = {
     # the room given for a socket address the call writes (socklen_t *addrlen)
     "accept": UserData((2,), fixed=4), "accept4": UserData((2,), fixed=4),
     "getsockname": UserData((2,), fixed=4), "getpeername": UserData((2,), fixed=4),
+    "ioctl": UserData((2,), 1, per_request=_ioctl_sizes(_IOCTL_IN)),
     "clock_nanosleep": UserData((2,), fixed=TIMESPEC_SIZE),
     "rt_sigprocmask": UserData((1,), fixed=SIGSET_SIZE),
     "rt_sigaction": UserData((1,), fixed=SIGACTION_SIZE),
@@ -454,6 +477,8 @@ def read_size(data: UserData, args: Sequence[int], buf_size: int = DEFAULT_BUF_S
     string that fits from one that must be cut."""
     if data.fixed:
         return data.fixed
+    if data.per_request:
+        return request_size(data, args)
     if data.size_arg is not None:
         return sized(args[data.size_arg], data.unit, buf_size)
     return buf_size + 1
@@ -473,7 +498,16 @@ def exit_read_size(data: ExitData, ret: int, buf_size: int = DEFAULT_BUF_SIZE,
         return ret if ret <= DIRENTS_MAX else 0
     if data.size == "addr":
         return 4 + buf_size
+    if data.size == "request":
+        return request_size(data, args)
     return int(data.size)
+
+
+def request_size(data, args: Sequence[int]) -> int:
+    """The bytes of a ``per_request`` structure for these arguments, 0 for none."""
+    j = data.size_arg
+    request = args[j] & 0xFFFF_FFFF if j is not None and j < len(args) else -1
+    return dict(data.per_request).get(request, 0)
 
 
 def addr_value(length: bytes | None, addr: bytes | None) -> bytes:
@@ -536,6 +570,9 @@ def encode_enter(event_id: int, pid: int, nr: int, args: Sequence[int], nargs: i
             values.append(b"" if r is None else count_value(r))
         elif data.fixed:
             values.append(struct_value(r, data.fixed))
+        elif data.per_request:
+            n = request_size(data, args)
+            values.append(struct_value(r, n) if n else b"")
         elif data.size_arg is not None:  # a buffer, or a sized string (printed as a string)
             n = sized(args[data.size_arg], data.unit, buf_size)
             values.append(array_value(r, n, n))
