@@ -15,6 +15,8 @@ Workloads (C, compiled here): ``getppid`` makes 200,000 getppid() calls; ``openr
                                      (--backend ptrace: auto would pick the kernel)
     usertrace record enters (CLI)    -e 'syscalls:sys_enter_*': one stop per call
     usertrace record openat (CLI)    the same with -e syscalls:sys_*_openat
+    usertrace stream --calls         the strace view, live, into a file (-o): the Python
+                                     stop loop and a line per call, as strace -o FILE
     strace -f -s 128 -o FILE         strace with strings of 128 bytes, into a file
     strace -f                        strace -f -o /dev/null
     strace --seccomp-bpf openat      strace -f --seccomp-bpf -e trace=openat -o /dev/null
@@ -245,6 +247,9 @@ def run(args) -> int:
                 [*cli, "-e", "syscalls:sys_enter_*", "--", *argv])
             variants["usertrace record openat (CLI)"] = lambda: timed_spawn(
                 [*cli, "-e", "syscalls:sys_*_openat", "--", *argv])
+            variants["usertrace stream --calls"] = lambda: timed_spawn(
+                [sys.executable, "-m", "usertrace", "stream", "--calls", "-s", "128",
+                 "-o", str(Path(tmp) / "u.out"), "--", *argv])
             # the floor: a C tracer, two stops a call, on the program's cpu (taskset)
             cpu0 = str(min(os.sched_getaffinity(0)))
             variants["C tracer, one cpu"] = lambda: timed_spawn(
@@ -285,6 +290,7 @@ def run(args) -> int:
                 return (med_cpu[a] - med_cpu["untraced"]) / (med_cpu[b] - med_cpu["untraced"])
             pairs = [(a, b) for a, b in [
                 ("usertrace record (CLI)", "strace -f -s 128 -o FILE"),
+                ("usertrace stream --calls", "strace -f -s 128 -o FILE"),
                 ("usertrace record --no-strings", "strace -f"),
                 ("usertrace all", "strace -f"),
                 ("usertrace record enters (CLI)", "usertrace record (CLI)"),

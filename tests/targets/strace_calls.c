@@ -117,21 +117,23 @@ int main(void)
 	setsockopt(t, SOL_SOCKET, SO_SNDBUF, &on, 2);
 	struct timeval tv = { 3, 0 };
 	setsockopt(t, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	struct sockaddr_in any = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	struct sockaddr_storage peer;
 	socklen_t plen = sizeof peer, alen = sizeof any;
 	bind(l, (struct sockaddr *)&any, sizeof any);
 	listen(l, 1);
 	getsockname(l, (struct sockaddr *)&any, &alen);
-	accept4(l, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK);      /* nobody yet: EAGAIN */
+	int idle = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK, 0);    /* nobody comes: EAGAIN */
+	listen(idle, 1);
+	accept4(idle, (struct sockaddr *)&peer, &plen, SOCK_NONBLOCK);
+	accept(idle, NULL, NULL);
 	int cl = socket(AF_INET, SOCK_STREAM, 0);
 	connect(cl, (struct sockaddr *)&any, sizeof any);
-	plen = sizeof peer;
+	plen = sizeof peer;                        /* (blocking: whenever the connection is in) */
 	int a = accept4(l, (struct sockaddr *)&peer, &plen, SOCK_CLOEXEC);
 	plen = 2;                                                       /* too small: cut */
 	getpeername(a, (struct sockaddr *)&peer, &plen);
-	accept(l, NULL, NULL);
 	socketpair(AF_UNIX, SOCK_STREAM, 0, sv);
 	sendto(sv[1], "abc", 3, MSG_NOSIGNAL | MSG_DONTWAIT, NULL, 0);
 	struct timespec nap = { 0, 2000 };

@@ -65,7 +65,8 @@ class Field:
 
     ``type`` is the C type as the kernel keeps it: a fixed array keeps its ``[N]`` in the type
     (``char[16]``), a dynamic field its prefix (``__data_loc char[]``); ``name`` is never
-    decorated.
+    decorated.  What is read from the type is worked out once per field (cached_property:
+    decoders ask it at every record).
     """
 
     type: str
@@ -74,19 +75,19 @@ class Field:
     size: int
     signed: bool
 
-    @property
+    @cached_property
     def is_data_loc(self) -> bool:
         return self.type.startswith("__data_loc")
 
-    @property
+    @cached_property
     def is_rel_loc(self) -> bool:
         return self.type.startswith("__rel_loc")
 
-    @property
+    @cached_property
     def is_dynamic(self) -> bool:
         return self.is_data_loc or self.is_rel_loc
 
-    @property
+    @cached_property
     def base_type(self) -> str:
         """The type without a ``__data_loc``/``__rel_loc`` prefix: ``char[]``, ``u64[]``, ``int``."""
         for prefix in _DYN_PREFIXES:
@@ -94,7 +95,7 @@ class Field:
                 return self.type[len(prefix):].strip()
         return self.type
 
-    @property
+    @cached_property
     def array_len(self) -> int | None:
         """None for a scalar, N for ``type[N]``, 0 for ``type[]`` (dynamic fields included)."""
         t = self.base_type
@@ -107,14 +108,14 @@ class Field:
         except ValueError:
             return 0  # a length given by a macro name: treat as open
 
-    @property
+    @cached_property
     def elem_type(self) -> str:
         """The element type of an array (``char`` for ``char[16]``), else the type itself."""
         t = self.base_type
         i = t.find("[")
         return t[:i].rstrip() if i >= 0 else t
 
-    @property
+    @cached_property
     def elem_size(self) -> int:
         """Bytes of one element: for fixed arrays size/len, for dynamic ones from the type name."""
         n = self.array_len
@@ -128,7 +129,7 @@ class Field:
     def is_pointer(self) -> bool:
         return "*" in self.type
 
-    @property
+    @cached_property
     def is_string(self) -> bool:
         """A char array, fixed or dynamic (not a pointer to char: that is a number)."""
         return self.array_len is not None and self.elem_type in _CHAR_TYPES

@@ -15,11 +15,17 @@ to ``PATH_MAX``), a NUL-terminated string is cut at its NUL.
 
 from __future__ import annotations
 
+import re
+
 HEX_NONE, HEX_NON_ASCII, HEX_ALL = 0, 1, 2
 
 _NAMED = {0x22: '\\"', 0x5C: "\\\\", 0x0C: "\\f", 0x0A: "\\n", 0x0D: "\\r", 0x09: "\\t",
           0x0B: "\\v"}
-_OCTAL_DIGITS = frozenset(b"01234567")
+# Each byte's escape (as a str.translate table over the bytes read as latin-1), octal with
+# as few digits as it needs ...
+_ESCAPES = {c: _NAMED.get(c) or (chr(c) if 0x20 <= c < 0x7F else f"\\{c:o}") for c in range(256)}
+# ... but with three before an octal digit: those bytes are split out and written apart
+_OCTAL_BEFORE_DIGIT = re.compile(r"([\x00-\x08\x0e-\x1f\x7f-\xff])(?=[0-7])")
 
 
 def _needs_hex(data: bytes) -> bool:
@@ -31,20 +37,11 @@ def quote_bytes(data: bytes, hex_mode: int = HEX_NONE) -> str:
     """``data`` between double quotes, escaped as strace escapes it (no limit, no ``...``)."""
     if hex_mode == HEX_ALL or (hex_mode == HEX_NON_ASCII and _needs_hex(data)):
         return '"' + "".join(f"\\x{c:02x}" for c in data) + '"'
-    out = ['"']
-    n = len(data)
-    for i, c in enumerate(data):
-        named = _NAMED.get(c)
-        if named is not None:
-            out.append(named)
-        elif 0x20 <= c < 0x7F:
-            out.append(chr(c))
-        elif i + 1 < n and data[i + 1] in _OCTAL_DIGITS:
-            out.append(f"\\{c:03o}")
-        else:
-            out.append(f"\\{c:o}")
-    out.append('"')
-    return "".join(out)
+    parts = _OCTAL_BEFORE_DIGIT.split(bytes(data).decode("latin-1"))
+    if len(parts) == 1:
+        return '"' + parts[0].translate(_ESCAPES) + '"'
+    return '"' + "".join(part.translate(_ESCAPES) if k % 2 == 0 else f"\\{ord(part):03o}"
+                         for k, part in enumerate(parts)) + '"'
 
 
 def quote(data: bytes, length: int, max_len: int | None = 32, hex_mode: int = HEX_NONE) -> str:

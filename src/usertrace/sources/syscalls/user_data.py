@@ -620,8 +620,13 @@ def as_bytes(value) -> bytes:
     if isinstance(value, (bytes, bytearray, memoryview)):
         return bytes(value)
     if isinstance(value, list):
-        return bytes(v & 0xFF for v in value)
+        try:
+            return bytes(value)
+        except ValueError:                    # values beyond a byte: their low bytes
+            return bytes(v & 0xFF for v in value)
     text = str(value)
+    if "\\" not in text:
+        return text.encode("utf-8", "surrogateescape")
     out = bytearray()
     i = 0
     while i < len(text):
