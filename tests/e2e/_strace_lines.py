@@ -47,6 +47,12 @@ def split_args(text: str) -> list[str]:
     return out
 
 
+# A fork that a signal interrupts before it made the child (a shell's SIGCHLD, say) returns
+# ERESTARTNOINTR and the kernel makes it again: whether that happens in one run or the other
+# is timing, so such a line is left out on both sides and the fork made again is compared.
+FORKS = frozenset({"clone", "clone3", "fork", "vfork"})
+
+
 class Calls:
     """``{tid: [(name, [args], result)]}`` in order of first appearance."""
 
@@ -68,7 +74,7 @@ class Calls:
             if r:
                 rest = pending.pop(tid, r[1] + "(") + r[2]
             c = CALL.match(rest)
-            if c:
+            if c and not (c[1] in FORKS and c[3].startswith("? ERESTARTNOINTR")):
                 self.threads[tid].append((c[1], split_args(c[2]), c[3]))
 
     @property
