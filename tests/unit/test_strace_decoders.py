@@ -335,6 +335,9 @@ CASES = [
      "ioctl(3, SNDCTL_TMR_STOP or TCSETSW, {c_iflag=0x80000000, "
      "c_oflag=NL0|CR0|TAB0|BS0|VT0|FF0|0x80000000, c_cflag=B19200|B9600<<IBSHIFT|CS7|CMSPAR, "
      "c_lflag=0x40000000, ...}) = 0"),
+    ("ioctl", [3, 0x5402, P], {"arg": termios(0, 0x1d00, 0, 0)}, 0,         # TAB3, CR2, NL1
+     "ioctl(3, SNDCTL_TMR_START or TCSETS, {c_iflag=, c_oflag=NL1|CR2|XTABS|BS0|VT0|FF0|, "
+     "c_cflag=B0|CS5|, c_lflag=, ...}) = 0"),
     ("ioctl", [4, 0x5401, P], {}, -25,
      "ioctl(4, TCGETS, 0x7ffd1000) = -1 ENOTTY (Inappropriate ioctl for device)"),
     ("ioctl", [4, 0x5413, P], {"arg": b"\x18\0\x50\0\0\0\0\0"}, 0,

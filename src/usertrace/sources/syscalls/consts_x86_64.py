@@ -1377,8 +1377,9 @@ GROUPS = {
         ('CR2', 0x400),
         ('CR3', 0x600),
     )),
-    # termios c_oflag & TABDLY
+    # termios c_oflag & TABDLY (strace names TAB3 XTABS, its first)
     'term_tabdly': ('enum', (
+        ('XTABS', 0x1800),
         ('TAB0', 0),
         ('TAB1', 0x800),
         ('TAB2', 0x1000),
