@@ -117,6 +117,18 @@ int main(void)
 	setsockopt(t, SOL_SOCKET, SO_SNDBUF, &on, 2);
 	struct timeval tv = { 3, 0 };
 	setsockopt(t, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	int got;
+	char cc[64];
+	socklen_t glen = sizeof got;
+	getsockopt(t, SOL_SOCKET, SO_ERROR, &got, &glen);
+	glen = sizeof got;
+	getsockopt(t, SOL_SOCKET, SO_TYPE, &got, &glen);
+	glen = sizeof cc;
+	getsockopt(t, SOL_TCP, TCP_CONGESTION, cc, &glen);
+	glen = 2;
+	getsockopt(t, SOL_SOCKET, SO_RCVBUF, &got, &glen);
+	glen = sizeof got;
+	getsockopt(t, SOL_SOCKET, 99, &got, &glen);
 	int l = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	struct sockaddr_in any = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
 	struct sockaddr_storage peer;

@@ -347,6 +347,23 @@ CASES = [
     ("ioctl", [7, 0x80045430, P], {"arg": b"\5\0\0\0"}, 0, "ioctl(7, TIOCGPTN, [5]) = 0"),
     ("ioctl", [4, 0x1234, P], {}, -22,
      "ioctl(4, 0x1234, 0x7ffd1000) = -1 EINVAL (Invalid argument)"),
+    ("getsockopt", [3, 1, 4, P, P + 8], {"optlen": b"\4\0\0\0",
+     "optval": b"\4\0\0\0" + b"\x6f\0\0\0"}, 0,
+     "getsockopt(3, SOL_SOCKET, SO_ERROR, [111], [4]) = 0"),
+    ("getsockopt", [3, 6, 13, P, P + 8], {"optlen": b"\x40\0\0\0",
+     "optval": b"\x10\0\0\0" + b"bbr" + bytes(13)}, 0,
+     'getsockopt(3, SOL_TCP, TCP_CONGESTION, "bbr\\0\\0\\0\\0\\0\\0\\0\\0\\0\\0\\0\\0\\0", '
+     '[64 => 16]) = 0'),
+    ("getsockopt", [4, 1, 17, P, P + 8], {"optlen": b"\x0c\0\0\0",
+     "optval": b"\x0c\0\0\0" + (42).to_bytes(4, "little") + bytes(8)}, 0,
+     "getsockopt(4, SOL_SOCKET, SO_PEERCRED, {pid=42, uid=0, gid=0}, [12]) = 0"),
+    ("getsockopt", [3, 1, 8, P, P + 8], {"optlen": b"\2\0\0\0", "optval": b"\2\0\0\0\0\0"},
+     0, 'getsockopt(3, SOL_SOCKET, SO_RCVBUF, "\\x00\\x00", [2]) = 0'),
+    ("getsockopt", [3, 1, 99, P, P + 8], {"optlen": b"\4\0\0\0"}, -92,
+     "getsockopt(3, SOL_SOCKET, 0x63 /* SO_??? */, 0x7ffd1000, [4]) = "
+     "-1 ENOPROTOOPT (Protocol not available)"),
+    ("getsockopt", [3, 1, 4, P, P + 8], {}, 0,
+     "getsockopt(3, SOL_SOCKET, SO_ERROR, 0x7ffd1000, 0x7ffd1008) = 0"),    # not recorded
     ("sendto", [4, P, 3, 0x4040, 0, 0], {}, 3,
      "sendto(4, 0x7ffd1000, 3, MSG_DONTWAIT|MSG_NOSIGNAL, NULL, 0) = 3"),   # no enter data
     ("sendto", [4, P, 3, 0x4040, 0, 0], {"buff": b"abc"}, 3,

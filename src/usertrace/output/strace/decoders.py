@@ -29,7 +29,7 @@ from ...sources.syscalls.events import MAX_ERRNO as ERRNO_MAX
 from ...sources.syscalls.user_data import (STAT_MODE, STAT_RDEV, STAT_SIZE, STAT_SIZE_FIELD,
                                            RLIMIT64_SIZE, SIGACTION_SIZE, SIGSET_SIZE,
                                            TIMESPEC_SIZE, TERMIOS_SIZE, WINSIZE_SIZE,
-                                           addr_length,
+                                           written_length,
                                            POLLFD_SIZE, UTSNAME_FIELD, UTSNAME_SIZE,
                                            STATX_ATTRIBUTES, STATX_MASK, STATX_MODE,
                                            STATX_SIZE, STATX_SIZE_FIELD, as_bytes,
@@ -273,7 +273,7 @@ def SOCKADDR_OUT(ctx, call, i):     # noqa: N802
     ``min(given, written)`` bytes of it; its pointer after a failure or where nothing was
     recorded."""
     given, raw = _socklen_in(call), as_bytes(call.data(i))
-    written = addr_length(raw)
+    written = written_length(raw)
     if given is None or call.failed or written is None:
         return PTR(ctx, call, i)
     text = sockaddr_text(ctx.x, raw[4:4 + max(0, min(given, written))])
@@ -286,7 +286,7 @@ def SOCKLEN_OUT(ctx, call, i):      # noqa: N802
     given = _socklen_in(call)
     if given is None:
         return PTR(ctx, call, i)
-    written = None if call.failed else addr_length(call.data(i - 1))
+    written = None if call.failed else written_length(call.data(i - 1))
     if written is None:
         return f"[{given}]"
     written = written - (1 << 32) if written >> 31 else written
@@ -910,9 +910,41 @@ def _setsockopt(getting: bool):
         name_text = x.enum(group, name) if group else str(name)
         enter = [FD(ctx, call, 0), x.enum("socket_levels", level, decimal=True), name_text]
         if getting:
-            return enter, [_exit_text(ctx, call, 3, PTR), _exit_text(ctx, call, 4, PTR)]
+            return enter, _got_option(ctx, call, level, name)
         return enter + [_option_value(ctx, call, level, name), INT(ctx, call, 4)], []
     return decode
+
+
+def _got_option(ctx, call, level: int, name: int) -> list[str]:
+    """getsockopt's value and length, as strace 6.1 prints them: the value as setsockopt's
+    (an int-like option shorter than an int in hex, ``SO_PEERCRED`` as ``{pid=1, uid=0,
+    gid=0}``), the length as ``[4]`` or ``[64 => 16]``; the pointers when the room given is
+    unknown, the value's pointer and ``[room]`` after a failure."""
+    raw = as_bytes(call.data(4))
+    if not call.arg(4) or len(raw) != 4:
+        return [PTR(ctx, call, 3), PTR(ctx, call, 4)]
+    given = int.from_bytes(raw, "little", signed=True)
+    out = as_bytes(call.data(3))
+    written = None if call.failed else written_length(out)
+    if written is None:
+        return [PTR(ctx, call, 3), f"[{given}]"]
+    written = written - (1 << 32) if written >> 31 else written
+    length = f"[{written}]" if written == given else f"[{given} => {written}]"
+    value = out[4:4 + max(0, written)]
+    x = ctx.x
+    option = (x.lookup("socket_options", name)
+              if x.lookup("socket_levels", level) == "SOL_SOCKET" else None)
+    if given <= 0 or written <= 0 or not call.arg(3):
+        text = PTR(ctx, call, 3)
+    elif option == "SO_PEERCRED" and len(value) >= 12:
+        pid, uid, gid = (int.from_bytes(value[k:k + 4], "little") for k in (0, 4, 8))
+        text = f"{{pid={pid}, uid={uid}, gid={gid}}}"
+    elif option in _INT_SOCKET_OPTIONS or option in _GOT_INT_OPTIONS:
+        text = (f"[{int.from_bytes(value[:4], 'little', signed=True)}]" if len(value) >= 4
+                else quote(value, written, ctx.opt.max_len, HEX_ALL))
+    else:
+        text = _option_text(ctx, call, 3, level, name, written, value)
+    return [text, length]
 
 
 # The levels whose options are shown by name, and the names' group
@@ -937,17 +969,28 @@ _STRUCT_SOCKET_OPTIONS = frozenset({"SO_ATTACH_FILTER", "SO_ATTACH_REUSEPORT_CBP
 _STRUCT_LEVELS = ("SOL_IP", "SOL_IPV6", "SOL_PACKET", "SOL_RAW", "SOL_TIPC")
 
 
+# ... and, read back, these too (getsockopt)
+_GOT_INT_OPTIONS = frozenset({"SO_ERROR", "SO_TYPE", "SO_DOMAIN", "SO_PROTOCOL"})
+
+
 def _option_value(ctx, call, level: int, name: int) -> str:
-    """setsockopt's value, as strace prints it: an int option as ``[1]``, ``SO_LINGER`` as
-    ``{l_onoff=1, l_linger=5}``, another value of an int's size as an int and a longer one
-    as a string of ``optlen`` bytes; its pointer where strace decodes a structure this view
-    does not, or where nothing was recorded."""
-    addr, length = call.arg(3), _s32(call.arg(4))
+    """setsockopt's value, as strace prints it (:func:`_option_text`); its pointer where
+    nothing was recorded."""
+    addr = call.arg(3)
     raw = as_bytes(call.data(3)) if call.data(3) is not None else None
     if addr == 0:
         return "NULL"
     if raw is None:
         return hex_text(addr)
+    return _option_text(ctx, call, 3, level, name, _s32(call.arg(4)), raw)
+
+
+def _option_text(ctx, call, i: int, level: int, name: int, length: int, raw: bytes) -> str:
+    """A socket option's value of ``length`` bytes (``raw`` what was recorded of them), as
+    strace prints it: an int option as ``[1]``, ``SO_LINGER`` as ``{l_onoff=1,
+    l_linger=5}``, another value of an int's size as an int and a longer one as a string of
+    ``length`` bytes; its pointer where strace decodes a structure this view does not."""
+    addr = call.arg(i)
     x = ctx.x
     level_name = x.lookup("socket_levels", level)
     as_int = length == 4

@@ -160,7 +160,7 @@ def _exit_reader(data: ud.ExitData, start: int, size: int):
     """``read(process, args, ret) -> (data_loc words, data)`` for a sys_exit record."""
     i = data.arg
     exit_value = ud.exit_value
-    if data.size == "addr":                     # the length the call wrote, then the address
+    if data.size == "written":                  # the length the call wrote, then the value
         j = data.size_arg
 
         def read(process, args, ret):
@@ -168,7 +168,7 @@ def _exit_reader(data: ud.ExitData, start: int, size: int):
             if ret >= data.min_ret and args[i] and args[j]:
                 length = _read_bytes(process, args[j], 4)
                 n = min(int.from_bytes(length, "little"), size) if len(length) == 4 else 0
-                raw = ud.addr_value(length, _read_bytes(process, args[i], n) if n else b"")
+                raw = ud.written_value(length, _read_bytes(process, args[i], n) if n else b"")
             return (len(raw) << 16 | start,), raw
         return read
 

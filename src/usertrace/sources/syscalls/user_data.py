@@ -158,9 +158,10 @@ class ExitData:
     (:func:`sized`: ``poll``'s array again, for its ``revents``); ``"dirents"``: the ``ret``
     bytes of ``linux_dirent64`` records that ``getdents64`` wrote, of which only their
     number is recorded; ``"request"``: a structure whose size ``args[size_arg]`` decides
-    (``per_request``, ioctl's request), whole or nothing; ``"addr"``: a socket address the call wrote, with the length it
+    (``per_request``, ioctl's request), whole or nothing; ``"written"``: what the call wrote, with the length it
     wrote at ``args[size_arg]`` (a ``socklen_t``): recorded as that length (4 bytes) and
-    then ``min(length, buffer size)`` bytes of the address (:func:`addr_value`)."""
+    then ``min(length, buffer size)`` bytes of it (:func:`written_value`): a socket
+    address (``accept``), a socket option's value (``getsockopt``)."""
 
     arg: int
     size: str | int = "ret"
@@ -229,9 +230,10 @@ EXIT_DATA: dict[str, ExitData] = {
     "prlimit64": ExitData(3, RLIMIT64_SIZE),
     "uname": ExitData(0, UTSNAME_SIZE), "getdents64": ExitData(1, "dirents"),
     "poll": ExitData(0, "arg", 1, size_arg=1, unit=POLLFD_SIZE),
-    "accept": ExitData(1, "addr", size_arg=2), "accept4": ExitData(1, "addr", size_arg=2),
-    "getsockname": ExitData(1, "addr", size_arg=2),
-    "getpeername": ExitData(1, "addr", size_arg=2),
+    "accept": ExitData(1, "written", size_arg=2), "accept4": ExitData(1, "written", size_arg=2),
+    "getsockname": ExitData(1, "written", size_arg=2),
+    "getpeername": ExitData(1, "written", size_arg=2),
+    "getsockopt": ExitData(3, "written", size_arg=4),
     "ioctl": ExitData(2, "request", size_arg=1, per_request=_ioctl_sizes(_IOCTL_OUT)),
 }
 
@@ -257,6 +259,7 @@ OWN_ENTER_DATA: dict[str, UserData] = {
     # the room given for a socket address the call writes (socklen_t *addrlen)
     "accept": UserData((2,), fixed=4), "accept4": UserData((2,), fixed=4),
     "getsockname": UserData((2,), fixed=4), "getpeername": UserData((2,), fixed=4),
+    "getsockopt": UserData((4,), fixed=4),      # the room given for the option's value
     "ioctl": UserData((2,), 1, per_request=_ioctl_sizes(_IOCTL_IN)),
     "clock_nanosleep": UserData((2,), fixed=TIMESPEC_SIZE),
     "rt_sigprocmask": UserData((1,), fixed=SIGSET_SIZE),
@@ -496,7 +499,7 @@ def exit_read_size(data: ExitData, ret: int, buf_size: int = DEFAULT_BUF_SIZE,
         return sized(n, data.unit, buf_size)
     if data.size == "dirents":
         return ret if ret <= DIRENTS_MAX else 0
-    if data.size == "addr":
+    if data.size == "written":
         return 4 + buf_size
     if data.size == "request":
         return request_size(data, args)
@@ -510,16 +513,16 @@ def request_size(data, args: Sequence[int]) -> int:
     return dict(data.per_request).get(request, 0)
 
 
-def addr_value(length: bytes | None, addr: bytes | None) -> bytes:
-    """An ``"addr"`` exit value: the length the call wrote (4 bytes, as read) and what was
-    read of the address; nothing when the length could not be read."""
+def written_value(length: bytes | None, value: bytes | None) -> bytes:
+    """A ``"written"`` exit value: the length the call wrote (4 bytes, as read) and what was
+    read of the value; nothing when the length could not be read."""
     if length is None or len(length) != 4:
         return b""
-    return bytes(length) + bytes(addr or b"")
+    return bytes(length) + bytes(value or b"")
 
 
-def addr_length(data) -> int | None:
-    """The length an ``"addr"`` exit value holds, None when it holds none."""
+def written_length(data) -> int | None:
+    """The length a ``"written"`` exit value holds, None when it holds none."""
     raw = as_bytes(data)
     return int.from_bytes(raw[:4], "little") if len(raw) >= 4 else None
 
@@ -534,7 +537,7 @@ def exit_value(data: ExitData, read: bytes | None, ret: int,
         return count_value(0)               # the end of the directory
     if read is None or not size:
         return b""
-    if data.size in ("ret", "arg", "addr"):
+    if data.size in ("ret", "arg", "written"):
         return bytes(read[:size])
     if data.size != "dirents":
         return struct_value(read[:size], size)
