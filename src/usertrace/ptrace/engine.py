@@ -49,11 +49,11 @@ arch, an exit whose entry was not seen.  A task due for its cpu refresh has its 
 read in C as :meth:`_refresh` reads it; the co-location is told (:meth:`_seen`) only when
 the terms it last gave say so (:meth:`_refresh_terms`: the task is off the tracer's cpu, or
 the tracer's time to look at its own wait has come), so that a refresh costs no Python.
-Those take this
-loop as before, so the rules above stay written here once; the stops collected with one
-(several tasks stopped at once) go back to ``_ptrace.stops`` after it, first in its queue.
-Meanwhile the fields of the tasks it serves are kept in C and written back to their
-:class:`Task` before any Python code runs (a refresh, its return).
+The stops it does not serve take this loop as before, so the rules above stay written here
+once; the stops collected with one (several tasks stopped at once) go back to
+``_ptrace.stops`` after it, first in its queue.  Meanwhile the fields of the tasks it serves
+are kept in C and written back to their :class:`Task` before any Python code runs (the
+engine told where a task runs, the loop's return).
 The specs (``(event id, nargs, kind, arg, count arg, size)`` at the entry, ``(event id,
 kind, arg, min ret, size)`` at the exit; kinds ``handlers.REC_*``) are made by
 :mod:`usertrace.sources.syscalls.source`.

@@ -92,13 +92,13 @@ class TraceBuffer:
         (never waits); fewer than a batch stay in the ring until more are full."""
         batch = self._batch
         while ring.full_pages >= batch:
-            if self.error:
-                for _ in range(batch):
-                    self._failed_lost += ring.read_counted()[1]
-                continue
-            if self._queue.full():
+            if not self.error and self._queue.full():
                 return                        # the file is behind: the ring keeps the pages
-            self._queue.put_nowait((cpu, *_joined(ring, batch)))
+            data, counts = _joined(ring, batch)
+            if self.error:
+                self._failed_lost += counts[0]
+            else:
+                self._queue.put_nowait((cpu, data, counts))
 
     # -- pages made elsewhere --------------------------------------------------------------
     def put_pages(self, cpu: int, data: bytes) -> None:

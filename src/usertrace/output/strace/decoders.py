@@ -281,16 +281,25 @@ def SOCKADDR_OUT(ctx, call, i):     # noqa: N802
 
 
 def SOCKLEN_OUT(ctx, call, i):      # noqa: N802
-    """The length of that address: ``[16]``, or ``[128 => 16]`` when the call wrote another
-    length than the room it was given; ``[128]`` after a failure."""
+    """The length of that address (:func:`_length_text`)."""
     given = _socklen_in(call)
     if given is None:
         return PTR(ctx, call, i)
-    written = None if call.failed else written_length(call.data(i - 1))
-    if written is None:
-        return f"[{given}]"
-    written = written - (1 << 32) if written >> 31 else written
-    return f"[{written}]" if written == given else f"[{given} => {written}]"
+    return _length_text(given, None if call.failed else written_length(call.data(i - 1)))
+
+
+def _length_text(given: int, written: int | None) -> str:
+    """A length the call was given and wrote back (``socklen_t *``), as strace prints it:
+    ``[16]``, ``[128 => 16]`` when the call wrote another one, ``[128]`` when it wrote none
+    (a failure)."""
+    if written is None or written == given:
+        return f"[{given if written is None else written}]"
+    return f"[{given} => {written}]"
+
+
+def _int_text(raw: bytes) -> str:
+    """An int read through a pointer (its first 4 bytes), as strace prints it: ``[3]``."""
+    return f"[{int.from_bytes(raw[:4], 'little', signed=True)}]"
 
 
 def sockaddr_text(x: Xlat, raw: bytes) -> str | None:
@@ -651,7 +660,7 @@ def WINSIZE(ctx, call, i, raw):     # noqa: N802
 @recorded_struct(4)
 def INT_AT(ctx, call, i, raw):      # noqa: N802
     """An int the call is given or fills through a pointer: ``[3]``."""
-    return f"[{int.from_bytes(raw, 'little', signed=True)}]"
+    return _int_text(raw)
 
 
 # Printers that show memory the call wrote: only after a success.
@@ -926,10 +935,9 @@ def _got_option(ctx, call, level: int, name: int) -> list[str]:
     given = int.from_bytes(raw, "little", signed=True)
     out = as_bytes(call.data(3))
     written = None if call.failed else written_length(out)
+    length = _length_text(given, written)
     if written is None:
-        return [PTR(ctx, call, 3), f"[{given}]"]
-    written = written - (1 << 32) if written >> 31 else written
-    length = f"[{written}]" if written == given else f"[{given} => {written}]"
+        return [PTR(ctx, call, 3), length]
     value = out[4:4 + max(0, written)]
     x = ctx.x
     option = (x.lookup("socket_options", name)
@@ -940,7 +948,7 @@ def _got_option(ctx, call, level: int, name: int) -> list[str]:
         pid, uid, gid = (int.from_bytes(value[k:k + 4], "little") for k in (0, 4, 8))
         text = f"{{pid={pid}, uid={uid}, gid={gid}}}"
     elif option in _INT_SOCKET_OPTIONS or option in _GOT_INT_OPTIONS:
-        text = (f"[{int.from_bytes(value[:4], 'little', signed=True)}]" if len(value) >= 4
+        text = (_int_text(value) if len(value) >= 4
                 else quote(value, written, ctx.opt.max_len, HEX_ALL))
     else:
         text = _option_text(ctx, call, 3, level, name, written, value)
@@ -967,9 +975,7 @@ _STRUCT_SOCKET_OPTIONS = frozenset({"SO_ATTACH_FILTER", "SO_ATTACH_REUSEPORT_CBP
 # the levels where strace decodes some options as structures (multicast groups, rings,
 # filters): an int-sized value is still an int there, another one its pointer
 _STRUCT_LEVELS = ("SOL_IP", "SOL_IPV6", "SOL_PACKET", "SOL_RAW", "SOL_TIPC")
-
-
-# ... and, read back, these too (getsockopt)
+# the SOL_SOCKET options getsockopt also shows as an int, beyond _INT_SOCKET_OPTIONS
 _GOT_INT_OPTIONS = frozenset({"SO_ERROR", "SO_TYPE", "SO_DOMAIN", "SO_PROTOCOL"})
 
 
@@ -1014,9 +1020,7 @@ def _option_text(ctx, call, i: int, level: int, name: int, length: int, raw: byt
     elif level_name in _STRUCT_LEVELS and not as_int:
         return hex_text(addr)
     if as_int:
-        if len(raw) < 4:
-            return hex_text(addr)
-        return f"[{int.from_bytes(raw[:4], 'little', signed=True)}]"
+        return _int_text(raw) if len(raw) >= 4 else hex_text(addr)
     return quote(raw, max(length, 0), ctx.opt.max_len, ctx.opt.hex_mode)
 
 

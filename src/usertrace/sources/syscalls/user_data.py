@@ -34,9 +34,9 @@ The print fmt shows the pointer and then the data: ``filename: 0x%08lx \\"%s\\"`
 
 **Beyond the kernel** (usertrace's own, :data:`OWN_ENTER_DATA`): the socket address given to
 ``connect`` and ``bind``, the buffer of ``sendto`` and the option value of ``setsockopt``,
-recorded as the buffer of ``write`` is, ``min(length, buffer size)`` bytes; the
-``struct timespec`` of ``nanosleep`` and ``clock_nanosleep`` (16 bytes); the signal set of ``rt_sigprocmask``, the ``struct sigaction`` of
-``rt_sigaction`` and the ``struct rlimit64`` of ``prlimit64``, whole (8, 32 and 16 bytes);
+recorded as the buffer of ``write`` is, ``min(length, buffer size)`` bytes; the ``struct
+timespec`` of ``nanosleep`` and ``clock_nanosleep`` (16 bytes); the signal set of
+``rt_sigprocmask``, the ``struct sigaction`` of ``rt_sigaction`` and the ``struct rlimit64`` of ``prlimit64``, whole (8, 32 and 16 bytes);
 the ``struct clone_args`` of ``clone3``, ``min(size, buffer size)`` bytes; ``poll``'s
 array, up to *buffer size* elements (:func:`sized`).
 
@@ -158,10 +158,11 @@ class ExitData:
     (:func:`sized`: ``poll``'s array again, for its ``revents``); ``"dirents"``: the ``ret``
     bytes of ``linux_dirent64`` records that ``getdents64`` wrote, of which only their
     number is recorded; ``"request"``: a structure whose size ``args[size_arg]`` decides
-    (``per_request``, ioctl's request), whole or nothing; ``"written"``: what the call wrote, with the length it
-    wrote at ``args[size_arg]`` (a ``socklen_t``): recorded as that length (4 bytes) and
-    then ``min(length, buffer size)`` bytes of it (:func:`written_value`): a socket
-    address (``accept``), a socket option's value (``getsockopt``)."""
+    (``per_request``, ioctl's request), whole or nothing; ``"written"``: what the call
+    wrote, with the length it wrote at ``args[size_arg]`` (a ``socklen_t``): recorded as
+    that length (4 bytes) and then ``min(length, buffer size)`` bytes of it
+    (:func:`written_value`): a socket address (``accept``), a socket option's value
+    (``getsockopt``)."""
 
     arg: int
     size: str | int = "ret"
@@ -212,9 +213,20 @@ _IOCTL_OUT = {"TCGETS": TERMIOS_SIZE, "TIOCGWINSZ": WINSIZE_SIZE, "FIONREAD": 4,
               "TIOCGPGRP": 4, "TIOCOUTQ": 4, "TIOCGPTN": 4}
 
 
-def _ioctl_sizes(sizes: dict[str, int], arch: str = "x86_64") -> tuple[tuple[int, int], ...]:
+def _named_values(groups: tuple[str, ...], arch: str = "x86_64") -> dict[str, int]:
+    """``{name: value}`` of the named constants of ``groups`` (the generated module of
+    ``arch``), a name's first value where several groups hold it."""
     from importlib import import_module
-    values = dict(import_module(f"{__package__}.consts_{arch}").GROUPS["ioctl_cmds"][1])
+    mod = import_module(f"{__package__}.consts_{arch}")
+    out: dict[str, int] = {}
+    for group in groups:
+        for name, value in mod.GROUPS[group][1]:
+            out.setdefault(name, value)
+    return out
+
+
+def _ioctl_sizes(sizes: dict[str, int], arch: str = "x86_64") -> tuple[tuple[int, int], ...]:
+    values = _named_values(("ioctl_cmds",), arch)
     return tuple((values[name], n) for name, n in sizes.items())
 
 
@@ -256,12 +268,12 @@ OWN_ENTER_DATA: dict[str, UserData] = {
     "connect": UserData((1,), 2), "bind": UserData((1,), 2),
     "sendto": UserData((1,), 2), "setsockopt": UserData((3,), 4),
     "nanosleep": UserData((0,), fixed=TIMESPEC_SIZE),
+    "clock_nanosleep": UserData((2,), fixed=TIMESPEC_SIZE),
     # the room given for a socket address the call writes (socklen_t *addrlen)
     "accept": UserData((2,), fixed=4), "accept4": UserData((2,), fixed=4),
     "getsockname": UserData((2,), fixed=4), "getpeername": UserData((2,), fixed=4),
     "getsockopt": UserData((4,), fixed=4),      # the room given for the option's value
     "ioctl": UserData((2,), 1, per_request=_ioctl_sizes(_IOCTL_IN)),
-    "clock_nanosleep": UserData((2,), fixed=TIMESPEC_SIZE),
     "rt_sigprocmask": UserData((1,), fixed=SIGSET_SIZE),
     "rt_sigaction": UserData((1,), fixed=SIGACTION_SIZE),
     "prlimit64": UserData((2,), fixed=RLIMIT64_SIZE),
@@ -328,13 +340,7 @@ _OPENAT_FLAGS = ("O_WRONLY", "O_RDWR", "O_CREAT", "O_EXCL", "O_NOCTTY", "O_TRUNC
 
 
 def _open_flag_values(arch: str = "x86_64") -> dict[str, int]:
-    from importlib import import_module
-    mod = import_module(f"{__package__}.consts_{arch}")
-    out = {}
-    for group in ("open_access", "open_flags"):
-        for name, value in mod.GROUPS[group][1]:
-            out.setdefault(name, value)
-    return out
+    return _named_values(("open_access", "open_flags"), arch)
 
 
 def openat_print_fmt(arch: str = "x86_64") -> str:
@@ -522,9 +528,10 @@ def written_value(length: bytes | None, value: bytes | None) -> bytes:
 
 
 def written_length(data) -> int | None:
-    """The length a ``"written"`` exit value holds, None when it holds none."""
+    """The length a ``"written"`` exit value holds (a signed ``socklen_t``), None when it
+    holds none."""
     raw = as_bytes(data)
-    return int.from_bytes(raw[:4], "little") if len(raw) >= 4 else None
+    return int.from_bytes(raw[:4], "little", signed=True) if len(raw) >= 4 else None
 
 
 def exit_value(data: ExitData, read: bytes | None, ret: int,
